@@ -1,0 +1,3 @@
+//! The `claimledger` binary.
+
+fn main() {}
