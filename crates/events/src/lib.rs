@@ -1,1 +1,30 @@
-//! Placeholder; filled in by the issue that owns this crate.
+//! Event payload types for the whole product and the versioned envelope they travel in on the log.
+//!
+//! This crate is pure: no I/O, no async, no clock. It owns the archived (rkyv) format of the log and
+//! nothing else; the billing core converts these types to its own domain types explicitly.
+//!
+//! - [`ids`]: identifier newtypes. [`time`]: UTC instants and calendar days as integers.
+//! - [`session`], [`rules`]: event payloads. [`Event`]: the event enum and its versioning rule.
+//! - [`envelope`]: the per-command [`Commit`], [`encode`], and checked [`decode`].
+//! - [`v1`]: frozen shapes of schema version 1 and the upcasters to the current version.
+
+pub mod codes;
+pub mod envelope;
+pub mod event;
+pub mod ids;
+pub mod rules;
+pub mod session;
+pub mod time;
+pub mod v1;
+
+pub use codes::{CptCode, FieldError, Icd10Code};
+pub use envelope::{
+    Actor, ActorKind, AggregateKind, CURRENT_SCHEMA_VERSION, Commit, DecodeError, EncodeError,
+    EventRecord, VersionedCommit, decode, decode_versioned, encode, encode_versioned,
+};
+pub use event::Event;
+pub use ids::{
+    AggregateId, CausationId, ChainId, ClinicId, CommandId, CorrelationId, EventId, PatientId,
+    PayerId, SessionId, TherapistId,
+};
+pub use time::{EpochDay, UtcMicros};
