@@ -1,1 +1,26 @@
-//! Placeholder; filled in by the issue that owns this crate.
+//! The append-only event log on NATS JetStream; the only crate that talks to NATS for the log.
+//!
+//! - [`EventLog::connect`] creates or verifies the log stream and its parked-messages stream.
+//! - [`EventLog::append`] writes one command's [`Commit`](claimledger_events::Commit) as one message
+//!   with optimistic concurrency on the aggregate's subject and the command id as message id.
+//! - [`EventLog::read`] returns one aggregate's commits; [`EventLog::replay`] and
+//!   [`EventLog::follow`] stream the whole log, one chain, one clinic or one aggregate, in order.
+//!
+//! Subjects are laid out as described in [`subject`]; settings live in [`LogConfig`].
+
+pub mod config;
+mod cursor;
+pub mod error;
+mod log;
+pub mod replay;
+pub mod subject;
+
+pub use config::{DEFAULT_DUPLICATE_WINDOW, LogConfig, LogStorage};
+pub use error::{InvalidMessage, LogError};
+pub use log::{
+    AggregateHistory, Appended, EVENT_TYPES_HEADER, EventLog, RecordedCommit, SCHEMA_VERSION_HEADER,
+};
+pub use replay::{
+    PARKED_ERROR_HEADER, PARKED_SEQUENCE_HEADER, PARKED_SUBJECT_HEADER, Replay, ReplayItem,
+};
+pub use subject::{AggregateAddress, CHAIN_WIDE_CLINIC_TOKEN, ReplayFilter};

@@ -1,0 +1,496 @@
+//! [`EventLog`]: stream set-up, append with optimistic concurrency and idempotency, and reads.
+
+use std::error::Error as _;
+
+use async_nats::header::NATS_MESSAGE_ID;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{
+    Config as StreamConfig, DiscardPolicy, LastRawMessageErrorKind, RetentionPolicy, StorageType,
+    Stream as JetStream,
+};
+use async_nats::jetstream::{self, Context};
+use claimledger_events::{CURRENT_SCHEMA_VERSION, CommandId, Commit, decode, encode};
+use tracing::{Span, field};
+
+use crate::config::{LogConfig, LogStorage};
+use crate::cursor::{Cursor, CursorEnd};
+use crate::error::{InvalidMessage, LogError};
+use crate::replay::{Parker, Replay};
+use crate::subject::{AggregateAddress, ReplayFilter};
+
+/// Header carrying the schema version the payload was written with.
+pub const SCHEMA_VERSION_HEADER: &str = "ClaimLedger-Schema-Version";
+/// Header carrying the commit's event type names, comma-separated, in order.
+pub const EVENT_TYPES_HEADER: &str = "ClaimLedger-Event-Types";
+
+/// The outcome of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The stream sequence of the commit: the aggregate's new version.
+    pub sequence: u64,
+    /// `true` when the command had already been appended (a retry): nothing new was stored and
+    /// `sequence` is the original commit's.
+    pub duplicate: bool,
+}
+
+/// A commit read back from the log, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCommit {
+    /// Its stream sequence, unique and increasing across the whole log.
+    pub sequence: u64,
+    /// Its subject.
+    pub subject: String,
+    /// The commit, upcast to the current schema version.
+    pub commit: Commit,
+}
+
+/// Every commit of one aggregate, in order, and its current version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateHistory {
+    /// The commits, oldest first.
+    pub commits: Vec<RecordedCommit>,
+    /// The sequence of the last commit, or 0 for an aggregate with none: the `expected_version` of
+    /// the next append.
+    pub version: u64,
+}
+
+/// The event log on one JetStream stream. Cheap to clone; clones share the connection.
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    context: Context,
+    config: LogConfig,
+    stream: JetStream,
+    parker: Parker,
+}
+
+impl EventLog {
+    /// Validates `config`, creates or verifies both streams, and returns the log.
+    pub async fn connect(client: async_nats::Client, config: LogConfig) -> Result<Self, LogError> {
+        config.validate()?;
+        let context = jetstream::new(client);
+        let (stream, parked) = ensure_streams(&context, &config).await?;
+        let parker = Parker::new(context.clone(), parked, &config);
+        Ok(Self {
+            context,
+            config,
+            stream,
+            parker,
+        })
+    }
+
+    /// Creates the streams if missing, or checks that the existing ones match the configuration.
+    /// Idempotent; [`EventLog::connect`] already calls it.
+    pub async fn ensure_stream(&self) -> Result<(), LogError> {
+        ensure_streams(&self.context, &self.config).await.map(drop)
+    }
+
+    /// The configuration this log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// The subject of an aggregate on this log.
+    pub fn subject_of(&self, aggregate: &AggregateAddress) -> Result<String, LogError> {
+        aggregate.subject(&self.config.subject_prefix)
+    }
+
+    /// Appends one command's commit to `aggregate`, if the aggregate is still at `expected_version`
+    /// (the stream sequence of its last commit; 0 for a new aggregate).
+    ///
+    /// The command id is the message id, so retrying a command whose outcome is unknown is safe:
+    /// inside the duplicate window the server answers with the original sequence; after it, the
+    /// server reports a conflict and the aggregate's commits since `expected_version` are searched for
+    /// the command id. Either way the answer is `Appended { duplicate: true, .. }` with the original
+    /// sequence. A real conflict is [`LogError::Conflict`] with the aggregate's actual version.
+    #[tracing::instrument(
+        name = "log.append",
+        skip_all,
+        fields(
+            stream = %self.config.stream_name,
+            subject = field::Empty,
+            aggregate_id = %aggregate.id,
+            command = %commit.command_id,
+            expected_version,
+            seq = field::Empty,
+        )
+    )]
+    pub async fn append(
+        &self,
+        aggregate: &AggregateAddress,
+        expected_version: u64,
+        commit: &Commit,
+    ) -> Result<Appended, LogError> {
+        commit.validate()?;
+        let subject = self.subject_of(aggregate)?;
+        Span::current().record("subject", subject.as_str());
+        let commit_address = AggregateAddress::of(commit);
+        if commit_address != *aggregate {
+            return Err(LogError::AggregateMismatch {
+                subject,
+                commit_subject: self.subject_of(&commit_address)?,
+            });
+        }
+        let event_types = commit.event_type_names().collect::<Vec<_>>().join(",");
+        let message = PublishMessage::build()
+            .payload(encode(commit)?.into())
+            .message_id(commit.command_id.to_string())
+            .expected_last_subject_sequence(expected_version)
+            .header(SCHEMA_VERSION_HEADER, CURRENT_SCHEMA_VERSION.to_string())
+            .header(EVENT_TYPES_HEADER, event_types);
+        let ack = self
+            .context
+            .send_publish(subject.clone(), message)
+            .await
+            .map_err(LogError::nats("publishing a commit"))?
+            .await;
+        match ack {
+            Ok(ack) => {
+                Span::current().record("seq", ack.sequence);
+                if ack.duplicate {
+                    tracing::info!(
+                        "command already appended inside the duplicate window; nothing stored"
+                    );
+                }
+                Ok(Appended {
+                    sequence: ack.sequence,
+                    duplicate: ack.duplicate,
+                })
+            }
+            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
+                self.resolve_wrong_last_sequence(
+                    aggregate,
+                    subject,
+                    expected_version,
+                    commit.command_id,
+                    &error,
+                )
+                .await
+            }
+            Err(error) => Err(LogError::nats("awaiting the publish acknowledgement")(
+                error,
+            )),
+        }
+    }
+
+    /// Tells a retried command (already stored after `expected_version`) from a real conflict.
+    async fn resolve_wrong_last_sequence(
+        &self,
+        aggregate: &AggregateAddress,
+        subject: String,
+        expected_version: u64,
+        command_id: CommandId,
+        error: &PublishError,
+    ) -> Result<Appended, LogError> {
+        if let Some(sequence) = self
+            .find_command_after(&subject, expected_version, command_id)
+            .await?
+        {
+            Span::current().record("seq", sequence);
+            tracing::info!(
+                "command already appended before the duplicate window closed; nothing stored"
+            );
+            return Ok(Appended {
+                sequence,
+                duplicate: true,
+            });
+        }
+        let actual_version = match error
+            .source()
+            .and_then(|source| actual_sequence_from_description(&source.to_string()))
+        {
+            Some(actual) => actual,
+            None => self.version(aggregate).await?,
+        };
+        Err(LogError::Conflict {
+            subject,
+            expected_version,
+            actual_version,
+        })
+    }
+
+    /// The sequence of the commit carrying `command_id` on `subject` after `after_sequence`, if any.
+    async fn find_command_after(
+        &self,
+        subject: &str,
+        after_sequence: u64,
+        command_id: CommandId,
+    ) -> Result<Option<u64>, LogError> {
+        let wanted = command_id.to_string();
+        let mut cursor = Cursor::open(
+            &self.stream,
+            after_sequence + 1,
+            Some(subject.to_owned()),
+            CursorEnd::Snapshot,
+        )
+        .await?;
+        while let Some(message) = cursor.next().await {
+            let message = message?;
+            let message_id = message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get(NATS_MESSAGE_ID));
+            if message_id.is_some_and(|id| id.as_str() == wanted) {
+                return Ok(Some(message.sequence));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The aggregate's current version: the sequence of its last commit, or 0 if it has none.
+    pub async fn version(&self, aggregate: &AggregateAddress) -> Result<u64, LogError> {
+        let subject = self.subject_of(aggregate)?;
+        match self.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => Ok(message.sequence),
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(error) => Err(LogError::nats("reading an aggregate's last commit")(error)),
+        }
+    }
+
+    /// Every commit of one aggregate, in order. A stored message that is not a valid commit of this
+    /// aggregate is an error: an aggregate cannot be rebuilt around a hole.
+    #[tracing::instrument(
+        name = "log.read",
+        skip_all,
+        fields(stream = %self.config.stream_name, aggregate_id = %aggregate.id)
+    )]
+    pub async fn read(&self, aggregate: &AggregateAddress) -> Result<AggregateHistory, LogError> {
+        let subject = self.subject_of(aggregate)?;
+        let mut cursor =
+            Cursor::open(&self.stream, 1, Some(subject.clone()), CursorEnd::Snapshot).await?;
+        let mut commits = Vec::new();
+        while let Some(message) = cursor.next().await {
+            let message = message?;
+            let commit = decode_for_subject(&message.payload, &message.subject, &self.config)
+                .map_err(|reason| LogError::InvalidMessage {
+                    sequence: message.sequence,
+                    subject: message.subject.clone(),
+                    reason,
+                })?;
+            commits.push(RecordedCommit {
+                sequence: message.sequence,
+                subject: message.subject,
+                commit,
+            });
+        }
+        let version = commits.last().map_or(0, |commit| commit.sequence);
+        Ok(AggregateHistory { commits, version })
+    }
+
+    /// Streams the commits matching `filter` from `from_sequence` (0 or 1 = the beginning) up to the
+    /// stream's last sequence at the time of the call, in order, with bounded memory. Invalid messages
+    /// are parked and reported as [`crate::ReplayItem::Invalid`]; the replay continues past them.
+    pub async fn replay(
+        &self,
+        from_sequence: u64,
+        filter: ReplayFilter,
+    ) -> Result<Replay, LogError> {
+        self.open_replay(from_sequence, filter, CursorEnd::Snapshot)
+            .await
+    }
+
+    /// Like [`EventLog::replay`], but never ends: after the existing commits it waits for new ones.
+    pub async fn follow(
+        &self,
+        from_sequence: u64,
+        filter: ReplayFilter,
+    ) -> Result<Replay, LogError> {
+        self.open_replay(from_sequence, filter, CursorEnd::Follow)
+            .await
+    }
+
+    async fn open_replay(
+        &self,
+        from_sequence: u64,
+        filter: ReplayFilter,
+        end: CursorEnd,
+    ) -> Result<Replay, LogError> {
+        let filter_subject = filter.filter_subject(&self.config.subject_prefix)?;
+        let cursor = Cursor::open(&self.stream, from_sequence, filter_subject, end).await?;
+        Ok(Replay::new(
+            cursor,
+            self.parker.clone(),
+            self.config.clone(),
+        ))
+    }
+
+    /// The stream's last sequence now (0 when empty).
+    pub async fn last_sequence(&self) -> Result<u64, LogError> {
+        let info = self
+            .stream
+            .get_info()
+            .await
+            .map_err(LogError::nats("reading the stream state"))?;
+        Ok(info.state.last_sequence)
+    }
+}
+
+/// Decodes a payload and checks that the commit belongs to the subject it was stored under.
+pub(crate) fn decode_for_subject(
+    payload: &[u8],
+    subject: &str,
+    config: &LogConfig,
+) -> Result<Commit, InvalidMessage> {
+    let commit = decode(payload)?;
+    let commit_subject = AggregateAddress::of(&commit)
+        .subject(&config.subject_prefix)
+        .map_err(|_| InvalidMessage::WrongSubject {
+            commit_subject: String::new(),
+        })?;
+    if commit_subject != subject {
+        return Err(InvalidMessage::WrongSubject { commit_subject });
+    }
+    Ok(commit)
+}
+
+/// Reads N from the server's "wrong last sequence: N" description (error 10071), where N is the
+/// subject's actual last sequence.
+fn actual_sequence_from_description(description: &str) -> Option<u64> {
+    let (_, rest) = description.split_once("wrong last sequence: ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+fn stream_config(name: String, subjects: Vec<String>, config: &LogConfig) -> StreamConfig {
+    StreamConfig {
+        name,
+        subjects,
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::Old,
+        storage: match config.storage {
+            LogStorage::File => StorageType::File,
+            LogStorage::Memory => StorageType::Memory,
+        },
+        num_replicas: config.replicas,
+        duplicate_window: config.duplicate_window,
+        // No age, size or count limit: the log is the system of record and is never trimmed.
+        max_age: std::time::Duration::ZERO,
+        max_bytes: -1,
+        max_messages: -1,
+        max_messages_per_subject: -1,
+        deny_delete: true,
+        deny_purge: true,
+        allow_direct: true,
+        ..StreamConfig::default()
+    }
+}
+
+async fn ensure_streams(
+    context: &Context,
+    config: &LogConfig,
+) -> Result<(JetStream, JetStream), LogError> {
+    let log = ensure_stream(
+        context,
+        stream_config(
+            config.stream_name.clone(),
+            vec![format!("{}.>", config.subject_prefix)],
+            config,
+        ),
+    )
+    .await?;
+    let parked = ensure_stream(
+        context,
+        stream_config(
+            config.parked_stream_name(),
+            vec![format!("{}.>", config.parked_subject_prefix())],
+            config,
+        ),
+    )
+    .await?;
+    Ok((log, parked))
+}
+
+/// Creates the stream, or checks an existing one against the settings the log relies on.
+#[tracing::instrument(name = "log.ensure_stream", skip_all, fields(stream = %wanted.name))]
+async fn ensure_stream(context: &Context, wanted: StreamConfig) -> Result<JetStream, LogError> {
+    let mut stream = context
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(LogError::nats("creating or looking up a stream"))?;
+    let found = &stream
+        .info()
+        .await
+        .map_err(LogError::nats("reading a stream's configuration"))?
+        .config;
+    let mismatch = |field: &'static str, expected: String, found: String| {
+        Err(LogError::StreamMismatch {
+            stream: wanted.name.clone(),
+            field,
+            expected,
+            found,
+        })
+    };
+    if found.subjects != wanted.subjects {
+        return mismatch(
+            "subjects",
+            format!("{:?}", wanted.subjects),
+            format!("{:?}", found.subjects),
+        );
+    }
+    if found.storage != wanted.storage {
+        return mismatch(
+            "storage",
+            format!("{:?}", wanted.storage),
+            format!("{:?}", found.storage),
+        );
+    }
+    if found.retention != wanted.retention {
+        return mismatch(
+            "retention",
+            format!("{:?}", wanted.retention),
+            format!("{:?}", found.retention),
+        );
+    }
+    if !found.max_age.is_zero() || found.max_bytes > 0 || found.max_messages > 0 {
+        return mismatch(
+            "limits",
+            "no age, size or count limit".to_owned(),
+            format!(
+                "max_age {:?}, max_bytes {}, max_messages {}",
+                found.max_age, found.max_bytes, found.max_messages
+            ),
+        );
+    }
+    if !(found.deny_delete && found.deny_purge) {
+        return mismatch(
+            "deny_delete/deny_purge",
+            "true/true".to_owned(),
+            format!("{}/{}", found.deny_delete, found.deny_purge),
+        );
+    }
+    if found.duplicate_window != wanted.duplicate_window {
+        return mismatch(
+            "duplicate_window",
+            format!("{:?}", wanted.duplicate_window),
+            format!("{:?}", found.duplicate_window),
+        );
+    }
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_actual_sequence_from_the_server_description() {
+        assert_eq!(
+            actual_sequence_from_description(
+                "wrong last sequence: 42 (code 400, error code 10071)"
+            ),
+            Some(42)
+        );
+        assert_eq!(
+            actual_sequence_from_description("wrong last sequence: 0"),
+            Some(0)
+        );
+        assert_eq!(
+            actual_sequence_from_description("wrong last msg ID: abc"),
+            None
+        );
+        assert_eq!(
+            actual_sequence_from_description("wrong last sequence: x"),
+            None
+        );
+    }
+}
