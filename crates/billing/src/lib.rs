@@ -10,15 +10,23 @@
 //! - [`units`]: CMS total-time and AMA per-code units with their reasoning.
 //! - [`edits`]: NCCI PTP pairs, MUE caps and the always-therapy list as dated reference data.
 //! - [`policy`]: one version of one payer's rules.
+//! - [`claim`]: claim lines from a completed visit, with the reason for every decision.
+//! - [`scrubber`]: findings on a (possibly hand-edited) claim before it goes out.
 
+pub mod claim;
 pub mod codes;
 pub mod edits;
 pub mod modifiers;
 pub mod money;
 pub mod policy;
+pub mod scrubber;
 pub mod units;
 pub mod validation;
 
+pub use claim::{
+    Claim, ClaimLine, DerivedClaim, PlaceOfService, ServiceRecord, UntimedService, Visit,
+    derive_claim,
+};
 pub use codes::{CptCode, Technique, Timing};
 pub use edits::{
     AlwaysTherapyEntry, Confidence, EffectivePeriod, ModifierIndicator, MueLimit, PtpEdit,
@@ -27,5 +35,6 @@ pub use edits::{
 pub use modifiers::Modifier;
 pub use money::Cents;
 pub use policy::{DistinctProcedureModifiers, PayerPolicy, PriceList, ReferralRequirement};
+pub use scrubber::{Finding, FindingCode, Severity, scrub};
 pub use units::{TieBreak, UnitMethod};
 pub use validation::{FieldError, Icd10Code, Npi, Problem, TaxId};

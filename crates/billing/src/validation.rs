@@ -64,6 +64,9 @@ pub enum Problem {
     /// are accepted with their hyphens).
     #[error("must be 9 digits (EIN NN-NNNNNNN or SSN NNN-NN-NNNN)")]
     TaxIdNotNineDigits,
+    /// A diagnosis beyond the twelve that item 21 of the CMS-1500 holds.
+    #[error("does not fit: a claim holds at most 12 diagnoses (item 21, A to L)")]
+    TooManyDiagnoses,
 }
 
 /// A syntactically valid ICD-10-CM diagnosis code in its dotted form, e.g. `M54.50` or `S13.4XXA`.
