@@ -1,0 +1,13 @@
+//! Compiles `proto/payer_rules.proto` into Rust types with protox (a pure-Rust protobuf compiler),
+//! so building the crate never needs a system `protoc`.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let proto_file = proto_dir.join("payer_rules.proto");
+    println!("cargo:rerun-if-changed={}", proto_file.display());
+    let descriptors = protox::compile([&proto_file], [&proto_dir])?;
+    prost_build::Config::new().compile_fds(descriptors)?;
+    Ok(())
+}
