@@ -1,8 +1,6 @@
 //! Claim lines from a completed visit: which code, how many units, which modifiers, which
 //! diagnoses and what charge, shaped like CMS-1500 item 24, each decision with its reason.
 
-use std::collections::BTreeMap;
-use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::NaiveDate;
@@ -16,7 +14,7 @@ use crate::policy::{DistinctProcedureModifiers, PayerPolicy, PriceList};
 use crate::units::{
     CodeMinutes, CodeUnits, TieBreak, UnitsError, UntimedUnits, VisitUnits, visit_units,
 };
-use crate::validation::{FieldError, Icd10Code, Npi, TaxId};
+use crate::validation::{FieldError, Icd10Code, Npi, Problem, TaxId};
 
 /// The most diagnoses item 21 holds (A to L).
 pub const MAX_DIAGNOSES: usize = 12;
@@ -404,17 +402,88 @@ pub enum DeriveError {
     Units(#[from] UnitsError),
 }
 
-/// What the documentation says about one billed code after any payer substitution.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CodeDocumentation {
+/// What the documentation says about one billed code after any payer substitution. It borrows
+/// the visit and finds its services on demand, so grouping a visit allocates almost nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeDocumentation<'v> {
+    /// The billed code.
+    pub code: CptCode,
     /// Total documented minutes.
     pub minutes: u32,
-    /// Indexes into `Visit::services` (timed codes) or `Visit::modalities` (untimed codes).
-    pub sources: Vec<usize>,
-    /// Distinct techniques, in order of first appearance.
-    pub techniques: Vec<Technique>,
-    /// Distinct body regions, normalised to lower case and trimmed.
-    pub regions: BTreeSet<String>,
+    /// True when this code absorbs all massage/manual services because of a payer substitution.
+    merged_massage: bool,
+    visit: &'v Visit,
+}
+
+impl<'v> CodeDocumentation<'v> {
+    /// The visit's services billed under this code, with their indexes in `Visit::services`.
+    pub fn services(&self) -> impl Iterator<Item = (usize, &'v ServiceRecord)> + '_ {
+        let visit: &'v Visit = self.visit;
+        visit
+            .services
+            .iter()
+            .enumerate()
+            .filter(move |(_, service)| {
+                if self.merged_massage {
+                    service.code.is_massage_or_manual()
+                } else {
+                    service.code == self.code
+                }
+            })
+    }
+
+    /// The visit's untimed services billed under this code.
+    pub fn modalities(&self) -> impl Iterator<Item = &'v UntimedService> + '_ {
+        let visit: &'v Visit = self.visit;
+        visit
+            .modalities
+            .iter()
+            .filter(move |modality| modality.code == self.code)
+    }
+
+    /// Distinct documented techniques, in order of first appearance.
+    pub fn techniques(&self) -> Vec<Technique> {
+        let mut techniques = Vec::new();
+        for (_, service) in self.services() {
+            if !techniques.contains(&service.technique) {
+                techniques.push(service.technique);
+            }
+        }
+        techniques
+    }
+
+    /// Every documented body region, trimmed (it may repeat).
+    pub fn regions(&self) -> impl Iterator<Item = &'v str> + '_ {
+        self.services()
+            .map(|(_, service)| service.body_region.trim())
+            .chain(
+                self.modalities()
+                    .map(|modality| modality.body_region.trim()),
+            )
+    }
+
+    /// Distinct documented body regions, for explanations.
+    pub fn distinct_regions(&self) -> Vec<String> {
+        let mut regions: Vec<String> = Vec::new();
+        for region in self.regions() {
+            if !regions
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(region))
+            {
+                regions.push(region.to_owned());
+            }
+        }
+        regions
+    }
+
+    /// True when no body region of `self` is also a region of `other`, ignoring ASCII case.
+    pub fn regions_disjoint(&self, other: &CodeDocumentation<'_>) -> bool {
+        !self.regions().any(|region| {
+            other
+                .regions()
+                .any(|other| region.eq_ignore_ascii_case(other))
+        })
+    }
 }
 
 /// A payer substitution among massage/manual codes.
@@ -434,14 +503,14 @@ pub struct Substitution {
 
 /// The visit's documentation grouped by the code it will be billed under.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attribution {
-    /// Per billed code.
-    pub codes: BTreeMap<CptCode, CodeDocumentation>,
+pub struct Attribution<'v> {
+    /// Per billed code, in code order.
+    pub codes: Vec<CodeDocumentation<'v>>,
     /// The massage/manual substitution, if the payer's rules called for one.
     pub substitution: Option<Substitution>,
 }
 
-impl Attribution {
+impl<'v> Attribution<'v> {
     /// The code a clinician's recorded code is billed under.
     pub fn billed_code_for(&self, documented: CptCode) -> CptCode {
         match &self.substitution {
@@ -451,10 +520,13 @@ impl Attribution {
             _ => documented,
         }
     }
-}
 
-fn normalise_region(region: &str) -> String {
-    region.trim().to_lowercase()
+    /// The documentation billed under `code`, if any.
+    pub fn get(&self, code: CptCode) -> Option<&CodeDocumentation<'v>> {
+        self.codes
+            .iter()
+            .find(|documentation| documentation.code == code)
+    }
 }
 
 /// Groups the visit's documentation by billed code, applying the payer's massage/manual rules
@@ -462,111 +534,125 @@ fn normalise_region(region: &str) -> String {
 /// support. Where the payer states no preference, the code with the most documented minutes
 /// wins, then the decision 3 order (primary, higher allowed, lower code); a careful biller picks
 /// the dominant documented work rather than the better-paid code.
-pub fn attribute(visit: &Visit, policy: &PayerPolicy) -> Result<Attribution, DeriveError> {
-    let mut documented_massage: BTreeMap<CptCode, u32> = BTreeMap::new();
-    for service in visit
-        .services
-        .iter()
-        .filter(|service| service.code.is_massage_or_manual())
-    {
-        let minutes = documented_massage.entry(service.code).or_default();
-        *minutes = minutes.saturating_add(service.minutes);
+pub fn attribute<'v>(
+    visit: &'v Visit,
+    policy: &PayerPolicy,
+) -> Result<Attribution<'v>, DeriveError> {
+    let mut massage_minutes: [Option<u32>; 2] = [None, None];
+    for service in &visit.services {
+        let slot = match service.code {
+            CptCode::Massage => &mut massage_minutes[0],
+            CptCode::ManualTherapy => &mut massage_minutes[1],
+            _ => continue,
+        };
+        *slot = Some(slot.unwrap_or(0).saturating_add(service.minutes));
     }
-    let substitution = choose_substitution(visit, policy, &documented_massage);
-    let mut codes: BTreeMap<CptCode, CodeDocumentation> = BTreeMap::new();
-    let billed_code = |documented: CptCode| match &substitution {
-        Some(substitution) if substitution.documented.contains(&documented) => substitution.billed,
-        _ => documented,
-    };
-    for (index, service) in visit.services.iter().enumerate() {
-        let code = billed_code(service.code);
-        let entry = codes.entry(code).or_default();
-        add_documentation(entry, code, index, service.minutes, &service.body_region)?;
-        if !entry.techniques.contains(&service.technique) {
-            entry.techniques.push(service.technique);
+    let substitution = choose_substitution(visit, policy, massage_minutes);
+    let mut codes: Vec<CodeDocumentation<'v>> =
+        Vec::with_capacity(visit.services.len() + visit.modalities.len());
+    let merged = substitution
+        .as_ref()
+        .map(|substitution| substitution.billed);
+    let timed = visit.services.iter().map(|service| {
+        let code = match merged {
+            Some(billed) if service.code.is_massage_or_manual() => billed,
+            _ => service.code,
+        };
+        (code, service.minutes)
+    });
+    let untimed = visit
+        .modalities
+        .iter()
+        .map(|modality| (modality.code, modality.minutes));
+    for (code, minutes) in timed.chain(untimed) {
+        match codes
+            .iter_mut()
+            .find(|documentation| documentation.code == code)
+        {
+            Some(documentation) => {
+                documentation.minutes = documentation
+                    .minutes
+                    .checked_add(minutes)
+                    .ok_or(DeriveError::MinutesOverflow { code })?;
+            }
+            None => codes.push(CodeDocumentation {
+                code,
+                minutes,
+                merged_massage: merged == Some(code),
+                visit,
+            }),
         }
     }
-    for (index, modality) in visit.modalities.iter().enumerate() {
-        let entry = codes.entry(modality.code).or_default();
-        add_documentation(
-            entry,
-            modality.code,
-            index,
-            modality.minutes,
-            &modality.body_region,
-        )?;
-    }
+    codes.sort_by_key(|documentation| documentation.code);
     Ok(Attribution {
         codes,
         substitution,
     })
 }
 
-fn add_documentation(
-    entry: &mut CodeDocumentation,
-    code: CptCode,
-    index: usize,
-    minutes: u32,
-    region: &str,
-) -> Result<(), DeriveError> {
-    entry.minutes = entry
-        .minutes
-        .checked_add(minutes)
-        .ok_or(DeriveError::MinutesOverflow { code })?;
-    entry.sources.push(index);
-    entry.regions.insert(normalise_region(region));
-    Ok(())
-}
-
 fn choose_substitution(
     visit: &Visit,
     policy: &PayerPolicy,
-    documented: &BTreeMap<CptCode, u32>,
+    massage_minutes: [Option<u32>; 2],
 ) -> Option<Substitution> {
-    let cause = if policy.one_massage_or_manual_code_per_visit && documented.len() > 1 {
+    let pairs = [
+        (CptCode::Massage, massage_minutes[0]),
+        (CptCode::ManualTherapy, massage_minutes[1]),
+    ];
+    let documented = || {
+        pairs
+            .iter()
+            .filter_map(|(code, minutes)| minutes.map(|_| *code))
+    };
+    let cause = if policy.one_massage_or_manual_code_per_visit && documented().count() > 1 {
         SubstitutionCause::OneCodePerVisit
-    } else if documented.keys().any(|code| !policy.accepts(*code)) {
+    } else if documented().any(|code| !policy.accepts(code)) {
         SubstitutionCause::DocumentedCodeNotAccepted
     } else {
         return None;
     };
-    let supported: Vec<CptCode> = [CptCode::Massage, CptCode::ManualTherapy]
-        .into_iter()
-        .filter(|code| {
-            visit
-                .services
-                .iter()
-                .any(|service| code.covers(service.technique))
-        })
-        .collect();
-    let candidates: Vec<CptCode> = supported
+    let is_supported = |code: CptCode| {
+        visit
+            .services
+            .iter()
+            .any(|service| code.covers(service.technique))
+    };
+    let minutes_of = |code: CptCode| {
+        pairs
+            .iter()
+            .find(|(listed, _)| *listed == code)
+            .and_then(|(_, minutes)| *minutes)
+            .unwrap_or(0)
+    };
+    let candidates = pairs
         .iter()
-        .copied()
-        .filter(|code| policy.accepts(*code))
-        .collect();
+        .map(|(code, _)| *code)
+        .filter(|code| is_supported(*code) && policy.accepts(*code));
     let preferred = policy
         .preferred_massage_code
-        .filter(|code| candidates.contains(code));
+        .filter(|code| candidates.clone().any(|candidate| candidate == *code));
     let billed = preferred.or_else(|| {
-        candidates.iter().copied().max_by(|left, right| {
-            let minutes = |code: &CptCode| documented.get(code).copied().unwrap_or(0);
-            let is_primary = |code: &CptCode| visit.primary_code == Some(*code);
-            let allowed = |code: &CptCode| policy.fee_schedule.per_unit(*code);
-            minutes(left)
-                .cmp(&minutes(right))
-                .then_with(|| is_primary(left).cmp(&is_primary(right)))
-                .then_with(|| allowed(left).cmp(&allowed(right)))
+        candidates.max_by(|left, right| {
+            let is_primary = |code: CptCode| visit.primary_code == Some(code);
+            let allowed = |code: CptCode| policy.fee_schedule.per_unit(code);
+            minutes_of(*left)
+                .cmp(&minutes_of(*right))
+                .then_with(|| is_primary(*left).cmp(&is_primary(*right)))
+                .then_with(|| allowed(*left).cmp(&allowed(*right)))
                 .then_with(|| right.cmp(left))
         })
     })?;
-    let documented_codes: Vec<CptCode> = documented.keys().copied().collect();
-    if documented_codes == [billed] {
+    if documented().eq([billed]) {
         return None;
     }
     Some(Substitution {
         billed,
-        documented: documented_codes,
-        supported,
+        documented: documented().collect(),
+        supported: pairs
+            .iter()
+            .map(|(code, _)| *code)
+            .filter(|code| is_supported(*code))
+            .collect(),
         cause,
         payer_preferred: preferred.is_some(),
     })
@@ -593,7 +679,8 @@ pub fn derive_claim(
     let date = visit.date_of_service;
     let mut omitted = Vec::new();
     let mut minutes: Vec<CodeMinutes> = Vec::with_capacity(attribution.codes.len());
-    for (&code, documentation) in &attribution.codes {
+    for documentation in &attribution.codes {
+        let code = documentation.code;
         if policy.bundles(code) {
             omitted.push(OmittedCode {
                 code,
@@ -611,7 +698,7 @@ pub fn derive_claim(
         primary: visit
             .primary_code
             .map(|code| attribution.billed_code_for(code)),
-        expected_allowed_per_unit: policy.fee_schedule.iter().collect(),
+        expected_allowed_per_unit: policy.fee_schedule.as_slice(),
     };
     let units = visit_units(policy.unit_method, &minutes, &tie_break)?;
 
@@ -634,24 +721,28 @@ pub fn derive_claim(
             .map(|entry| (entry.code, UnitsBasis::Untimed(*entry))),
     );
     planned.sort_by_key(|(code, _)| *code);
-    let billed_codes: Vec<CptCode> = planned.iter().map(|(code, _)| *code).collect();
 
     let (diagnoses, skipped_diagnoses) = claim_diagnoses(&visit.diagnoses);
     let pointer_count = diagnoses.len().min(MAX_POINTERS_PER_LINE) as u8;
     let mut lines = Vec::with_capacity(planned.len());
     let mut explanations = Vec::with_capacity(planned.len());
-    for (code, basis) in planned {
+    for &(code, basis) in &planned {
         let earned = match basis {
             UnitsBasis::Timed(entry) => entry.units,
             UnitsBasis::Untimed(_) => 1,
         };
         let (billed_units, cap) = apply_caps(code, earned, date, policy, reference);
         let modifier_reasons =
-            line_modifiers(code, &billed_codes, &attribution, visit, policy, reference);
+            line_modifiers(code, &planned, &attribution, visit, policy, reference);
         let price = charge_master
             .per_unit(code)
             .ok_or(DeriveError::MissingCharge { code })?;
-        let charge = price.times_units(billed_units, &format!("lines[{}].charge", lines.len()))?;
+        let charge = price
+            .checked_mul_units(billed_units)
+            .ok_or_else(|| MoneyOverflow {
+                field: format!("lines[{}].charge", lines.len()),
+                operation: format!("{billed_units} units x {price}"),
+            })?;
         lines.push(ClaimLine {
             date_of_service: date,
             place_of_service: visit.place_of_service,
@@ -692,15 +783,12 @@ fn claim_diagnoses(documented: &[String]) -> (Vec<Icd10Code>, Vec<FieldError>) {
     let mut diagnoses: Vec<Icd10Code> = Vec::with_capacity(documented.len().min(MAX_DIAGNOSES));
     let mut skipped = Vec::new();
     for (index, text) in documented.iter().enumerate() {
-        match Icd10Code::parse(&format!("diagnoses[{index}]"), text) {
+        let field = || format!("diagnoses[{index}]");
+        match Icd10Code::try_from_text(text) {
             Ok(code) if diagnoses.contains(&code) => {}
             Ok(code) if diagnoses.len() < MAX_DIAGNOSES => diagnoses.push(code),
-            Ok(_) => skipped.push(FieldError::new(
-                &format!("diagnoses[{index}]"),
-                text,
-                crate::validation::Problem::TooManyDiagnoses,
-            )),
-            Err(error) => skipped.push(error),
+            Ok(_) => skipped.push(FieldError::new(&field(), text, Problem::TooManyDiagnoses)),
+            Err(problem) => skipped.push(FieldError::new(&field(), text, problem)),
         }
     }
     (diagnoses, skipped)
@@ -760,9 +848,8 @@ fn code_reason(code: CptCode, attribution: &Attribution) -> CodeReason {
         },
         _ => CodeReason::AsDocumented {
             techniques: attribution
-                .codes
-                .get(&code)
-                .map(|documentation| documentation.techniques.clone())
+                .get(code)
+                .map(CodeDocumentation::techniques)
                 .unwrap_or_default(),
         },
     }
@@ -772,7 +859,7 @@ fn code_reason(code: CptCode, attribution: &Attribution) -> CodeReason {
 /// distinct-procedure modifier when this line is column 2 of a bypassable pair on separate regions.
 fn line_modifiers(
     code: CptCode,
-    billed_codes: &[CptCode],
+    planned: &[(CptCode, UnitsBasis)],
     attribution: &Attribution,
     visit: &Visit,
     policy: &PayerPolicy,
@@ -791,23 +878,18 @@ fn line_modifiers(
         DistinctProcedureModifiers::NotAccepted => None,
     };
     if let Some(modifier) = distinct_modifier.filter(|_| policy.enforce_ncci_edits) {
-        for &other in billed_codes.iter().filter(|other| **other != code) {
+        for &(other, _) in planned.iter().filter(|(other, _)| *other != code) {
             let Some(edit) = reference.ptp_edit_between(code, other, date) else {
                 continue;
             };
             if edit.column2 != code || edit.indicator != ModifierIndicator::Allowed {
                 continue;
             }
-            let regions = attribution
-                .codes
-                .get(&code)
-                .map(|documentation| &documentation.regions);
-            let column1_regions = attribution
-                .codes
-                .get(&other)
-                .map(|documentation| &documentation.regions);
-            if let (Some(regions), Some(column1_regions)) = (regions, column1_regions)
-                && regions.is_disjoint(column1_regions)
+            let documentation = attribution.get(code);
+            let column1_documentation = attribution.get(other);
+            if let (Some(documentation), Some(column1_documentation)) =
+                (documentation, column1_documentation)
+                && documentation.regions_disjoint(column1_documentation)
                 && !reasons
                     .iter()
                     .any(|reason| matches!(reason, ModifierReason::DistinctBodyRegions { .. }))
@@ -815,8 +897,8 @@ fn line_modifiers(
                 reasons.push(ModifierReason::DistinctBodyRegions {
                     modifier,
                     column1: other,
-                    regions: regions.iter().cloned().collect(),
-                    column1_regions: column1_regions.iter().cloned().collect(),
+                    regions: documentation.distinct_regions(),
+                    column1_regions: column1_documentation.distinct_regions(),
                 });
             }
         }

@@ -1,7 +1,6 @@
 //! One version of one payer's billing rules, as plain data the claim derivation and the scrubber
 //! read. The payer-rules crate loads these from data files; this crate never does.
 
-use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
@@ -15,26 +14,40 @@ use crate::units::UnitMethod;
 /// and for a chain's charge master (what the clinic charges).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PriceList {
-    per_unit: BTreeMap<CptCode, Cents>,
+    /// Sorted by code, one entry per code.
+    per_unit: Vec<(CptCode, Cents)>,
 }
 
 impl PriceList {
     /// Builds a price list from `(code, price per unit)` pairs; a later pair for the same code
     /// replaces an earlier one.
     pub fn from_pairs<I: IntoIterator<Item = (CptCode, Cents)>>(pairs: I) -> PriceList {
-        PriceList {
-            per_unit: pairs.into_iter().collect(),
+        let mut per_unit: Vec<(CptCode, Cents)> = Vec::new();
+        for (code, price) in pairs {
+            match per_unit.binary_search_by_key(&code, |(listed, _)| *listed) {
+                Ok(position) => per_unit[position].1 = price,
+                Err(position) => per_unit.insert(position, (code, price)),
+            }
         }
+        PriceList { per_unit }
     }
 
     /// The price per unit of `code`, if listed.
     pub fn per_unit(&self, code: CptCode) -> Option<Cents> {
-        self.per_unit.get(&code).copied()
+        self.per_unit
+            .iter()
+            .find(|(listed, _)| *listed == code)
+            .map(|(_, price)| *price)
+    }
+
+    /// Every `(code, price per unit)` in code order, as a slice (e.g. for [`crate::TieBreak`]).
+    pub fn as_slice(&self) -> &[(CptCode, Cents)] {
+        &self.per_unit
     }
 
     /// Every listed `(code, price per unit)`, in code order.
     pub fn iter(&self) -> impl Iterator<Item = (CptCode, Cents)> + '_ {
-        self.per_unit.iter().map(|(code, price)| (*code, *price))
+        self.per_unit.iter().copied()
     }
 }
 

@@ -16,7 +16,7 @@ use crate::edits::{ModifierIndicator, ReferenceData};
 use crate::modifiers::Modifier;
 use crate::policy::{DistinctProcedureModifiers, PayerPolicy, ReferralRequirement};
 use crate::units::{CodeMinutes, TieBreak, UnitMethod, VisitUnits, visit_units};
-use crate::validation::Icd10Code;
+use crate::validation::{FieldError, check_icd10_syntax};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -144,19 +144,20 @@ fn check_diagnoses(claim: &Claim, visit: &Visit, findings: &mut Findings) {
         findings.push(Severity::Error, FindingCode::MissingDiagnosis, "diagnoses".to_owned(), "the claim has no diagnosis; payers need at least one ICD-10-CM code showing medical necessity".to_owned());
     }
     for (index, text) in visit.diagnoses.iter().enumerate() {
-        let field = format!("visit.diagnoses[{index}]");
-        if let Err(error) = Icd10Code::parse(&field, text) {
+        let field = || format!("visit.diagnoses[{index}]");
+        if let Err(problem) = check_icd10_syntax(text) {
+            let error = FieldError::new(&field(), text, problem);
             findings.push(
                 Severity::Error,
                 FindingCode::InvalidDiagnosis,
-                field,
+                field(),
                 error.to_string(),
             );
         } else if index >= MAX_DIAGNOSES {
             findings.push(
                 Severity::Error,
                 FindingCode::InvalidDiagnosis,
-                field,
+                field(),
                 format!(
                     "{text} is diagnosis #{}; item 21 holds 12, so move the relevant ones up",
                     index + 1
@@ -246,7 +247,7 @@ fn check_lines(
     let units = documented_units(visit, policy, attribution);
 
     for (index, line) in claim.lines.iter().enumerate() {
-        let field = |name: &str| format!("lines[{index}].{name}");
+        let field = |name: &str| line_field(index, name);
         if claim.lines[..index]
             .iter()
             .any(|earlier| earlier.code == line.code)
@@ -275,22 +276,27 @@ fn check_lines(
         if policy.bundles(line.code) {
             findings.push(Severity::Error, FindingCode::BundledCodeBilled, field("code"), format!("payer {} never pays {} separately and the patient cannot be billed for it; remove the line", policy.payer_id, line.code));
         }
-        check_pointers(line, claim, &field("diagnosis_pointers"), findings);
-        check_support(line, visit, attribution, &field("code"), findings);
+        check_pointers(line, index, claim, findings);
+        check_support(line, index, attribution, findings);
         check_units(
             line,
+            index,
             visit,
             policy,
             reference,
             attribution,
             units.as_ref(),
-            &field("units"),
             findings,
         );
-        check_modifiers(line, policy, reference, date, &field("modifiers"), findings);
+        check_modifiers(line, index, policy, reference, date, findings);
     }
     check_undercoding(claim, policy, reference, date, units.as_ref(), findings);
     check_pairs(claim, visit, policy, reference, attribution, findings);
+}
+
+/// The name of a field of line `index`, built only when a finding needs it.
+fn line_field(index: usize, name: &str) -> String {
+    format!("lines[{index}].{name}")
 }
 
 /// Units the documentation earns per code under the payer's method (bundled codes left out).
@@ -302,9 +308,9 @@ fn documented_units(
     let minutes: Vec<CodeMinutes> = attribution
         .codes
         .iter()
-        .filter(|(code, _)| !policy.bundles(**code))
-        .map(|(code, documentation)| CodeMinutes {
-            code: *code,
+        .filter(|documentation| !policy.bundles(documentation.code))
+        .map(|documentation| CodeMinutes {
+            code: documentation.code,
             minutes: documentation.minutes,
         })
         .collect();
@@ -312,17 +318,18 @@ fn documented_units(
         primary: visit
             .primary_code
             .map(|code| attribution.billed_code_for(code)),
-        expected_allowed_per_unit: policy.fee_schedule.iter().collect(),
+        expected_allowed_per_unit: policy.fee_schedule.as_slice(),
     };
     visit_units(policy.unit_method, &minutes, &tie_break).ok()
 }
 
-fn check_pointers(line: &ClaimLine, claim: &Claim, field: &str, findings: &mut Findings) {
+fn check_pointers(line: &ClaimLine, index: usize, claim: &Claim, findings: &mut Findings) {
+    let field = || line_field(index, "diagnosis_pointers");
     if line.diagnosis_pointers.is_empty() {
         findings.push(
             Severity::Error,
             FindingCode::MissingDiagnosis,
-            field.to_owned(),
+            field(),
             format!("{} points at no diagnosis", line.code),
         );
     }
@@ -330,7 +337,7 @@ fn check_pointers(line: &ClaimLine, claim: &Claim, field: &str, findings: &mut F
         findings.push(
             Severity::Error,
             FindingCode::InvalidDiagnosisPointer,
-            field.to_owned(),
+            field(),
             format!(
                 "{} pointers; item 24E holds at most 4",
                 line.diagnosis_pointers.len()
@@ -342,7 +349,7 @@ fn check_pointers(line: &ClaimLine, claim: &Claim, field: &str, findings: &mut F
             findings.push(
                 Severity::Error,
                 FindingCode::InvalidDiagnosisPointer,
-                field.to_owned(),
+                field(),
                 format!(
                     "pointer {pointer} refers to a diagnosis the claim does not list ({} listed)",
                     claim.diagnoses.len()
@@ -357,17 +364,17 @@ fn check_pointers(line: &ClaimLine, claim: &Claim, field: &str, findings: &mut F
 /// support (decision 8).
 fn check_support(
     line: &ClaimLine,
-    visit: &Visit,
+    index: usize,
     attribution: &Attribution,
-    field: &str,
     findings: &mut Findings,
 ) {
+    let field = || line_field(index, "code");
     let code = line.code;
-    let Some(documentation) = attribution.codes.get(&code) else {
+    let Some(documentation) = attribution.get(code) else {
         findings.push(
             Severity::Error,
             FindingCode::CodeNotSupportedByDocumentation,
-            field.to_owned(),
+            field(),
             format!("no documented service supports {code}"),
         );
         return;
@@ -379,22 +386,21 @@ fn check_support(
             .is_some_and(|substitution| {
                 substitution.billed == code && substitution.supported.contains(&code)
             });
-        for &source in &documentation.sources {
-            let service = &visit.services[source];
+        for (source, service) in documentation.services() {
             if !code.covers(service.technique) && !substituted {
-                findings.push(Severity::Error, FindingCode::CodeNotSupportedByDocumentation, field.to_owned(), format!("services[{source}] documents {}, which {code} does not cover (it is billed as {})", service.technique, service.technique.billing_code()));
+                findings.push(Severity::Error, FindingCode::CodeNotSupportedByDocumentation, field(), format!("services[{source}] documents {}, which {code} does not cover (it is billed as {})", service.technique, service.technique.billing_code()));
             }
         }
     }
     if code.requires_description() {
-        let described = documentation.sources.iter().any(|&source| {
-            visit.services[source]
+        let described = documentation.services().any(|(_, service)| {
+            service
                 .description
                 .as_deref()
                 .is_some_and(|text| !text.trim().is_empty())
         });
         if !described {
-            findings.push(Severity::Error, FindingCode::UnlistedCodeWithoutDescription, field.to_owned(), format!("{code} is an unlisted procedure; the payer needs a written description of the service"));
+            findings.push(Severity::Error, FindingCode::UnlistedCodeWithoutDescription, field(), format!("{code} is an unlisted procedure; the payer needs a written description of the service"));
         }
     }
 }
@@ -402,21 +408,21 @@ fn check_support(
 #[allow(clippy::too_many_arguments)] // The scrubber's inputs are all needed; bundling them would only hide that.
 fn check_units(
     line: &ClaimLine,
+    index: usize,
     visit: &Visit,
     policy: &PayerPolicy,
     reference: &ReferenceData,
     attribution: &Attribution,
     units: Option<&VisitUnits>,
-    field: &str,
     findings: &mut Findings,
 ) {
+    let field = || line_field(index, "units");
     let code = line.code;
     let minutes = attribution
-        .codes
-        .get(&code)
+        .get(code)
         .map_or(0, |documentation| documentation.minutes);
     let max_earned = match (code.is_timed(), units) {
-        (false, _) => u32::from(attribution.codes.contains_key(&code)),
+        (false, _) => u32::from(attribution.get(code).is_some()),
         (true, Some(units)) => units
             .timed
             .codes
@@ -427,7 +433,7 @@ fn check_units(
     };
     if line.units > max_earned {
         let method = policy.unit_method;
-        findings.push(Severity::Error, FindingCode::UnitsExceedDocumentedMinutes, field.to_owned(), format!("{} units of {code}, but {minutes} documented min allow at most {max_earned} ({method})", line.units));
+        findings.push(Severity::Error, FindingCode::UnitsExceedDocumentedMinutes, field(), format!("{} units of {code}, but {minutes} documented min allow at most {max_earned} ({method})", line.units));
     }
     if code.is_timed() && minutes < 8 && line.units > 0 {
         let message = match policy.unit_method {
@@ -441,7 +447,7 @@ fn check_units(
         findings.push(
             Severity::Warning,
             FindingCode::TimedCodeUnderEightMinutes,
-            field.to_owned(),
+            field(),
             message,
         );
     }
@@ -449,7 +455,7 @@ fn check_units(
         && let Some(mue) = reference.mue_for(code, visit.date_of_service)
         && line.units > mue
     {
-        findings.push(Severity::Error, FindingCode::MueExceeded, field.to_owned(), format!("{} units of {code} exceed the MUE of {mue} per date of service; the whole line would be denied", line.units));
+        findings.push(Severity::Error, FindingCode::MueExceeded, field(), format!("{} units of {code} exceed the MUE of {mue} per date of service; the whole line would be denied", line.units));
     }
     if let Some(maximum) = policy.max_units_per_code_per_visit
         && line.units > maximum
@@ -457,7 +463,7 @@ fn check_units(
         findings.push(
             Severity::Error,
             FindingCode::PayerUnitMaximumExceeded,
-            field.to_owned(),
+            field(),
             format!(
                 "{} units of {code} exceed payer {}'s maximum of {maximum} per visit",
                 line.units, policy.payer_id
@@ -537,17 +543,18 @@ fn check_undercoding(
 
 fn check_modifiers(
     line: &ClaimLine,
+    index: usize,
     policy: &PayerPolicy,
     reference: &ReferenceData,
     date: NaiveDate,
-    field: &str,
     findings: &mut Findings,
 ) {
+    let field = || line_field(index, "modifiers");
     if line.modifiers.len() > MAX_MODIFIERS_PER_LINE {
         findings.push(
             Severity::Error,
             FindingCode::LineShape,
-            field.to_owned(),
+            field(),
             format!(
                 "{} modifiers; item 24D holds at most 4",
                 line.modifiers.len()
@@ -558,7 +565,7 @@ fn check_modifiers(
         && reference.is_always_therapy(line.code, date)
         && !line.modifiers.contains(&required)
     {
-        findings.push(Severity::Error, FindingCode::PlanOfCareModifierMissing, field.to_owned(), format!("{} is an always-therapy code and payer {} requires {required}; the claim would be returned", line.code, policy.payer_id));
+        findings.push(Severity::Error, FindingCode::PlanOfCareModifierMissing, field(), format!("{} is an always-therapy code and payer {} requires {required}; the claim would be returned", line.code, policy.payer_id));
     }
     let distinct: Vec<Modifier> = line
         .modifiers
@@ -570,7 +577,7 @@ fn check_modifiers(
         findings.push(
             Severity::Error,
             FindingCode::DistinctModifierQuestionable,
-            field.to_owned(),
+            field(),
             "59 and an X modifier must not be reported together on one line".to_owned(),
         );
     }
@@ -641,16 +648,11 @@ fn check_distinct_modifier(
     field: String,
     findings: &mut Findings,
 ) {
-    let regions = attribution
-        .codes
-        .get(&line.code)
-        .map(|documentation| &documentation.regions);
-    let column1_regions = attribution
-        .codes
-        .get(&column1)
-        .map(|documentation| &documentation.regions);
-    if let (Some(regions), Some(column1_regions)) = (regions, column1_regions)
-        && !regions.is_disjoint(column1_regions)
+    let documentation = attribution.get(line.code);
+    let column1_documentation = attribution.get(column1);
+    if let (Some(documentation), Some(column1_documentation)) =
+        (documentation, column1_documentation)
+        && !documentation.regions_disjoint(column1_documentation)
     {
         findings.push(Severity::Error, FindingCode::DistinctModifierQuestionable, field.clone(), format!("{} carries {} but the documentation puts it on the same body region as {column1}; a distinct-procedure modifier needs a separate region, encounter or time block", line.code, distinct[0]));
     }

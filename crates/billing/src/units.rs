@@ -59,24 +59,24 @@ pub struct TimedMinutes<C> {
 /// The inputs of the decision 3 tie-break, used when leftover minutes tie for the last unit:
 /// the clinician's primary code first, then the higher expected allowed amount per unit for the
 /// payer, then the lower code number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TieBreak<C> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TieBreak<'a, C> {
     /// The code the clinician marked as primary for the visit, if any.
     pub primary: Option<C>,
     /// The payer's expected allowed amount per unit; codes not listed rank below listed ones.
-    pub expected_allowed_per_unit: Vec<(C, Cents)>,
+    pub expected_allowed_per_unit: &'a [(C, Cents)],
 }
 
-impl<C> Default for TieBreak<C> {
+impl<C> Default for TieBreak<'_, C> {
     fn default() -> Self {
         TieBreak {
             primary: None,
-            expected_allowed_per_unit: Vec::new(),
+            expected_allowed_per_unit: &[],
         }
     }
 }
 
-impl<C: Copy + PartialEq> TieBreak<C> {
+impl<C: Copy + PartialEq> TieBreak<'_, C> {
     fn allowed(&self, code: C) -> Option<Cents> {
         self.expected_allowed_per_unit
             .iter()
@@ -325,7 +325,7 @@ pub enum UnitsError {
 pub fn allocate_units<C: Copy + Ord + fmt::Display>(
     method: UnitMethod,
     timed: &[TimedMinutes<C>],
-    tie_break: &TieBreak<C>,
+    tie_break: &TieBreak<'_, C>,
 ) -> Result<UnitAllocation<C>, UnitsError> {
     let mut sorted: Vec<TimedMinutes<C>> = timed.to_vec();
     sorted.sort_by_key(|entry| entry.code);
@@ -377,7 +377,7 @@ fn allocate_per_code<C: Copy>(
 fn allocate_total_time<C: Copy + Ord>(
     sorted: &[TimedMinutes<C>],
     total_timed_minutes: u32,
-    tie_break: &TieBreak<C>,
+    tie_break: &TieBreak<'_, C>,
 ) -> UnitAllocation<C> {
     let total_units = units_for_minutes(total_timed_minutes);
     let full_blocks_total: u32 = sorted.iter().map(|entry| entry.minutes / 15).sum();
@@ -466,7 +466,7 @@ fn allocate_total_time<C: Copy + Ord>(
 }
 
 /// Orders two codes whose leftovers are equal: primary first, then higher allowed, then lower code.
-fn tie_break_order<C: Copy + Ord>(left: C, right: C, tie_break: &TieBreak<C>) -> Ordering {
+fn tie_break_order<C: Copy + Ord>(left: C, right: C, tie_break: &TieBreak<'_, C>) -> Ordering {
     let is_primary = |code: C| tie_break.primary == Some(code);
     is_primary(right)
         .cmp(&is_primary(left))
@@ -479,7 +479,7 @@ fn find_tie<C: Copy + Ord>(
     sorted: &[TimedMinutes<C>],
     candidates: &[usize],
     winner_count: usize,
-    tie_break: &TieBreak<C>,
+    tie_break: &TieBreak<'_, C>,
 ) -> Option<TieResolution<C>> {
     if winner_count == 0 || winner_count >= candidates.len() {
         return None;
@@ -570,7 +570,7 @@ impl VisitUnits {
 pub fn visit_units(
     method: UnitMethod,
     minutes: &[CodeMinutes],
-    tie_break: &TieBreak<CptCode>,
+    tie_break: &TieBreak<'_, CptCode>,
 ) -> Result<VisitUnits, UnitsError> {
     let timed: Vec<TimedMinutes<CptCode>> = minutes
         .iter()

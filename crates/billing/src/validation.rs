@@ -76,30 +76,51 @@ pub enum Problem {
 /// (e.g. M54.5 was deleted on 30 Sep 2021) needs the official table, which this crate does not hold.
 /// Lower-case input is refused rather than upper-cased because the claim must carry exactly what
 /// the clinician documented; the caller may normalise before parsing if its intake allows it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Icd10Code(String);
+///
+/// The code is stored inline (at most 8 bytes, e.g. `S13.4XXA`), so it is `Copy` and parsing it
+/// does not allocate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Icd10Code {
+    bytes: [u8; ICD10_MAX_LEN],
+    len: u8,
+}
+
+/// The longest dotted ICD-10-CM code: three characters, the decimal point and four more.
+const ICD10_MAX_LEN: usize = 8;
 
 impl Icd10Code {
     /// Parses `value` as the content of `field`.
     pub fn parse(field: &str, value: &str) -> Result<Icd10Code, FieldError> {
-        check_icd10_syntax(value).map_err(|problem| FieldError::new(field, value, problem))?;
-        Ok(Icd10Code(value.to_owned()))
+        Icd10Code::try_from_text(value).map_err(|problem| FieldError::new(field, value, problem))
+    }
+
+    /// Parses `value` without naming a field; the caller names it when reporting the problem.
+    pub fn try_from_text(value: &str) -> Result<Icd10Code, Problem> {
+        check_icd10_syntax(value)?;
+        let mut bytes = [0_u8; ICD10_MAX_LEN];
+        bytes[..value.len()].copy_from_slice(value.as_bytes());
+        // The syntax check bounds the length to 8, so it fits in a u8.
+        Ok(Icd10Code {
+            bytes,
+            len: value.len() as u8,
+        })
     }
 
     /// The code with its decimal point, as printed in item 21 of the CMS-1500.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII letters, digits and '.' are stored (checked in `try_from_text`).
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
 
     /// The code without the decimal point, as the 837P HI segment carries it.
     pub fn without_decimal(&self) -> String {
-        self.0.replace('.', "")
+        self.as_str().replace('.', "")
     }
 }
 
 impl fmt::Display for Icd10Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -111,7 +132,7 @@ impl FromStr for Icd10Code {
     }
 }
 
-fn check_icd10_syntax(value: &str) -> Result<(), Problem> {
+pub(crate) fn check_icd10_syntax(value: &str) -> Result<(), Problem> {
     let bytes = value.as_bytes();
     if bytes.len() < 3 {
         return Err(Problem::IcdTooShort);

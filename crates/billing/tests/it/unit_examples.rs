@@ -12,7 +12,7 @@ use claimledger_billing::{Cents, TieBreak, UnitMethod};
 fn allocate(
     method: UnitMethod,
     minutes: &[(u32, u32)],
-    tie_break: &TieBreak<u32>,
+    tie_break: &TieBreak<'_, u32>,
 ) -> UnitAllocation<u32> {
     let timed: Vec<TimedMinutes<u32>> = minutes
         .iter()
@@ -138,7 +138,7 @@ fn given_example_2_tie_with_a_primary_code_when_cms_then_the_primary_wins_even_a
  {
     let tie_break = TieBreak {
         primary: Some(97112),
-        expected_allowed_per_unit: vec![(97110, Cents(3500)), (97112, Cents(3000))],
+        expected_allowed_per_unit: &[(97110, Cents(3500)), (97112, Cents(3000))],
     };
     let allocation = allocate(
         UnitMethod::CmsTotalTime,
@@ -156,7 +156,7 @@ fn given_example_2_tie_with_a_primary_code_when_cms_then_the_primary_wins_even_a
 fn given_example_2_tie_without_primary_when_cms_then_the_higher_expected_allowed_amount_wins() {
     let tie_break = TieBreak {
         primary: None,
-        expected_allowed_per_unit: vec![(97110, Cents(2879)), (97112, Cents(3273))],
+        expected_allowed_per_unit: &[(97110, Cents(2879)), (97112, Cents(3273))],
     };
     let allocation = allocate(
         UnitMethod::CmsTotalTime,
@@ -221,7 +221,7 @@ fn given_example_5_three_way_tie_when_cms_then_exactly_one_unit_of_any_one_code(
     assert_eq!(billed(&allocation), assignment(&[(97110, 1)]));
     let tie_break = TieBreak {
         primary: Some(97140),
-        expected_allowed_per_unit: Vec::new(),
+        expected_allowed_per_unit: &[],
     };
     let with_primary = allocate(
         UnitMethod::CmsTotalTime,
@@ -289,7 +289,7 @@ fn given_97140_38_and_97124_8_when_cms_then_the_third_unit_follows_the_tie_polic
     );
     let fees = TieBreak {
         primary: None,
-        expected_allowed_per_unit: vec![(97124, Cents(2976)), (97140, Cents(3100))],
+        expected_allowed_per_unit: &[(97124, Cents(2976)), (97140, Cents(3100))],
     };
     assert_eq!(
         billed(&allocate(UnitMethod::CmsTotalTime, &minutes, &fees)),

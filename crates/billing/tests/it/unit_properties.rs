@@ -19,22 +19,30 @@ fn visit_minutes() -> impl Strategy<Value = Vec<TimedMinutes<u32>>> {
     })
 }
 
-/// A tie-break with an optional primary among the first six codes and random per-unit amounts.
-fn tie_break() -> impl Strategy<Value = TieBreak<u32>> {
+/// The inputs of a tie-break: an optional primary among the first six codes and random per-unit
+/// amounts (owned, so that each test can lend them to a [`TieBreak`]).
+fn tie_break() -> impl Strategy<Value = (Option<u32>, Vec<(u32, Cents)>)> {
     (
         prop::option::of(0_u32..6),
         prop::collection::vec(prop::option::of(0_i64..5000), 6),
     )
-        .prop_map(|(primary, amounts)| TieBreak {
-            primary: primary.map(|index| 97100 + index),
-            expected_allowed_per_unit: amounts
+        .prop_map(|(primary, amounts)| {
+            let amounts = amounts
                 .into_iter()
                 .enumerate()
                 .filter_map(|(index, amount)| {
                     amount.map(|cents| (97100 + index as u32, Cents(cents)))
                 })
-                .collect(),
+                .collect();
+            (primary.map(|index| 97100 + index), amounts)
         })
+}
+
+fn lend(inputs: &(Option<u32>, Vec<(u32, Cents)>)) -> TieBreak<'_, u32> {
+    TieBreak {
+        primary: inputs.0,
+        expected_allowed_per_unit: &inputs.1,
+    }
 }
 
 fn method() -> impl Strategy<Value = UnitMethod> {
@@ -52,7 +60,7 @@ fn run(
 proptest! {
     #[test]
     fn given_any_visit_when_cms_then_the_total_is_exactly_what_the_total_minutes_allow(minutes in visit_minutes(), tie_break in tie_break()) {
-        let allocation = run(UnitMethod::CmsTotalTime, &minutes, &tie_break);
+        let allocation = run(UnitMethod::CmsTotalTime, &minutes, &lend(&tie_break));
         let total: u32 = minutes.iter().map(|entry| entry.minutes).sum();
         prop_assert_eq!(allocation.total_units, units_for_minutes(total));
     }
@@ -67,7 +75,7 @@ proptest! {
 
     #[test]
     fn given_any_visit_when_allocated_then_per_code_units_sum_to_the_total(method in method(), minutes in visit_minutes(), tie_break in tie_break()) {
-        let allocation = run(method, &minutes, &tie_break);
+        let allocation = run(method, &minutes, &lend(&tie_break));
         prop_assert_eq!(allocation.codes.iter().map(|entry| entry.units).sum::<u32>(), allocation.total_units);
         for entry in &allocation.codes {
             let (low, high) = entry.allowed_units;
@@ -77,7 +85,7 @@ proptest! {
 
     #[test]
     fn given_any_visit_when_cms_then_every_full_15_minutes_of_a_code_is_at_least_one_unit(minutes in visit_minutes(), tie_break in tie_break()) {
-        let allocation = run(UnitMethod::CmsTotalTime, &minutes, &tie_break);
+        let allocation = run(UnitMethod::CmsTotalTime, &minutes, &lend(&tie_break));
         for entry in &allocation.codes {
             prop_assert!(entry.units >= entry.minutes / 15, "rule 2: {} min got {} units", entry.minutes, entry.units);
             prop_assert!(entry.units <= entry.minutes / 15 + 1);
@@ -93,10 +101,10 @@ proptest! {
         extra in 1_u32..40,
     ) {
         let which = which % minutes.len();
-        let before = run(method, &minutes, &tie_break);
+        let before = run(method, &minutes, &lend(&tie_break));
         let mut longer = minutes.clone();
         longer[which].minutes += extra;
-        let after = run(method, &longer, &tie_break);
+        let after = run(method, &longer, &lend(&tie_break));
         let code = minutes[which].code;
         prop_assert!(after.total_units >= before.total_units);
         prop_assert!(after.units_of(code) >= before.units_of(code), "{} went from {} to {} units", code, before.units_of(code), after.units_of(code));
