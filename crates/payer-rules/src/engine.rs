@@ -542,9 +542,10 @@ impl RuleBook {
         let from_minutes = if minutes.is_empty() {
             None
         } else {
+            let fees: Vec<(CptCode, Cents)> = policy.fee_schedule.iter().collect();
             let tie_break = TieBreak {
                 primary: None,
-                expected_allowed_per_unit: policy.fee_schedule.iter().collect(),
+                expected_allowed_per_unit: &fees,
             };
             Some(visit_units(policy.unit_method, &minutes, &tie_break)?)
         };

@@ -20,6 +20,7 @@ mod files;
 pub mod load;
 pub mod proto;
 pub mod rulebook;
+pub mod wire;
 
 pub use engine::{
     Changes, ChoiceReason, CodeChoice, Decision, EngineError, LineQuery, Outcome, Quantity,
