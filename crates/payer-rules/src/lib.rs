@@ -19,7 +19,11 @@ pub mod engine;
 mod files;
 pub mod load;
 pub mod proto;
+#[cfg(feature = "service")]
+pub mod publish;
 pub mod rulebook;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod wire;
 
 pub use engine::{

@@ -1,7 +1,16 @@
-//! Shared test helpers: the shipped rules directory, dates, and line queries.
+//! Shared test helpers: the shipped rules directory, dates, line queries, and a running service
+//! on the real NATS server.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use claimledger_payer_rules::service::{
+    PayerRulesService, SERVICE_NAME, ServiceConfig, ServiceError,
+};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
 
 use chrono::NaiveDate;
 use claimledger_billing::{CptCode, Icd10Code, Modifier};
@@ -72,5 +81,89 @@ impl Line {
             supported_alternatives: &self.supported_alternatives,
             context: self.context,
         }
+    }
+}
+
+/// The NATS server the tests use: `NATS_URL`, or the local default.
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A payer-rules service serving the shipped rules under a subject prefix unique to one test.
+#[derive(Debug)]
+pub struct RunningService {
+    pub client: async_nats::Client,
+    pub prefix: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ServiceError>>,
+}
+
+impl RunningService {
+    pub async fn start() -> anyhow::Result<RunningService> {
+        let client = async_nats::connect(nats_url()).await?;
+        let prefix = format!("test.payer_rules.{}", uuid::Uuid::new_v4().simple());
+        let service = PayerRulesService::start(
+            &client,
+            Arc::new(book().clone()),
+            &ServiceConfig::new(prefix.clone()),
+        )
+        .await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(service.run_until_stopped(async move {
+            // Either a stop signal or a dropped sender ends the service.
+            let _ = stopped.await;
+        }));
+        Ok(RunningService {
+            client,
+            prefix,
+            stop,
+            task,
+        })
+    }
+
+    /// Sends `body` to `<prefix>.<endpoint>` and waits (bounded) for the reply.
+    pub async fn request(
+        &self,
+        endpoint: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<async_nats::Message> {
+        let subject = format!("{}.{endpoint}", self.prefix);
+        let reply = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.client.request(subject, Bytes::from(body)),
+        )
+        .await??;
+        Ok(reply)
+    }
+
+    /// Sends one `$SRV.<verb>.payer-rules` discovery request and returns the first answer that
+    /// `is_ours` accepts; other tests' services may answer too.
+    pub async fn discover<T: DeserializeOwned>(
+        &self,
+        verb: &str,
+        is_ours: impl Fn(&T) -> bool,
+    ) -> anyhow::Result<T> {
+        let inbox = self.client.new_inbox();
+        let mut replies = self.client.subscribe(inbox.clone()).await?;
+        self.client
+            .publish_with_reply(format!("$SRV.{verb}.{SERVICE_NAME}"), inbox, Bytes::new())
+            .await?;
+        let found = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(message) = replies.next().await {
+                let answer: T = serde_json::from_slice(&message.payload)?;
+                if is_ours(&answer) {
+                    return Ok(answer);
+                }
+            }
+            anyhow::bail!("the discovery subscription ended")
+        })
+        .await??;
+        Ok(found)
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
     }
 }

@@ -5,3 +5,4 @@
 mod engine;
 mod helpers;
 mod loader;
+mod service;
