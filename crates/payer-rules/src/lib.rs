@@ -30,5 +30,8 @@ pub use engine::{
     Changes, ChoiceReason, CodeChoice, Decision, EngineError, LineQuery, Outcome, Quantity,
     RejectionReason, RulesSelector, VisitContext, VisitDecision, VisitLine, VisitQuery,
 };
-pub use load::{InvalidRules, LoadError, RuleFileError, RuleSources, SourceFile, load_dir};
+pub use load::{
+    InvalidRules, LoadError, RuleFileError, RuleSources, SourceFile, load_dir,
+    parse_published_version,
+};
 pub use rulebook::{PayerRules, PayerRulesVersion, RuleBook};

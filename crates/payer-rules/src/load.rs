@@ -209,6 +209,57 @@ pub fn load_dir(dir: &Path) -> Result<RuleBook, LoadError> {
     Ok(RuleSources::read_dir(dir)?.compile()?)
 }
 
+/// Parses one published version (the `rules_toml` of a `RulesChanged` event, as written by
+/// [`crate::rulebook::PayerRulesVersion::canonical_toml`]) back into its payer id and rules, with the
+/// same validation as a rules file except that the document holds a single version whose number
+/// need not be 1. `name` is what errors are reported under, e.g. the event's log position.
+pub fn parse_published_version(
+    name: &str,
+    text: &str,
+) -> Result<(String, PayerRulesVersion), InvalidRules> {
+    let file = SourceFile::new(name, text);
+    let mut errors: Vec<RuleFileError> = Vec::new();
+    let parsed: Option<PayerFile> = parse_toml(&file, &mut errors);
+    if let Some(parsed) = parsed {
+        let mut problems = Problems {
+            file: &file,
+            errors: &mut errors,
+        };
+        match parsed.versions.as_slice() {
+            [table] => {
+                let payer = parsed.payer.get_ref().clone();
+                let policy = version_policy(&mut problems, &payer, "versions[0]", table.get_ref());
+                let effective_to = table
+                    .get_ref()
+                    .effective_to
+                    .as_ref()
+                    .and_then(|value| problems.date("versions[0].effective_to", value));
+                if let Some(policy) = policy
+                    && errors.is_empty()
+                {
+                    let canonical_toml = canonical_version_toml(&parsed, table);
+                    let content_sha256: [u8; 32] = Sha256::digest(canonical_toml.as_bytes()).into();
+                    return Ok((
+                        payer,
+                        PayerRulesVersion {
+                            policy,
+                            effective_to,
+                            canonical_toml,
+                            content_sha256,
+                        },
+                    ));
+                }
+            }
+            _ => problems.push(
+                0..0,
+                "versions",
+                "a published rules document holds exactly one [[versions]] table",
+            ),
+        }
+    }
+    Err(InvalidRules { errors })
+}
+
 /// Collects the problems of one file, each located by a byte span.
 struct Problems<'a> {
     file: &'a SourceFile,

@@ -5,4 +5,5 @@
 mod engine;
 mod helpers;
 mod loader;
+mod publish;
 mod service;
