@@ -1,3 +1,48 @@
-//! The `claimledger` binary.
+//! The `claimledger` binary: parses the command line, sets up logging on stderr and runs one
+//! subcommand. Each subcommand lives in its own module; add a `Command` variant to add one.
 
-fn main() {}
+mod units;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// ClaimLedger: billing for massage and manual-therapy clinic chains.
+#[derive(Debug, Parser)]
+#[command(name = "claimledger", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Every subcommand of the binary.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Timed units from minutes per code (the 8-minute rule), with the reasoning.
+    Units(units::UnitsArgs),
+}
+
+/// Runs the command; a failure prints its cause chain on stderr and exits with status 1.
+fn main() -> ExitCode {
+    init_tracing();
+    let outcome = match Cli::parse().command {
+        Command::Units(args) => units::run(&args),
+    };
+    let Err(error) = outcome else {
+        return ExitCode::SUCCESS;
+    };
+    // If stderr itself is gone there is nowhere left to report to; the exit status still says it.
+    let _ = writeln!(std::io::stderr(), "error: {error:#}");
+    ExitCode::FAILURE
+}
+
+/// Logs go to stderr so that stdout carries only command output; `RUST_LOG` sets the filter.
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
