@@ -104,6 +104,21 @@ fn main() -> std::io::Result<()> {
             .expect("derivable");
         black_box(scrub(&derived.claim, &visit, &policy, &reference));
     });
+    let derived = derive_claim(&visit, &policy, &reference, &charge_master).expect("derivable");
+    let derive_only = measure(samples, || {
+        black_box(
+            derive_claim(black_box(&visit), &policy, &reference, &charge_master)
+                .expect("derivable"),
+        );
+    });
+    let scrub_only = measure(samples, || {
+        black_box(scrub(
+            black_box(&derived.claim),
+            &visit,
+            &policy,
+            &reference,
+        ));
+    });
     let minutes = [30_u32, 15, 10];
     let raw = measure(samples, || {
         black_box(raw_units(black_box(&minutes)));
@@ -120,6 +135,13 @@ fn main() -> std::io::Result<()> {
         out,
         "  derive + scrub : median {claim_median:8.1} ns/visit, p99 {claim_p99:8.1} ns/visit (target <= 2000 ns)"
     )?;
+    let (derive_median, scrub_median) =
+        (percentile(&derive_only, 0.5), percentile(&scrub_only, 0.5));
+    writeln!(
+        out,
+        "    derive only  : median {derive_median:8.1} ns/visit"
+    )?;
+    writeln!(out, "    scrub only   : median {scrub_median:8.1} ns/visit")?;
     writeln!(
         out,
         "  raw 8-min math : median {raw_median:8.1} ns/visit, p99 {raw_p99:8.1} ns/visit"

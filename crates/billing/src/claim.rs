@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::NaiveDate;
 use thiserror::Error;
 
-use crate::codes::{CptCode, Technique};
+use crate::codes::{CptCode, Technique, TechniqueSet};
 use crate::edits::{ModifierIndicator, ReferenceData};
 use crate::modifiers::Modifier;
 use crate::money::{Cents, MoneyOverflow};
@@ -187,7 +187,7 @@ pub enum CodeReason {
     /// The clinician's code, supported by the documented techniques.
     AsDocumented {
         /// The techniques documented under the code.
-        techniques: Vec<Technique>,
+        techniques: TechniqueSet,
     },
     /// Massage/manual work billed under the payer's choice among the codes the documentation
     /// supports (decision 8).
@@ -248,10 +248,10 @@ pub enum ModifierReason {
         modifier: Modifier,
         /// The column 1 code of the pair.
         column1: CptCode,
-        /// Regions documented under this line's code.
-        regions: Vec<String>,
-        /// Regions documented under the column 1 code.
-        column1_regions: Vec<String>,
+        /// Regions documented under this line's code, comma-separated.
+        regions: String,
+        /// Regions documented under the column 1 code, comma-separated.
+        column1_regions: String,
     },
 }
 
@@ -274,11 +274,12 @@ impl fmt::Display for LineExplanation {
         let code = self.code;
         match &self.code_reason {
             CodeReason::AsDocumented { techniques } => {
-                let names: Vec<&str> = techniques
-                    .iter()
-                    .map(|technique| technique.name())
-                    .collect();
-                write!(f, "{code} as documented ({})", names.join(", "))?;
+                write!(f, "{code} as documented (")?;
+                for (index, technique) in techniques.iter().enumerate() {
+                    let separator = if index == 0 { "" } else { ", " };
+                    write!(f, "{separator}{technique}")?;
+                }
+                write!(f, ")")?;
             }
             CodeReason::PayerPreference {
                 documented,
@@ -334,9 +335,7 @@ impl fmt::Display for LineExplanation {
                     column1_regions,
                 } => write!(
                     f,
-                    "; {modifier}: NCCI pair with {column1} (indicator 1) and the documentation separates the regions ({} vs {})",
-                    regions.join(", "),
-                    column1_regions.join(", ")
+                    "; {modifier}: NCCI pair with {column1} (indicator 1) and the documentation separates the regions ({regions} vs {column1_regions})"
                 )?,
             }
         }
@@ -441,15 +440,11 @@ impl<'v> CodeDocumentation<'v> {
             .filter(move |modality| modality.code == self.code)
     }
 
-    /// Distinct documented techniques, in order of first appearance.
-    pub fn techniques(&self) -> Vec<Technique> {
-        let mut techniques = Vec::new();
-        for (_, service) in self.services() {
-            if !techniques.contains(&service.technique) {
-                techniques.push(service.technique);
-            }
-        }
-        techniques
+    /// The documented techniques.
+    pub fn techniques(&self) -> TechniqueSet {
+        self.services()
+            .map(|(_, service)| service.technique)
+            .collect()
     }
 
     /// Every documented body region, trimmed (it may repeat).
@@ -462,18 +457,22 @@ impl<'v> CodeDocumentation<'v> {
             )
     }
 
-    /// Distinct documented body regions, for explanations.
-    pub fn distinct_regions(&self) -> Vec<String> {
-        let mut regions: Vec<String> = Vec::new();
-        for region in self.regions() {
-            if !regions
-                .iter()
-                .any(|known| known.eq_ignore_ascii_case(region))
-            {
-                regions.push(region.to_owned());
+    /// Distinct documented body regions, comma-separated, for explanations.
+    pub fn distinct_regions(&self) -> String {
+        let mut text = String::new();
+        for (index, region) in self.regions().enumerate() {
+            let seen_before = self
+                .regions()
+                .take(index)
+                .any(|known| known.eq_ignore_ascii_case(region));
+            if !seen_before {
+                if !text.is_empty() {
+                    text.push_str(", ");
+                }
+                text.push_str(region);
             }
         }
-        regions
+        text
     }
 
     /// True when no body region of `self` is also a region of `other`, ignoring ASCII case.

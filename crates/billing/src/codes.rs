@@ -358,6 +358,44 @@ impl Technique {
     }
 }
 
+/// A set of techniques, stored as bits so that it is `Copy` and never allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TechniqueSet(u32);
+
+impl TechniqueSet {
+    /// Adds `technique`.
+    pub fn insert(&mut self, technique: Technique) {
+        self.0 |= 1 << technique as u32;
+    }
+
+    /// True when `technique` is in the set.
+    pub fn contains(self, technique: Technique) -> bool {
+        self.0 & (1 << technique as u32) != 0
+    }
+
+    /// True when the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The techniques in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = Technique> {
+        Technique::ALL
+            .into_iter()
+            .filter(move |technique| self.contains(*technique))
+    }
+}
+
+impl FromIterator<Technique> for TechniqueSet {
+    fn from_iter<I: IntoIterator<Item = Technique>>(techniques: I) -> Self {
+        let mut set = TechniqueSet::default();
+        for technique in techniques {
+            set.insert(technique);
+        }
+        set
+    }
+}
+
 impl fmt::Display for Technique {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -448,6 +486,31 @@ mod tests {
         assert_eq!(
             Technique::Cupping.billing_code(),
             CptCode::UnlistedTherapeuticProcedure
+        );
+    }
+
+    #[test]
+    fn given_a_technique_set_when_filled_then_it_lists_members_in_declaration_order() {
+        let set: TechniqueSet = [
+            Technique::Cupping,
+            Technique::Effleurage,
+            Technique::Cupping,
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [Technique::Effleurage, Technique::Cupping]
+        );
+        assert!(!set.contains(Technique::Petrissage) && !set.is_empty());
+        assert!(TechniqueSet::default().is_empty());
+        assert_eq!(
+            Technique::ALL
+                .into_iter()
+                .collect::<TechniqueSet>()
+                .iter()
+                .count(),
+            Technique::ALL.len()
         );
     }
 

@@ -27,7 +27,7 @@ pub use claim::{
     Claim, ClaimLine, DerivedClaim, PlaceOfService, ServiceRecord, UntimedService, Visit,
     derive_claim,
 };
-pub use codes::{CptCode, Technique, Timing};
+pub use codes::{CptCode, Technique, TechniqueSet, Timing};
 pub use edits::{
     AlwaysTherapyEntry, Confidence, EffectivePeriod, ModifierIndicator, MueLimit, PtpEdit,
     ReferenceData,

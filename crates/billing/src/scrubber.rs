@@ -567,13 +567,12 @@ fn check_modifiers(
     {
         findings.push(Severity::Error, FindingCode::PlanOfCareModifierMissing, field(), format!("{} is an always-therapy code and payer {} requires {required}; the claim would be returned", line.code, policy.payer_id));
     }
-    let distinct: Vec<Modifier> = line
+    let distinct_count = line
         .modifiers
         .iter()
-        .copied()
         .filter(|modifier| modifier.is_ncci_distinct_procedure())
-        .collect();
-    if distinct.contains(&Modifier::DistinctProcedural) && distinct.len() > 1 {
+        .count();
+    if line.modifiers.contains(&Modifier::DistinctProcedural) && distinct_count > 1 {
         findings.push(
             Severity::Error,
             FindingCode::DistinctModifierQuestionable,
@@ -606,18 +605,17 @@ fn check_pairs(
             if edit.column2 != line.code || edit.column1 != other.code {
                 continue;
             }
-            let field = format!("lines[{index}].modifiers");
-            let distinct: Vec<Modifier> = line
+            let field = || line_field(index, "modifiers");
+            let first_distinct = line
                 .modifiers
                 .iter()
                 .copied()
-                .filter(|modifier| modifier.is_ncci_distinct_procedure())
-                .collect();
-            match edit.indicator {
-                ModifierIndicator::NotAllowed => findings.push(severity, FindingCode::NcciPairNotBypassable, field, format!("{} is column 2 of an NCCI pair with {} (indicator 0): no modifier makes both payable", line.code, other.code)),
-                ModifierIndicator::Allowed if distinct.is_empty() => findings.push(severity, FindingCode::NcciPairWithoutModifier, field, format!("{} and {} are an NCCI pair (indicator 1); without 59/X on {} only {} is paid", line.code, other.code, line.code, other.code)),
-                ModifierIndicator::Allowed => check_distinct_modifier(line, other.code, &distinct, policy, attribution, field, findings),
-                ModifierIndicator::NotApplicable => {}
+                .find(|modifier| modifier.is_ncci_distinct_procedure());
+            match (edit.indicator, first_distinct) {
+                (ModifierIndicator::NotAllowed, _) => findings.push(severity, FindingCode::NcciPairNotBypassable, field(), format!("{} is column 2 of an NCCI pair with {} (indicator 0): no modifier makes both payable", line.code, other.code)),
+                (ModifierIndicator::Allowed, None) => findings.push(severity, FindingCode::NcciPairWithoutModifier, field(), format!("{} and {} are an NCCI pair (indicator 1); without 59/X on {} only {} is paid", line.code, other.code, line.code, other.code)),
+                (ModifierIndicator::Allowed, Some(first)) => check_distinct_modifier(line, index, other.code, first, policy, attribution, findings),
+                (ModifierIndicator::NotApplicable, _) => {}
             }
         }
     }
@@ -641,20 +639,26 @@ fn check_pairs(
 
 fn check_distinct_modifier(
     line: &ClaimLine,
+    index: usize,
     column1: CptCode,
-    distinct: &[Modifier],
+    first_distinct: Modifier,
     policy: &PayerPolicy,
     attribution: &Attribution,
-    field: String,
     findings: &mut Findings,
 ) {
+    let field = || line_field(index, "modifiers");
+    let mut distinct = line
+        .modifiers
+        .iter()
+        .copied()
+        .filter(|modifier| modifier.is_ncci_distinct_procedure());
     let documentation = attribution.get(line.code);
     let column1_documentation = attribution.get(column1);
     if let (Some(documentation), Some(column1_documentation)) =
         (documentation, column1_documentation)
         && !documentation.regions_disjoint(column1_documentation)
     {
-        findings.push(Severity::Error, FindingCode::DistinctModifierQuestionable, field.clone(), format!("{} carries {} but the documentation puts it on the same body region as {column1}; a distinct-procedure modifier needs a separate region, encounter or time block", line.code, distinct[0]));
+        findings.push(Severity::Error, FindingCode::DistinctModifierQuestionable, field(), format!("{} carries {first_distinct} but the documentation puts it on the same body region as {column1}; a distinct-procedure modifier needs a separate region, encounter or time block", line.code));
     }
     let wanted = match policy.distinct_procedure_modifiers {
         DistinctProcedureModifiers::Use59 => "59",
@@ -662,20 +666,22 @@ fn check_distinct_modifier(
         DistinctProcedureModifiers::NotAccepted => "no distinct-procedure modifier at all",
     };
     let fits = match policy.distinct_procedure_modifiers {
-        DistinctProcedureModifiers::Use59 => distinct.contains(&Modifier::DistinctProcedural),
-        DistinctProcedureModifiers::UseXModifiers => distinct
-            .iter()
-            .any(|modifier| *modifier != Modifier::DistinctProcedural),
+        DistinctProcedureModifiers::Use59 => {
+            distinct.any(|modifier| modifier == Modifier::DistinctProcedural)
+        }
+        DistinctProcedureModifiers::UseXModifiers => {
+            distinct.any(|modifier| modifier != Modifier::DistinctProcedural)
+        }
         DistinctProcedureModifiers::NotAccepted => false,
     };
     if !fits {
         findings.push(
             Severity::Warning,
             FindingCode::DistinctModifierQuestionable,
-            field,
+            field(),
             format!(
-                "payer {} accepts {wanted}, but {} carries {}",
-                policy.payer_id, line.code, distinct[0]
+                "payer {} accepts {wanted}, but {} carries {first_distinct}",
+                policy.payer_id, line.code
             ),
         );
     }

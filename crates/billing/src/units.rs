@@ -327,7 +327,15 @@ pub fn allocate_units<C: Copy + Ord + fmt::Display>(
     timed: &[TimedMinutes<C>],
     tie_break: &TieBreak<'_, C>,
 ) -> Result<UnitAllocation<C>, UnitsError> {
-    let mut sorted: Vec<TimedMinutes<C>> = timed.to_vec();
+    allocate_owned(method, timed.to_vec(), tie_break)
+}
+
+/// [`allocate_units`] on a vector the caller no longer needs, which saves a copy.
+fn allocate_owned<C: Copy + Ord + fmt::Display>(
+    method: UnitMethod,
+    mut sorted: Vec<TimedMinutes<C>>,
+    tie_break: &TieBreak<'_, C>,
+) -> Result<UnitAllocation<C>, UnitsError> {
     sorted.sort_by_key(|entry| entry.code);
     if let Some(pair) = sorted.windows(2).find(|pair| pair[0].code == pair[1].code) {
         return Err(UnitsError::DuplicateCode {
@@ -595,7 +603,7 @@ pub fn visit_units(
         });
     }
     Ok(VisitUnits {
-        timed: allocate_units(method, &timed, tie_break)?,
+        timed: allocate_owned(method, timed, tie_break)?,
         untimed,
     })
 }
