@@ -1,0 +1,380 @@
+//! The JSON shapes of requests and responses (the API's wire contract, documented in OpenAPI).
+//!
+//! These are kept apart from the domain types: requests are parsed into domain commands by the
+//! handlers, which name the field that did not parse, and responses are built from domain state.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use claimledger_billing::codes::Technique;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Role;
+
+/// Create an API key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    /// What the key may do.
+    pub role: Role,
+    /// Limit the key to these clinics; omit for every clinic of the chain.
+    #[serde(default)]
+    pub clinic_ids: Option<Vec<Uuid>>,
+    /// A label for people (who holds the key).
+    pub label: String,
+}
+
+/// A created API key. `key` is shown only in this answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyCreated {
+    /// The key's id.
+    pub id: Uuid,
+    /// The secret to send as `Authorization: Bearer <key>`.
+    pub key: String,
+    /// Its role.
+    pub role: Role,
+    /// Its clinic scope.
+    pub clinic_ids: Option<Vec<Uuid>>,
+}
+
+/// Register a clinic.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[serde(deny_unknown_fields)]
+pub struct ClinicRequest {
+    /// The clinic's name.
+    pub name: String,
+    /// Its billing NPI (ten digits with a valid check digit).
+    pub npi: String,
+    /// Its federal tax id (EIN NN-NNNNNNN).
+    pub tax_id: String,
+    /// Street address.
+    pub address_line: String,
+    /// City.
+    pub city: String,
+    /// Two-letter state code.
+    pub state: String,
+    /// Postal code.
+    pub postal_code: String,
+    /// IANA time zone, e.g. `America/New_York`: it decides each session's date of service.
+    pub time_zone: String,
+    /// CMS place-of-service code, e.g. `11` (office).
+    pub place_of_service: String,
+}
+
+/// A registered clinic.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Clinic {
+    /// Its id.
+    pub id: Uuid,
+    /// Its details as registered.
+    #[serde(flatten)]
+    pub details: ClinicRequest,
+}
+
+/// Register a therapist.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TherapistRequest {
+    /// Full name.
+    pub name: String,
+    /// Rendering NPI.
+    pub npi: String,
+    /// Licence number.
+    pub licence_number: String,
+    /// Two-letter state of the licence.
+    pub licence_state: String,
+}
+
+/// A registered therapist.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Therapist {
+    /// Its id.
+    pub id: Uuid,
+    /// Its details as registered.
+    #[serde(flatten)]
+    pub details: TherapistRequest,
+}
+
+/// Register a payer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayerRequest {
+    /// The payer's name.
+    pub name: String,
+}
+
+/// A registered payer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Payer {
+    /// Its id.
+    pub id: Uuid,
+    /// Its details as registered.
+    #[serde(flatten)]
+    pub details: PayerRequest,
+}
+
+/// Register a patient. Names and date of birth are PHI: they stay in PostgreSQL, never on the log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatientRequest {
+    /// Given name.
+    pub given_name: String,
+    /// Family name.
+    pub family_name: String,
+    /// Date of birth.
+    pub date_of_birth: NaiveDate,
+}
+
+/// A registered patient.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Patient {
+    /// Its id: the only thing about the patient that events carry.
+    pub id: Uuid,
+    /// Its details as registered.
+    #[serde(flatten)]
+    pub details: PatientRequest,
+}
+
+/// Add a patient's coverage by a payer. The member id is PHI.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CoverageRequest {
+    /// The covered patient.
+    pub patient_id: Uuid,
+    /// The payer.
+    pub payer_id: Uuid,
+    /// The member or policy number.
+    pub member_id: String,
+    /// First covered day.
+    pub valid_from: NaiveDate,
+    /// Last covered day, if it ends.
+    #[serde(default)]
+    pub valid_to: Option<NaiveDate>,
+}
+
+/// A recorded coverage.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Coverage {
+    /// Its id.
+    pub id: Uuid,
+    /// Its details as recorded.
+    #[serde(flatten)]
+    pub details: CoverageRequest,
+}
+
+/// Record a referral or prescription.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralRequest {
+    /// The referred patient.
+    pub patient_id: Uuid,
+    /// The referring provider's NPI.
+    pub referring_npi: String,
+    /// ICD-10-CM diagnoses, primary first (1 to 12).
+    pub diagnoses: Vec<String>,
+    /// How many visits it authorises.
+    pub authorised_visits: u32,
+    /// The day it was issued.
+    pub issued_on: NaiveDate,
+    /// The last day it authorises treatment.
+    pub expires_on: NaiveDate,
+}
+
+/// A recorded referral.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Referral {
+    /// Its id.
+    pub id: Uuid,
+    /// Its details as recorded.
+    #[serde(flatten)]
+    pub details: ReferralRequest,
+}
+
+/// Who pays for a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PaymentDto {
+    /// A payer, under the patient's coverage.
+    Payer {
+        /// The payer.
+        payer_id: Uuid,
+        /// The patient's coverage at that payer.
+        coverage_id: Uuid,
+    },
+    /// The patient pays.
+    SelfPay,
+}
+
+/// Schedule a session.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSessionRequest {
+    /// The clinic.
+    pub clinic_id: Uuid,
+    /// The treating therapist; they must be free for the whole booked interval.
+    pub therapist_id: Uuid,
+    /// The patient.
+    pub patient_id: Uuid,
+    /// Who pays.
+    pub payment: PaymentDto,
+    /// The referral the session is given under, if any; it must be in force on the date of service.
+    #[serde(default)]
+    pub referral_id: Option<Uuid>,
+    /// The booked start (RFC 3339, converted to UTC).
+    pub scheduled_start: DateTime<Utc>,
+    /// The booked length in minutes (8 to 240).
+    pub planned_minutes: u16,
+}
+
+/// Record a delivered service.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordServiceRequest {
+    /// The technique, e.g. `swedish_massage`, `myofascial_release`, `cupping` (see the enum).
+    #[schema(example = "swedish_massage")]
+    pub technique: String,
+    /// The CPT code it is billed under; it must cover the technique.
+    #[schema(example = "97124")]
+    pub code: String,
+    /// Minutes of direct contact; the session's services together stay within its booked length.
+    pub minutes: u16,
+    /// The body region, e.g. `lower_back`, or `other:<text>`.
+    #[schema(example = "lower_back")]
+    pub body_region: String,
+    /// `left`, `right`, `bilateral` or `midline`.
+    #[serde(default)]
+    pub body_side: Option<String>,
+    /// Free text; required for 97139.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Record a supervised modality.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordModalityRequest {
+    /// `97010` (hot or cold packs) or `97012` (mechanical traction).
+    #[schema(example = "97010")]
+    pub code: String,
+    /// Minutes applied.
+    pub minutes: u16,
+}
+
+/// Attach diagnoses.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachDiagnosesRequest {
+    /// ICD-10-CM codes with their decimal point, primary first.
+    #[schema(example = json!(["M54.50"]))]
+    pub codes: Vec<String>,
+}
+
+/// Cancel or amend, with a reason.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    /// Why (1 to 500 characters).
+    pub reason: String,
+}
+
+/// A recorded service.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServiceView {
+    /// Technique.
+    pub technique: String,
+    /// CPT code.
+    pub code: String,
+    /// Minutes.
+    pub minutes: u16,
+    /// Body region.
+    pub body_region: String,
+    /// Body side.
+    pub body_side: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+}
+
+/// A recorded modality.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModalityView {
+    /// CPT code.
+    pub code: String,
+    /// Minutes.
+    pub minutes: u16,
+}
+
+/// A session as the log records it. Its `version` is also its ETag.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    /// The session's id.
+    pub id: Uuid,
+    /// The version to send as `If-Match`.
+    pub version: u64,
+    /// `scheduled`, `checked_in`, `completed`, `amending`, `cancelled` or `no_show`.
+    pub status: String,
+    /// The clinic.
+    pub clinic_id: Uuid,
+    /// The therapist.
+    pub therapist_id: Uuid,
+    /// The patient.
+    pub patient_id: Uuid,
+    /// Who pays.
+    pub payment: PaymentDto,
+    /// The referral, if any.
+    pub referral_id: Option<Uuid>,
+    /// The booked start.
+    pub scheduled_start: DateTime<Utc>,
+    /// The booked length.
+    pub planned_minutes: u16,
+    /// The date of service in the clinic's time zone.
+    pub date_of_service: NaiveDate,
+    /// When the patient checked in.
+    pub checked_in_at: Option<DateTime<Utc>>,
+    /// When the record was (last) completed.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Services, in order.
+    pub services: Vec<ServiceView>,
+    /// Modalities, in order.
+    pub modalities: Vec<ModalityView>,
+    /// Diagnoses, primary first.
+    pub diagnoses: Vec<String>,
+    /// Minutes of services recorded so far.
+    pub recorded_service_minutes: u32,
+    /// Why it was cancelled.
+    pub cancellation_reason: Option<String>,
+    /// Why it was amended, oldest first.
+    pub amendment_reasons: Vec<String>,
+}
+
+/// The API word of a technique: its name in snake_case, e.g. `swedish_massage`.
+pub fn technique_word(technique: Technique) -> String {
+    let mut word = String::new();
+    for (index, character) in format!("{technique:?}").chars().enumerate() {
+        if character.is_ascii_uppercase() && index > 0 {
+            word.push('_');
+        }
+        word.push(character.to_ascii_lowercase());
+    }
+    word
+}
+
+/// Parses a technique's API word.
+pub fn parse_technique(text: &str) -> Option<Technique> {
+    Technique::ALL
+        .into_iter()
+        .find(|technique| technique_word(*technique) == text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_every_technique_when_spelled_then_it_parses_back() {
+        for technique in Technique::ALL {
+            assert_eq!(parse_technique(&technique_word(technique)), Some(technique));
+        }
+        assert_eq!(technique_word(Technique::SwedishMassage), "swedish_massage");
+        assert_eq!(parse_technique("shiatsu"), None);
+    }
+}

@@ -1,0 +1,269 @@
+//! Request extractors that turn every malformed input into a problem naming the field: the JSON
+//! body (kept raw for idempotency hashing), `If-Match`, `Idempotency-Key` and the correlation id.
+
+use std::marker::PhantomData;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// The longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
+
+/// A JSON body of `T`: size and media type are checked on extraction, the content only when the
+/// handler calls [`JsonBody::parse`], after it has checked the caller's role (so a caller without
+/// the right learns nothing about validation).
+#[derive(Debug)]
+pub struct JsonBody<T> {
+    /// The raw body, hashed for idempotency.
+    pub raw: Bytes,
+    shape: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// Parses the body, naming the field that did not fit.
+    pub fn parse(&self) -> Result<T, ApiError> {
+        parse_json(&self.raw)
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<JsonBody<T>, ApiError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let raw = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge {
+                        limit_bytes: state.body_limit_bytes,
+                    }
+                } else {
+                    ApiError::bad_request("body", rejection.body_text())
+                }
+            })?;
+        Ok(JsonBody {
+            raw,
+            shape: PhantomData,
+        })
+    }
+}
+
+/// Parses `raw` as `T`, naming the field that did not fit.
+pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(raw);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                ApiError::invalid(&field_of(&path, &message), strip_position(&message))
+            }
+            _ => ApiError::bad_request("body", format!("malformed JSON: {inner}")),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| ApiError::bad_request("body", format!("malformed JSON: {error}")))?;
+    Ok(value)
+}
+
+/// The field a data error concerns: the path to it, plus the name serde quotes for a missing field
+/// (whose path is the enclosing object; an unknown field's path already ends with its name).
+fn field_of(path: &str, message: &str) -> String {
+    let quoted = message
+        .split("missing field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next());
+    let parent = if path == "." { "" } else { path };
+    match quoted {
+        Some(name) if parent.is_empty() => name.to_owned(),
+        Some(name) => format!("{parent}.{name}"),
+        None if parent.is_empty() => "body".to_owned(),
+        None => parent.to_owned(),
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_owned()
+}
+
+/// What every write request carries besides its body.
+#[derive(Debug, Clone)]
+pub struct CommandMeta {
+    /// The request method.
+    pub method: Method,
+    /// The request path.
+    pub path: String,
+    /// The version the client based the command on (`If-Match`).
+    pub if_match: Option<u64>,
+    /// The client's retry key (`Idempotency-Key`).
+    pub idempotency_key: Option<String>,
+    /// The external request this command serves (`X-Correlation-Id`, else a new id).
+    pub correlation_id: Uuid,
+}
+
+impl FromRequestParts<AppState> for CommandMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<CommandMeta, ApiError> {
+        Ok(CommandMeta {
+            method: parts.method.clone(),
+            path: parts.uri.path().to_owned(),
+            if_match: if_match(&parts.headers)?,
+            idempotency_key: idempotency_key(&parts.headers)?,
+            correlation_id: header_text(&parts.headers, "x-correlation-id")
+                .and_then(|text| Uuid::parse_str(&text).ok())
+                .unwrap_or_else(Uuid::now_v7),
+        })
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .map(|value| value.to_str().map(str::to_owned).unwrap_or_default())
+}
+
+/// Parses `If-Match: "12"` (an ETag as this API issues them) or a bare `12`.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(text) = header_text(headers, header::IF_MATCH.as_str()) else {
+        return Ok(None);
+    };
+    let trimmed = text.trim();
+    let unquoted = trimmed
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or(trimmed);
+    unquoted.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::bad_request(
+            "If-Match",
+            format!("{trimmed:?} is not a session version (an ETag such as \"12\")"),
+        )
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(key) = header_text(headers, "idempotency-key") else {
+        return Ok(None);
+    };
+    let valid = (1..=MAX_IDEMPOTENCY_KEY_LENGTH).contains(&key.len())
+        && key.bytes().all(|byte| byte.is_ascii_graphic());
+    if !valid {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters"),
+        ));
+    }
+    Ok(Some(key))
+}
+
+/// The ETag of a session version.
+pub fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        minutes: u16,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        inner: Inner,
+    }
+
+    #[test]
+    fn given_a_wrong_type_deep_inside_when_parsed_then_the_field_path_is_named() {
+        let error = parse_json::<Outer>(br#"{"name":"x","inner":{"minutes":"ten"}}"#).unwrap_err();
+        assert_eq!(error.problem().field.as_deref(), Some("inner.minutes"));
+        assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn given_a_missing_field_when_parsed_then_it_is_named() {
+        let error = parse_json::<Outer>(br#"{"inner":{"minutes":1}}"#).unwrap_err();
+        assert_eq!(error.problem().field.as_deref(), Some("name"));
+    }
+
+    #[test]
+    fn given_an_unknown_nested_field_when_parsed_then_it_is_named_with_its_parent() {
+        let error =
+            parse_json::<Outer>(br#"{"name":"x","inner":{"minutes":1,"hours":2}}"#).unwrap_err();
+        assert_eq!(error.problem().field.as_deref(), Some("inner.hours"));
+    }
+
+    #[test]
+    fn given_broken_json_when_parsed_then_it_is_a_400_on_the_body() {
+        let error = parse_json::<Outer>(br#"{"name":"#).unwrap_err();
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error.problem().field.as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn given_trailing_garbage_when_parsed_then_it_is_a_400() {
+        let error = parse_json::<Inner>(br#"{"minutes":1} x"#).unwrap_err();
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn given_if_match_forms_when_parsed_then_quoted_and_bare_versions_are_accepted() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_MATCH, HeaderValue::from_static("\"42\""));
+        assert_eq!(if_match(&headers).unwrap(), Some(42));
+        headers.insert(header::IF_MATCH, HeaderValue::from_static("7"));
+        assert_eq!(if_match(&headers).unwrap(), Some(7));
+        headers.insert(header::IF_MATCH, HeaderValue::from_static("*"));
+        assert_eq!(
+            if_match(&headers).unwrap_err().problem().field.as_deref(),
+            Some("If-Match")
+        );
+    }
+
+    #[test]
+    fn given_an_idempotency_key_with_spaces_when_parsed_then_it_is_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert("idempotency-key", HeaderValue::from_static("a b"));
+        assert!(idempotency_key(&headers).is_err());
+        headers.insert("idempotency-key", HeaderValue::from_static("retry-1"));
+        assert_eq!(
+            idempotency_key(&headers).unwrap().as_deref(),
+            Some("retry-1")
+        );
+    }
+}

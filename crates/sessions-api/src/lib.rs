@@ -1,0 +1,21 @@
+//! The sessions HTTP API: the chains' clinics record what happened in each treatment session, and
+//! every change becomes an event on the log (written only through `claimledger-log`'s append).
+//!
+//! - [`startup`]: [`startup::Application`] (`build`, `run_until_stopped`) and the router.
+//! - [`config`]: [`config::Settings`], loaded from the environment.
+//! - [`auth`]: API keys (hashed, chain-scoped, optional clinic scope, roles) and the bootstrap helper.
+//! - [`sessions`]: the session lifecycle endpoints. [`reference`]: reference data and keys.
+//! - [`idempotency`]: `Idempotency-Key` handling. [`extract`]: body and header extractors.
+//! - [`error`]: [`error::ApiError`] and its application/problem+json rendering.
+//! - [`dto`]: the wire shapes. [`openapi`]: the OpenAPI document served at `/openapi.json`.
+
+pub mod auth;
+pub mod config;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod openapi;
+pub mod reference;
+pub mod sessions;
+pub mod startup;

@@ -1,0 +1,68 @@
+//! The OpenAPI document of the sessions API, generated from the handlers' annotations and the DTOs.
+//!
+//! The same document is checked in at `crates/sessions-api/openapi.json`; a test fails when the
+//! served document and the file differ (regenerate with `UPDATE_OPENAPI=1 cargo test -p
+//! claimledger-sessions-api --test it openapi`).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{auth, dto, error, reference, sessions};
+
+/// The API's OpenAPI description.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "ClaimLedger sessions API", description = "Clinics record visits; every change becomes an event on the log."),
+    paths(
+        reference::create_key,
+        reference::create_clinic,
+        reference::get_clinic,
+        reference::create_therapist,
+        reference::create_payer,
+        reference::create_patient,
+        reference::get_patient,
+        reference::create_coverage,
+        reference::create_referral,
+        sessions::schedule,
+        sessions::get_session,
+        sessions::check_in,
+        sessions::record_service,
+        sessions::record_modality,
+        sessions::attach_diagnoses,
+        sessions::complete,
+        sessions::cancel,
+        sessions::no_show,
+        sessions::amend,
+    ),
+    components(schemas(auth::Role, error::Problem, dto::PaymentDto)),
+    modifiers(&BearerKey),
+    tags(
+        (name = "sessions", description = "The session lifecycle"),
+        (name = "reference", description = "Clinics, therapists, payers, patients, coverages, referrals"),
+        (name = "keys", description = "API keys"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the `Authorization: Bearer <key>` scheme.
+#[derive(Debug)]
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document as served and checked in: pretty JSON with a trailing newline.
+pub fn document() -> String {
+    let mut text = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
+    text.push('\n');
+    text
+}

@@ -1,0 +1,767 @@
+//! The session endpoints: schedule, then one endpoint per lifecycle command, and a read.
+//!
+//! Every command runs the same way: find the session (its clinic comes from its slot row, filtered
+//! by the key's chain), read its commits from the log, decide with the pure domain, and append the
+//! new events in one commit with the version just read (or `If-Match`) as the expected version, so
+//! a concurrent writer makes this append fail with 409 instead of being overwritten. Refusals answer
+//! 4xx and write nothing.
+
+use std::collections::HashSet;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use claimledger_billing::codes::CptCode;
+use claimledger_billing::validation::Icd10Code;
+use claimledger_events::{
+    Actor, ActorKind, AggregateKind, ChainId, ClinicId, CommandId, Commit, CorrelationId, EventId,
+    EventRecord, PatientId, PayerId, SessionId, TherapistId,
+};
+use claimledger_log::{AggregateAddress, LogError};
+use claimledger_sessions::body::{BodyRegion, BodySide};
+use claimledger_sessions::command::{
+    CoverageId, CoverageTerms, DecisionContext, Payment, RecordModality, RecordService, ReferralId,
+    ReferralTerms, ScheduleSession, SessionCommand,
+};
+use claimledger_sessions::error::SessionError;
+use claimledger_sessions::event::SessionEvent;
+use claimledger_sessions::schema::{
+    from_log_event, from_micros, occurred_at, to_log_event, to_micros,
+};
+use claimledger_sessions::session::{Session, SessionStatus};
+use sqlx::{PgConnection, PgPool};
+use tracing::Span;
+use uuid::Uuid;
+
+use crate::auth::{Principal, Role};
+use crate::dto::{
+    AttachDiagnosesRequest, ModalityView, PaymentDto, ReasonRequest, RecordModalityRequest,
+    RecordServiceRequest, ScheduleSessionRequest, ServiceView, SessionView, parse_technique,
+    technique_word,
+};
+use crate::error::{ApiError, Problem};
+use crate::extract::{CommandMeta, JsonBody};
+use crate::idempotency::{Answer, command_id, derived_id, run_idempotent};
+use crate::startup::AppState;
+
+/// The roles that may record visits.
+const RECORDERS: &[Role] = &[Role::FrontDesk];
+/// The roles that may read sessions.
+const READERS: &[Role] = &[Role::FrontDesk, Role::Billing, Role::Admin];
+
+/// Where a session lives, from its slot row.
+#[derive(Debug, Clone, Copy)]
+struct Located {
+    clinic: ClinicId,
+    referral: Option<Uuid>,
+    time_zone: Tz,
+}
+
+/// A session rebuilt from the log.
+#[derive(Debug)]
+struct Loaded {
+    session: Session,
+    version: u64,
+    command_ids: HashSet<CommandId>,
+}
+
+fn address_of(chain: ChainId, clinic: ClinicId, session: Uuid) -> AggregateAddress {
+    AggregateAddress {
+        chain,
+        clinic: Some(clinic),
+        kind: AggregateKind::Session,
+        id: SessionId::from(session).into(),
+    }
+}
+
+fn parse_time_zone(name: &str) -> Result<Tz, ApiError> {
+    // The zone was validated when the clinic was registered; a failure here is a corrupt row.
+    name.parse::<Tz>().map_err(|_| {
+        ApiError::Database(sqlx::Error::Decode(
+            format!("unknown time zone {name:?}").into(),
+        ))
+    })
+}
+
+async fn locate(pool: &PgPool, chain: ChainId, session: Uuid) -> Result<Option<Located>, ApiError> {
+    let row: Option<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
+        "SELECT s.clinic_id, s.referral_id, c.time_zone FROM session_slots s \
+         JOIN clinics c ON c.chain_id = s.chain_id AND c.id = s.clinic_id \
+         WHERE s.chain_id = $1 AND s.session_id = $2",
+    )
+    .bind(chain.as_uuid())
+    .bind(session)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|(clinic, referral, zone)| {
+        Ok(Located {
+            clinic: ClinicId::from(clinic),
+            referral,
+            time_zone: parse_time_zone(&zone)?,
+        })
+    })
+    .transpose()
+}
+
+async fn load(
+    state: &AppState,
+    address: &AggregateAddress,
+    clinic: ClinicId,
+) -> Result<Loaded, ApiError> {
+    let history = state.log.read(address).await?;
+    let mut events = Vec::new();
+    let mut command_ids = HashSet::new();
+    for recorded in &history.commits {
+        command_ids.insert(recorded.commit.command_id);
+        for record in &recorded.commit.events {
+            if let Some(event) =
+                from_log_event(clinic, from_micros(record.occurred_at)?, &record.event)?
+            {
+                events.push(event);
+            }
+        }
+    }
+    Ok(Loaded {
+        session: Session::from_events(&events),
+        version: history.version,
+        command_ids,
+    })
+}
+
+fn build_commit(
+    principal: &Principal,
+    meta: &CommandMeta,
+    address: &AggregateAddress,
+    events: &[SessionEvent],
+    now: DateTime<Utc>,
+) -> Commit {
+    Commit {
+        command_id: CommandId::from(command_id(principal.chain, meta.idempotency_key.as_deref())),
+        chain: address.chain,
+        clinic: address.clinic,
+        aggregate_kind: address.kind,
+        aggregate_id: address.id,
+        recorded_at: to_micros(now),
+        actor: Actor {
+            kind: ActorKind::Staff,
+            id: format!("api-key:{}", principal.key_id),
+        },
+        correlation_id: CorrelationId::from(meta.correlation_id),
+        causation_id: None,
+        events: events
+            .iter()
+            .map(|event| EventRecord {
+                event_id: EventId::from(Uuid::now_v7()),
+                occurred_at: to_micros(occurred_at(event, now)),
+                event: to_log_event(event),
+            })
+            .collect(),
+    }
+}
+
+fn view(id: Uuid, loaded: &Loaded, located: &Located) -> Result<SessionView, ApiError> {
+    let session = &loaded.session;
+    let booking = session
+        .booking()
+        .ok_or_else(|| ApiError::not_found("session_id", "session"))?;
+    Ok(SessionView {
+        id,
+        version: loaded.version,
+        status: session.status().as_str().to_owned(),
+        clinic_id: booking.clinic.as_uuid(),
+        therapist_id: booking.therapist.as_uuid(),
+        patient_id: booking.patient.as_uuid(),
+        payment: match booking.payment {
+            Payment::Payer { payer, coverage } => PaymentDto::Payer {
+                payer_id: payer.as_uuid(),
+                coverage_id: coverage.0,
+            },
+            Payment::SelfPay => PaymentDto::SelfPay,
+        },
+        referral_id: located.referral,
+        scheduled_start: booking.scheduled_start,
+        planned_minutes: booking.planned_minutes,
+        date_of_service: session
+            .date_of_service(located.time_zone)
+            .unwrap_or(NaiveDate::MIN),
+        checked_in_at: session.checked_in_at(),
+        completed_at: session.completed_at(),
+        services: session
+            .services()
+            .iter()
+            .map(|service| ServiceView {
+                technique: technique_word(service.technique),
+                code: service.code.as_str().to_owned(),
+                minutes: service.minutes,
+                body_region: service.body_region.to_string(),
+                body_side: service.body_side.map(|side| side.as_str().to_owned()),
+                description: service.description.clone(),
+            })
+            .collect(),
+        modalities: session
+            .modalities()
+            .iter()
+            .map(|modality| ModalityView {
+                code: modality.code.as_str().to_owned(),
+                minutes: modality.minutes,
+            })
+            .collect(),
+        diagnoses: session
+            .diagnoses()
+            .iter()
+            .map(|code| code.as_str().to_owned())
+            .collect(),
+        recorded_service_minutes: session.recorded_service_minutes(),
+        cancellation_reason: session.cancellation_reason().map(str::to_owned),
+        amendment_reasons: session.amendment_reasons().to_vec(),
+    })
+}
+
+fn answer(
+    status: StatusCode,
+    id: Uuid,
+    loaded: &Loaded,
+    located: &Located,
+) -> Result<Answer, ApiError> {
+    Ok(Answer {
+        status,
+        version: Some(loaded.version),
+        location: (status == StatusCode::CREATED).then(|| format!("/v1/sessions/{id}")),
+        body: serde_json::to_value(view(id, loaded, located)?)?,
+    })
+}
+
+/// The current instant at the log's precision (microseconds), so that an answer built from the
+/// decided events equals the one rebuilt from the log later.
+fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+fn record_ids(clinic: ClinicId, session: Uuid) {
+    let span = Span::current();
+    span.record("clinic_id", tracing::field::display(clinic));
+    span.record("session_id", tracing::field::display(session));
+}
+
+/// Domain refusals about the schedule's references name the request's fields.
+fn schedule_error(error: SessionError) -> ApiError {
+    let api_error = ApiError::from(error);
+    match api_error {
+        ApiError::Invalid { field, reason } if field == "coverage_id" => ApiError::Invalid {
+            field: "payment.coverage_id".to_owned(),
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// Schedules a session (front desk). The therapist's slot is booked atomically before the first
+/// event is appended; an overlapping session of the same therapist answers 409.
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = ScheduleSessionRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first answer")),
+    responses((status = 201, body = SessionView, headers(("ETag" = String, description = "The session version"))),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn schedule(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: CommandMeta,
+    body: JsonBody<ScheduleSessionRequest>,
+) -> Response {
+    if let Err(error) = principal.require_role(RECORDERS) {
+        return error.into_response();
+    }
+    run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
+        let request = body.parse()?;
+        schedule_session(&state, &principal, &meta, &request).await
+    })
+    .await
+}
+
+async fn schedule_session(
+    state: &AppState,
+    principal: &Principal,
+    meta: &CommandMeta,
+    request: &ScheduleSessionRequest,
+) -> Result<Answer, ApiError> {
+    let chain = principal.chain;
+    let clinic = ClinicId::from(request.clinic_id);
+    principal.require_clinic(clinic)?;
+    let session_id = meta
+        .idempotency_key
+        .as_deref()
+        .map_or_else(Uuid::now_v7, |key| derived_id(chain, "session", key));
+    record_ids(clinic, session_id);
+    let now = now_micros();
+    let mut transaction = state.pool.begin().await?;
+    let zone: Option<String> =
+        sqlx::query_scalar("SELECT time_zone FROM clinics WHERE chain_id = $1 AND id = $2")
+            .bind(chain.as_uuid())
+            .bind(clinic.as_uuid())
+            .fetch_optional(&mut *transaction)
+            .await?;
+    let time_zone =
+        parse_time_zone(&zone.ok_or_else(|| ApiError::not_found("clinic_id", "clinic"))?)?;
+    if !exists_in(&mut transaction, "therapists", chain, request.therapist_id).await? {
+        return Err(ApiError::not_found("therapist_id", "therapist"));
+    }
+    if !exists_in(&mut transaction, "patients", chain, request.patient_id).await? {
+        return Err(ApiError::not_found("patient_id", "patient"));
+    }
+    let (payment, coverage) = match request.payment {
+        PaymentDto::SelfPay => (Payment::SelfPay, None),
+        PaymentDto::Payer {
+            payer_id,
+            coverage_id,
+        } => {
+            if !exists_in(&mut transaction, "payers", chain, payer_id).await? {
+                return Err(ApiError::not_found("payment.payer_id", "payer"));
+            }
+            let terms = coverage_terms(&mut transaction, chain, coverage_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("payment.coverage_id", "coverage"))?;
+            (
+                Payment::Payer {
+                    payer: PayerId::from(payer_id),
+                    coverage: CoverageId(coverage_id),
+                },
+                Some(terms),
+            )
+        }
+    };
+    let referral = match request.referral_id {
+        None => None,
+        Some(referral_id) => Some(
+            referral_terms(&mut transaction, chain, referral_id, session_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("referral_id", "referral"))?,
+        ),
+    };
+    let command = ScheduleSession {
+        clinic,
+        therapist: TherapistId::from(request.therapist_id),
+        patient: PatientId::from(request.patient_id),
+        payment,
+        referral: request.referral_id.map(ReferralId),
+        scheduled_start: request.scheduled_start,
+        planned_minutes: request.planned_minutes,
+    };
+    let located = Located {
+        clinic,
+        referral: request.referral_id,
+        time_zone,
+    };
+    let address = address_of(chain, clinic, session_id);
+    let existing = load(state, &address, clinic).await?;
+    let this_command = CommandId::from(command_id(chain, meta.idempotency_key.as_deref()));
+    if existing.session.status() != SessionStatus::NotScheduled {
+        // A retry whose append reached the log before its answer was stored: answer as the first time.
+        if existing.command_ids.contains(&this_command) {
+            return answer(StatusCode::CREATED, session_id, &existing, &located);
+        }
+        return Err(SessionError::AlreadyScheduled.into());
+    }
+    let context = DecisionContext {
+        now,
+        clinic_time_zone: time_zone,
+        coverage,
+        referral,
+    };
+    let events = existing
+        .session
+        .decide(&SessionCommand::Schedule(command.clone()), &context)
+        .map_err(schedule_error)?;
+    book_slot(&mut transaction, chain, session_id, request, &command).await?;
+    transaction.commit().await?;
+
+    let commit = build_commit(principal, meta, &address, &events, now);
+    let appended = match state.log.append(&address, existing.version, &commit).await {
+        Ok(appended) => appended,
+        // The outcome is unknown: keep the slot, so a retry with the same key finds it again.
+        Err(error @ LogError::Nats { .. }) => return Err(error.into()),
+        Err(error) => {
+            release_slot(&state.pool, chain, session_id, SlotRelease::Delete).await?;
+            return Err(error.into());
+        }
+    };
+    let mut session = existing.session;
+    for event in &events {
+        session.apply(event);
+    }
+    let loaded = Loaded {
+        session,
+        version: appended.sequence,
+        command_ids: HashSet::from([this_command]),
+    };
+    answer(StatusCode::CREATED, session_id, &loaded, &located)
+}
+
+async fn exists_in(
+    connection: &mut PgConnection,
+    table: &'static str,
+    chain: ChainId,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let query = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE chain_id = $1 AND id = $2)");
+    sqlx::query_scalar(&query)
+        .bind(chain.as_uuid())
+        .bind(id)
+        .fetch_one(connection)
+        .await
+}
+
+async fn coverage_terms(
+    connection: &mut PgConnection,
+    chain: ChainId,
+    coverage: Uuid,
+) -> Result<Option<CoverageTerms>, sqlx::Error> {
+    let row: Option<(Uuid, Uuid, NaiveDate, Option<NaiveDate>)> =
+        sqlx::query_as("SELECT patient_id, payer_id, valid_from, valid_to FROM coverages WHERE chain_id = $1 AND id = $2")
+            .bind(chain.as_uuid())
+            .bind(coverage)
+            .fetch_optional(connection)
+            .await?;
+    Ok(
+        row.map(|(patient, payer, valid_from, valid_to)| CoverageTerms {
+            patient: PatientId::from(patient),
+            payer: PayerId::from(payer),
+            valid_from,
+            valid_to,
+        }),
+    )
+}
+
+/// The referral's terms, locked for the rest of the transaction so that two bookings cannot both
+/// take its last authorised visit.
+async fn referral_terms(
+    connection: &mut PgConnection,
+    chain: ChainId,
+    referral: Uuid,
+    session: Uuid,
+) -> Result<Option<ReferralTerms>, sqlx::Error> {
+    let row: Option<(Uuid, NaiveDate, NaiveDate, i32)> = sqlx::query_as(
+        "SELECT patient_id, issued_on, expires_on, authorised_visits FROM referrals WHERE chain_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(chain.as_uuid())
+    .bind(referral)
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some((patient, issued_on, expires_on, authorised_visits)) = row else {
+        return Ok(None);
+    };
+    let booked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM session_slots WHERE chain_id = $1 AND referral_id = $2 AND released_at IS NULL AND session_id <> $3",
+    )
+    .bind(chain.as_uuid())
+    .bind(referral)
+    .bind(session)
+    .fetch_one(connection)
+    .await?;
+    Ok(Some(ReferralTerms {
+        patient: PatientId::from(patient),
+        issued_on,
+        expires_on,
+        authorised_visits: u32::try_from(authorised_visits).unwrap_or(0),
+        visits_booked: u32::try_from(booked).unwrap_or(u32::MAX),
+    }))
+}
+
+/// Books the therapist's interval; the exclusion constraint refuses an overlap atomically.
+async fn book_slot(
+    connection: &mut PgConnection,
+    chain: ChainId,
+    session: Uuid,
+    request: &ScheduleSessionRequest,
+    command: &ScheduleSession,
+) -> Result<(), ApiError> {
+    let end =
+        command.scheduled_start + chrono::Duration::minutes(i64::from(command.planned_minutes));
+    let coverage = match command.payment {
+        Payment::Payer { coverage, .. } => Some(coverage.0),
+        Payment::SelfPay => None,
+    };
+    let result = sqlx::query(
+        "INSERT INTO session_slots (session_id, chain_id, clinic_id, therapist_id, patient_id, coverage_id, referral_id, booked) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, tstzrange($8, $9, '[)')) ON CONFLICT (session_id) DO NOTHING",
+    )
+    .bind(session)
+    .bind(chain.as_uuid())
+    .bind(request.clinic_id)
+    .bind(request.therapist_id)
+    .bind(request.patient_id)
+    .bind(coverage)
+    .bind(request.referral_id)
+    .bind(command.scheduled_start)
+    .bind(end)
+    .execute(connection)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23P01") => {
+            Err(ApiError::StateConflict {
+                field: "therapist_id".to_owned(),
+                reason: "the therapist has another session overlapping this interval".to_owned(),
+            })
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// How a slot is given up.
+#[derive(Debug, Clone, Copy)]
+enum SlotRelease {
+    /// The session ended without taking place: keep the row for audit, free the interval.
+    Release,
+    /// The session never reached the log: remove the row.
+    Delete,
+}
+
+async fn release_slot(
+    pool: &PgPool,
+    chain: ChainId,
+    session: Uuid,
+    how: SlotRelease,
+) -> Result<(), sqlx::Error> {
+    let query = match how {
+        SlotRelease::Release => {
+            "UPDATE session_slots SET released_at = now() WHERE chain_id = $1 AND session_id = $2 AND released_at IS NULL"
+        }
+        SlotRelease::Delete => "DELETE FROM session_slots WHERE chain_id = $1 AND session_id = $2",
+    };
+    sqlx::query(query)
+        .bind(chain.as_uuid())
+        .bind(session)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Runs one lifecycle command against an existing session.
+async fn execute(
+    state: &AppState,
+    principal: &Principal,
+    meta: &CommandMeta,
+    session_id: Uuid,
+    command: SessionCommand,
+) -> Result<Answer, ApiError> {
+    let chain = principal.chain;
+    let located = locate(&state.pool, chain, session_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session_id", "session"))?;
+    record_ids(located.clinic, session_id);
+    principal.require_clinic(located.clinic)?;
+    let address = address_of(chain, located.clinic, session_id);
+    let loaded = load(state, &address, located.clinic).await?;
+    if loaded.session.status() == SessionStatus::NotScheduled {
+        return Err(ApiError::not_found("session_id", "session"));
+    }
+    let this_command = CommandId::from(command_id(chain, meta.idempotency_key.as_deref()));
+    if meta.idempotency_key.is_some() && loaded.command_ids.contains(&this_command) {
+        // Already appended by an earlier attempt whose answer was lost: nothing new is written.
+        return answer(StatusCode::OK, session_id, &loaded, &located);
+    }
+    if let Some(expected_version) = meta.if_match
+        && expected_version != loaded.version
+    {
+        return Err(ApiError::VersionConflict {
+            expected_version,
+            actual_version: loaded.version,
+        });
+    }
+    let now = now_micros();
+    let events = loaded
+        .session
+        .decide(&command, &DecisionContext::at(now, located.time_zone))?;
+    let commit = build_commit(principal, meta, &address, &events, now);
+    let appended = state.log.append(&address, loaded.version, &commit).await?;
+    if matches!(
+        command,
+        SessionCommand::Cancel { .. } | SessionCommand::NoShow
+    ) {
+        release_slot(&state.pool, chain, session_id, SlotRelease::Release).await?;
+    }
+    let loaded = if appended.duplicate {
+        load(state, &address, located.clinic).await?
+    } else {
+        let mut session = loaded.session;
+        for event in &events {
+            session.apply(event);
+        }
+        Loaded {
+            session,
+            version: appended.sequence,
+            command_ids: HashSet::new(),
+        }
+    };
+    answer(StatusCode::OK, session_id, &loaded, &located)
+}
+
+/// Parses a request into a command and runs it idempotently.
+async fn run_command(
+    state: &AppState,
+    principal: &Principal,
+    meta: &CommandMeta,
+    raw: &[u8],
+    session_id: Uuid,
+    command: Result<SessionCommand, ApiError>,
+) -> Response {
+    if let Err(error) = principal.require_role(RECORDERS) {
+        return error.into_response();
+    }
+    run_idempotent(&state.pool, principal, meta, raw, || async {
+        let command = command?;
+        execute(state, principal, meta, session_id, command).await
+    })
+    .await
+}
+
+fn code(field: &str, text: &str) -> Result<CptCode, ApiError> {
+    CptCode::parse(field, text)
+        .map_err(|error| ApiError::invalid(field, format!("{:?} {}", error.value, error.problem)))
+}
+
+fn session_error(error: SessionError) -> ApiError {
+    error.into()
+}
+
+fn service_command(request: &RecordServiceRequest) -> Result<SessionCommand, ApiError> {
+    let technique = parse_technique(&request.technique).ok_or_else(|| {
+        ApiError::invalid(
+            "technique",
+            format!(
+                "{:?} is not a technique (e.g. swedish_massage, myofascial_release, cupping)",
+                request.technique
+            ),
+        )
+    })?;
+    Ok(SessionCommand::RecordService(RecordService {
+        technique,
+        code: code("code", &request.code)?,
+        minutes: request.minutes,
+        body_region: BodyRegion::parse("body_region", &request.body_region)
+            .map_err(session_error)?,
+        body_side: request
+            .body_side
+            .as_deref()
+            .map(|side| BodySide::parse("body_side", side))
+            .transpose()
+            .map_err(session_error)?,
+        description: request.description.clone(),
+    }))
+}
+
+fn diagnoses_command(request: &AttachDiagnosesRequest) -> Result<SessionCommand, ApiError> {
+    let codes = request
+        .codes
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let field = format!("codes[{index}]");
+            Icd10Code::parse(&field, text).map_err(|error| {
+                ApiError::invalid(&field, format!("{:?} {}", error.value, error.problem))
+            })
+        })
+        .collect::<Result<Vec<Icd10Code>, ApiError>>()?;
+    Ok(SessionCommand::AttachDiagnoses(codes))
+}
+
+/// Reads a session (front desk, billing or admin).
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = Uuid, Path, description = "The session's id")),
+    responses((status = 200, body = SessionView, headers(("ETag" = String, description = "The session version"))),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn get_session(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Answer, ApiError> {
+    principal.require_role(READERS)?;
+    let located = locate(&state.pool, principal.chain, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("id", "session"))?;
+    record_ids(located.clinic, id);
+    principal.require_clinic(located.clinic)?;
+    let loaded = load(
+        &state,
+        &address_of(principal.chain, located.clinic, id),
+        located.clinic,
+    )
+    .await?;
+    if loaded.session.status() == SessionStatus::NotScheduled {
+        return Err(ApiError::not_found("id", "session"));
+    }
+    answer(StatusCode::OK, id, &loaded, &located)
+}
+
+/// Declares a lifecycle endpoint with a JSON body.
+macro_rules! command_with_body {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $request:ty, $build:expr) => {
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, tag = "sessions", request_body = $request,
+            params(("id" = Uuid, Path, description = "The session's id"),
+                ("If-Match" = Option<String>, Header, description = "The session version the command is based on (its ETag)"),
+                ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first answer")),
+            responses((status = 200, body = SessionView, headers(("ETag" = String, description = "The new session version"))),
+                (status = "4XX", body = Problem, content_type = "application/problem+json")),
+            security(("api_key" = [])))]
+        pub async fn $name(State(state): State<AppState>, principal: Principal, meta: CommandMeta, Path(id): Path<Uuid>, body: JsonBody<$request>) -> Response {
+            let build: fn(&$request) -> Result<SessionCommand, ApiError> = $build;
+            let command = body.parse().and_then(|request| build(&request));
+            run_command(&state, &principal, &meta, &body.raw, id, command).await
+        }
+    };
+}
+
+/// Declares a lifecycle endpoint without a body.
+macro_rules! command_without_body {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $command:expr) => {
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, tag = "sessions",
+            params(("id" = Uuid, Path, description = "The session's id"),
+                ("If-Match" = Option<String>, Header, description = "The session version the command is based on (its ETag)"),
+                ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first answer")),
+            responses((status = 200, body = SessionView, headers(("ETag" = String, description = "The new session version"))),
+                (status = "4XX", body = Problem, content_type = "application/problem+json")),
+            security(("api_key" = [])))]
+        pub async fn $name(State(state): State<AppState>, principal: Principal, meta: CommandMeta, Path(id): Path<Uuid>) -> Response {
+            run_command(&state, &principal, &meta, &[], id, Ok($command)).await
+        }
+    };
+}
+
+command_without_body!(
+    /// The patient arrived (front desk).
+    check_in, "/v1/sessions/{id}/check-in", SessionCommand::CheckIn
+);
+command_with_body!(
+    /// Records a delivered service (front desk); the code must cover the technique.
+    record_service, "/v1/sessions/{id}/services", RecordServiceRequest, service_command
+);
+command_with_body!(
+    /// Records a supervised modality (front desk).
+    record_modality, "/v1/sessions/{id}/modalities", RecordModalityRequest,
+    |request| Ok(SessionCommand::RecordModality(RecordModality { code: code("code", &request.code)?, minutes: request.minutes }))
+);
+command_with_body!(
+    /// Attaches diagnoses (front desk).
+    attach_diagnoses, "/v1/sessions/{id}/diagnoses", AttachDiagnosesRequest, diagnoses_command
+);
+command_without_body!(
+    /// Completes the visit's record (front desk).
+    complete, "/v1/sessions/{id}/complete", SessionCommand::Complete
+);
+command_with_body!(
+    /// Cancels the booking (front desk) and frees the therapist's slot.
+    cancel, "/v1/sessions/{id}/cancel", ReasonRequest, |request| Ok(SessionCommand::Cancel { reason: request.reason.clone() })
+);
+command_without_body!(
+    /// Records that the patient did not attend (front desk) and frees the therapist's slot.
+    no_show, "/v1/sessions/{id}/no-show", SessionCommand::NoShow
+);
+command_with_body!(
+    /// Reopens a completed record for correction (front desk).
+    amend, "/v1/sessions/{id}/amend", ReasonRequest, |request| Ok(SessionCommand::Amend { reason: request.reason.clone() })
+);

@@ -1,0 +1,448 @@
+//! `spawn_app()`: one isolated sessions API per test, on port 0, with its own freshly created and
+//! migrated PostgreSQL database and its own JetStream stream and subject prefix, all removed again
+//! when the `TestApp` is dropped (even when the test fails).
+
+use std::sync::Once;
+
+use chrono::{DateTime, Duration, Utc};
+use claimledger_events::{AggregateKind, ChainId, ClinicId, SessionId};
+use claimledger_log::{AggregateAddress, EventLog, LogConfig, LogStorage};
+use claimledger_sessions_api::auth::{Role, bootstrap_chain, create_api_key};
+use claimledger_sessions_api::config::Settings;
+use claimledger_sessions_api::startup::Application;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+static TRACING: Once = Once::new();
+
+/// Test logs are silent unless `TEST_LOG` is set.
+fn init_tracing() {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter("info")
+                .with_test_writer()
+                .init();
+        }
+    });
+}
+
+/// A running API with its own database and stream.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// The HTTP client.
+    pub client: reqwest::Client,
+    /// The test database.
+    pub pool: PgPool,
+    /// The test's log.
+    pub log: EventLog,
+    /// The bootstrapped chain.
+    pub chain: ChainId,
+    /// Its admin key.
+    pub admin_key: String,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<()>>,
+    database_name: String,
+    maintenance_options: PgConnectOptions,
+    /// The NATS server.
+    pub nats_url: String,
+    stream_names: Vec<String>,
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body as JSON (`Null` when empty or not JSON).
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `field` of a problem body.
+    pub fn field(&self) -> &str {
+        self.body["field"].as_str().unwrap_or_default()
+    }
+
+    /// The `Content-Type` header.
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The `ETag` header.
+    pub fn etag(&self) -> String {
+        self.headers
+            .get("etag")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The `id` of the body, as a UUID.
+    pub fn id(&self) -> Uuid {
+        self.body["id"]
+            .as_str()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .unwrap_or_else(|| panic!("no id in {self:?}"))
+    }
+
+    /// Asserts a problem answer with `status` naming `field`.
+    pub fn assert_problem(&self, status: StatusCode, field: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.content_type(), "application/problem+json", "{self:?}");
+        assert_eq!(self.field(), field, "{self:?}");
+        assert!(
+            self.body["reason"]
+                .as_str()
+                .is_some_and(|reason| !reason.is_empty()),
+            "{self:?}"
+        );
+    }
+}
+
+/// A request under construction.
+pub struct Call<'a> {
+    app: &'a TestApp,
+    request: reqwest::RequestBuilder,
+}
+
+impl Call<'_> {
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.request = self.request.header(name, value);
+        self
+    }
+
+    /// Sends a JSON body.
+    pub fn json(mut self, body: &Value) -> Self {
+        self.request = self.request.json(body);
+        self
+    }
+
+    /// Sends raw bytes as `application/json`.
+    pub fn raw_json(mut self, body: Vec<u8>) -> Self {
+        self.request = self
+            .request
+            .header("content-type", "application/json")
+            .body(body);
+        self
+    }
+
+    /// Sends the request.
+    pub async fn send(self) -> Reply {
+        let _ = self.app;
+        let response = self.request.send().await.expect("the API answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a body");
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// The reference data most tests need, and a front-desk key.
+pub struct World {
+    /// A clinic in New York.
+    pub clinic: Uuid,
+    /// A therapist.
+    pub therapist: Uuid,
+    /// A payer.
+    pub payer: Uuid,
+    /// A patient.
+    pub patient: Uuid,
+    /// The patient's coverage at the payer for 2026.
+    pub coverage: Uuid,
+    /// A referral for the patient, March to May 2026, 2 visits.
+    pub referral: Uuid,
+    /// A front-desk key of the chain.
+    pub front_desk: String,
+}
+
+/// A valid NPI (the CMS example).
+pub const NPI: &str = "1234567893";
+
+/// A weekday morning in March 2026, 14:00 UTC (09:00 in New York).
+pub fn morning() -> DateTime<Utc> {
+    "2026-03-10T14:00:00Z".parse().expect("a valid instant")
+}
+
+pub async fn spawn_app() -> TestApp {
+    init_tracing();
+    let base = Settings::from_env().expect("settings from the environment");
+    let maintenance_options = base.database.connect_options().expect("DATABASE_URL");
+    let database_name = format!("sessions_test_{}", Uuid::new_v4().simple());
+    let mut maintenance = PgConnection::connect_with(&maintenance_options)
+        .await
+        .expect("PostgreSQL answers");
+    sqlx::query(&format!("CREATE DATABASE \"{database_name}\""))
+        .execute(&mut maintenance)
+        .await
+        .expect("create the test database");
+    maintenance.close().await.expect("close");
+    let pool = PgPoolOptions::new()
+        .max_connections(10)
+        .connect_with(maintenance_options.clone().database(&database_name))
+        .await
+        .expect("connect to the test database");
+    sqlx::migrate!("../../migrations")
+        .run(&pool)
+        .await
+        .expect("migrations run");
+
+    let unique = Uuid::new_v4().simple().to_string();
+    let mut log_config = LogConfig::new(format!("SESSIONS_TEST_{unique}"), format!("t{unique}"));
+    log_config.storage = LogStorage::Memory;
+    let stream_names = vec![
+        log_config.stream_name.clone(),
+        log_config.parked_stream_name(),
+    ];
+    let client = async_nats::connect(&base.nats_url)
+        .await
+        .expect("NATS answers");
+    let log = EventLog::connect(client, log_config)
+        .await
+        .expect("the log opens");
+
+    let mut settings = base.clone();
+    settings.http.port = 0;
+    let application = Application::build_with(settings, pool.clone(), log.clone())
+        .await
+        .expect("the API builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            application
+                .run_until_stopped(shutdown)
+                .await
+                .expect("the API serves")
+        }
+    });
+    let (chain, admin) = bootstrap_chain(&pool, "Test chain")
+        .await
+        .expect("bootstrap");
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        pool,
+        log,
+        chain,
+        admin_key: admin.secret,
+        shutdown,
+        server: Some(server),
+        database_name,
+        maintenance_options,
+        nats_url: base.nats_url,
+        stream_names,
+    }
+}
+
+impl TestApp {
+    /// A POST to `path` with `key`.
+    pub fn post(&self, path: &str, key: &str) -> Call<'_> {
+        Call {
+            app: self,
+            request: self
+                .client
+                .post(format!("{}{path}", self.address))
+                .bearer_auth(key),
+        }
+    }
+
+    /// A GET of `path` with `key`.
+    pub fn get(&self, path: &str, key: &str) -> Call<'_> {
+        Call {
+            app: self,
+            request: self
+                .client
+                .get(format!("{}{path}", self.address))
+                .bearer_auth(key),
+        }
+    }
+
+    /// Creates a key of this chain with `role`.
+    pub async fn key(&self, role: Role, clinics: Option<&[Uuid]>) -> String {
+        let clinics: Option<Vec<ClinicId>> =
+            clinics.map(|ids| ids.iter().copied().map(ClinicId::from).collect());
+        create_api_key(&self.pool, self.chain, role, clinics.as_deref(), "test")
+            .await
+            .expect("a key")
+            .secret
+    }
+
+    /// Registers a clinic and returns its id.
+    pub async fn clinic(&self, time_zone: &str) -> Uuid {
+        let reply = self
+            .post("/v1/clinics", &self.admin_key)
+            .json(&json!({
+                "name": "Downtown", "npi": NPI, "tax_id": "12-3456789", "address_line": "1 Main St",
+                "city": "Springfield", "state": "NY", "postal_code": "10001", "time_zone": time_zone,
+                "place_of_service": "11"
+            }))
+            .send()
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        reply.id()
+    }
+
+    /// Registers a therapist and returns its id.
+    pub async fn therapist(&self) -> Uuid {
+        let body = json!({"name": "Alex Kim", "npi": "1558598797", "licence_number": "MT-1", "licence_state": "NY"});
+        let reply = self
+            .post("/v1/therapists", &self.admin_key)
+            .json(&body)
+            .send()
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        reply.id()
+    }
+
+    /// Builds the usual reference data.
+    pub async fn world(&self) -> World {
+        let clinic = self.clinic("America/New_York").await;
+        let therapist = self.therapist().await;
+        let payer = self
+            .post("/v1/payers", &self.admin_key)
+            .json(&json!({"name": "Acme Health"}))
+            .send()
+            .await
+            .id();
+        let patient = self
+            .post("/v1/patients", &self.admin_key)
+            .json(&json!({"given_name": "Jo", "family_name": "Doe", "date_of_birth": "1980-05-17"}))
+            .send()
+            .await
+            .id();
+        let coverage = self
+            .post("/v1/coverages", &self.admin_key)
+            .json(
+                &json!({"patient_id": patient, "payer_id": payer, "member_id": "W123456789",
+                "valid_from": "2026-01-01", "valid_to": "2026-12-31"}),
+            )
+            .send()
+            .await
+            .id();
+        let referral = self
+            .post("/v1/referrals", &self.admin_key)
+            .json(
+                &json!({"patient_id": patient, "referring_npi": NPI, "diagnoses": ["M54.50"],
+                "authorised_visits": 2, "issued_on": "2026-03-01", "expires_on": "2026-05-31"}),
+            )
+            .send()
+            .await
+            .id();
+        let front_desk = self.key(Role::FrontDesk, None).await;
+        World {
+            clinic,
+            therapist,
+            payer,
+            patient,
+            coverage,
+            referral,
+            front_desk,
+        }
+    }
+
+    /// A schedule request body for `world` at `start` for `minutes`.
+    pub fn schedule_body(world: &World, start: DateTime<Utc>, minutes: u16) -> Value {
+        json!({
+            "clinic_id": world.clinic, "therapist_id": world.therapist, "patient_id": world.patient,
+            "payment": {"kind": "payer", "payer_id": world.payer, "coverage_id": world.coverage},
+            "scheduled_start": start, "planned_minutes": minutes
+        })
+    }
+
+    /// Schedules a 60-minute session at `start` and returns its reply.
+    pub async fn schedule(&self, world: &World, start: DateTime<Utc>) -> Reply {
+        self.post("/v1/sessions", &world.front_desk)
+            .json(&Self::schedule_body(world, start, 60))
+            .send()
+            .await
+    }
+
+    /// The number of commits on a session's subject.
+    pub async fn commits_of(&self, clinic: Uuid, session: Uuid) -> usize {
+        let address = AggregateAddress {
+            chain: self.chain,
+            clinic: Some(ClinicId::from(clinic)),
+            kind: AggregateKind::Session,
+            id: SessionId::from(session).into(),
+        };
+        self.log
+            .read(&address)
+            .await
+            .expect("the log reads")
+            .commits
+            .len()
+    }
+
+    /// The number of commits in the whole test stream.
+    pub async fn total_commits(&self) -> u64 {
+        self.log.last_sequence().await.expect("the stream answers")
+    }
+
+    /// The number of rows of `table`.
+    pub async fn rows(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+}
+
+/// `start` plus `minutes`.
+pub fn plus_minutes(start: DateTime<Utc>, minutes: i64) -> DateTime<Utc> {
+    start + Duration::minutes(minutes)
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        let database_name = self.database_name.clone();
+        let options = self.maintenance_options.clone().disable_statement_logging();
+        let nats_url = self.nats_url.clone();
+        let streams = self.stream_names.clone();
+        // Cleanup runs on its own runtime in its own thread, so it also runs when a test panics.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                if let Ok(mut connection) = PgConnection::connect_with(&options).await {
+                    let _ = sqlx::query(&format!(
+                        "DROP DATABASE IF EXISTS \"{database_name}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut connection)
+                    .await;
+                }
+                if let Ok(client) = async_nats::connect(&nats_url).await {
+                    let context = async_nats::jetstream::new(client);
+                    for stream in streams {
+                        let _ = context.delete_stream(&stream).await;
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}

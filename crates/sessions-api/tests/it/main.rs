@@ -1,0 +1,11 @@
+//! End-to-end tests of the sessions API over HTTP against the real NATS JetStream and PostgreSQL:
+//! one test binary, one isolated app (database, stream, subject prefix) per test.
+
+mod access;
+mod bodies;
+mod concurrency;
+mod helpers;
+mod lifecycle;
+mod openapi;
+mod reference;
+mod validation;
