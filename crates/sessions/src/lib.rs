@@ -18,6 +18,7 @@ pub mod error;
 pub mod event;
 pub mod schema;
 pub mod session;
+pub mod visit;
 
 #[cfg(test)]
 mod testing;

@@ -943,3 +943,79 @@ fn given_the_full_lifecycle_when_folded_then_the_state_matches_the_history() {
         Some(day(2026, 3, 2))
     );
 }
+
+fn visit_facts() -> crate::visit::VisitFacts {
+    use claimledger_billing::claim::PlaceOfService;
+    use claimledger_billing::validation::{Npi, TaxId};
+    crate::visit::VisitFacts {
+        clinic_time_zone: CLINIC_TIME_ZONE,
+        place_of_service: PlaceOfService::OFFICE,
+        clinic_npi: Npi::parse("npi", "1234567893").expect("a valid NPI"),
+        tax_id: TaxId::parse("tax_id", "12-3456789").expect("a valid tax id"),
+        rendering_npi: Npi::parse("npi", "1558598797").expect("a valid NPI"),
+        referral: None,
+        primary_code: None,
+    }
+}
+
+#[test]
+fn given_a_completed_session_when_converted_then_the_visit_carries_its_services_and_local_date() {
+    let mut history = vec![scheduled(), checked_in(), recorded(&massage(30))];
+    history.push(SessionEvent::ModalityRecorded(ModalityRecorded {
+        code: CptCode::HotColdPacks,
+        minutes: 10,
+    }));
+    history.extend([diagnosed(), completed()]);
+    let visit = crate::visit::completed_visit(&Session::from_events(&history), &visit_facts())
+        .expect("a completed visit");
+    assert_eq!(visit.date_of_service, day(2026, 3, 2));
+    assert_eq!(visit.services.len(), 1);
+    assert_eq!(visit.services[0].code, CptCode::Massage);
+    assert_eq!(visit.services[0].minutes, 30);
+    assert_eq!(visit.services[0].body_region, "lower_back:bilateral");
+    assert_eq!(visit.modalities[0].code, CptCode::HotColdPacks);
+    assert_eq!(visit.diagnoses, ["M54.50"]);
+}
+
+#[test]
+fn given_a_session_being_amended_when_converted_then_it_is_not_billed_yet() {
+    let mut history = completed_history();
+    history.push(SessionEvent::Amended {
+        reason: "late entry".to_owned(),
+    });
+    let error =
+        crate::visit::completed_visit(&Session::from_events(&history), &visit_facts()).unwrap_err();
+    assert_eq!(
+        error,
+        crate::visit::VisitError::NotCompleted {
+            status: SessionStatus::Amending
+        }
+    );
+}
+
+#[test]
+fn given_a_completed_visit_when_the_billing_core_derives_its_claim_then_the_lines_follow_the_session()
+ {
+    use claimledger_billing::claim::derive_claim;
+    use claimledger_billing::{Cents, PayerPolicy, PriceList, ReferenceData};
+    let visit =
+        crate::visit::completed_visit(&Session::from_events(&completed_history()), &visit_facts())
+            .expect("a visit");
+    let prices = PriceList::from_pairs([(CptCode::Massage, Cents(4_000))]);
+    let derived = derive_claim(
+        &visit,
+        &PayerPolicy::example_medicare_like(),
+        &ReferenceData::example(),
+        &prices,
+    )
+    .expect("a claim");
+    // 30 minutes of massage on 2 March 2026 in New York: one 97124 line with two units.
+    assert_eq!(derived.claim.date_of_service, day(2026, 3, 2));
+    assert_eq!(derived.claim.lines.len(), 1);
+    assert_eq!(derived.claim.lines[0].code, CptCode::Massage);
+    assert_eq!(derived.claim.lines[0].units, 2);
+    assert_eq!(
+        derived.claim.lines[0].rendering_npi,
+        visit_facts().rendering_npi
+    );
+}
