@@ -1,6 +1,7 @@
 //! The `claimledger` binary: parses the command line, sets up logging on stderr and runs one
 //! subcommand. Each subcommand lives in its own module; add a `Command` variant to add one.
 
+mod payer_rules;
 mod units;
 
 use std::io::Write;
@@ -22,6 +23,18 @@ struct Cli {
 enum Command {
     /// Timed units from minutes per code (the 8-minute rule), with the reasoning.
     Units(units::UnitsArgs),
+    /// Payer rules files: validate them, or publish new versions to the event log.
+    Rules(payer_rules::RulesArgs),
+    /// Runs one service until Ctrl-C or SIGTERM.
+    #[command(subcommand)]
+    Serve(ServeCommand),
+}
+
+/// The services `claimledger serve` can run.
+#[derive(Debug, Subcommand)]
+enum ServeCommand {
+    /// The payer-rules NATS service (decide, choose_code, visit).
+    PayerRules(payer_rules::ServePayerRulesArgs),
 }
 
 /// Runs the command; a failure prints its cause chain on stderr and exits with status 1.
@@ -29,6 +42,8 @@ fn main() -> ExitCode {
     init_tracing();
     let outcome = match Cli::parse().command {
         Command::Units(args) => units::run(&args),
+        Command::Rules(args) => payer_rules::run_rules(&args),
+        Command::Serve(ServeCommand::PayerRules(args)) => payer_rules::run_serve(&args),
     };
     let Err(error) = outcome else {
         return ExitCode::SUCCESS;

@@ -399,7 +399,7 @@ impl RuleBook {
         if line.units == 0 {
             return Ok(rejected(RejectionReason::NoBillableUnits));
         }
-        if version.bundled[crate::rulebook::code_index(line.code)] {
+        if version.bundles(line.code) {
             return Ok(rejected(RejectionReason::Bundled { code: line.code }));
         }
 

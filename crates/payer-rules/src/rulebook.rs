@@ -86,6 +86,12 @@ impl CompiledVersion {
         self.accepted[index] && !self.bundled[index]
     }
 
+    /// True when the payer never pays `code` separately.
+    pub fn bundles(&self, code: CptCode) -> bool {
+        self.bundled[code_index(code)]
+    }
+
+    /// The allowed amount per unit of `code` (zero when the schedule lists none).
     pub fn fee(&self, code: CptCode) -> Cents {
         self.fee_per_unit[code_index(code)]
     }

@@ -6,4 +6,5 @@ mod engine;
 mod helpers;
 mod loader;
 mod publish;
+mod python_client;
 mod service;
