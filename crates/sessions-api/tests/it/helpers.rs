@@ -276,6 +276,19 @@ impl TestApp {
         }
     }
 
+    /// Cancels the shutdown token and waits (bounded) for the server to finish; `true` when it
+    /// stopped in time.
+    pub async fn stop(&mut self) -> bool {
+        self.shutdown.cancel();
+        let Some(server) = self.server.take() else {
+            return true;
+        };
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(10), server).await,
+            Ok(Ok(()))
+        )
+    }
+
     /// Creates a key of this chain with `role`.
     pub async fn key(&self, role: Role, clinics: Option<&[Uuid]>) -> String {
         let clinics: Option<Vec<ClinicId>> =
