@@ -25,6 +25,8 @@ use crate::wire::{self, WireError};
 pub const SERVICE_NAME: &str = "payer-rules";
 /// The subject prefix used when none is configured.
 pub const DEFAULT_SUBJECT_PREFIX: &str = "claimledger.payer_rules";
+/// How long start-up waits for the server to confirm the endpoint subscriptions.
+const SUBSCRIPTION_CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The header holding the error text of an error reply (the service API's name).
 pub const ERROR_HEADER: &str = "Nats-Service-Error";
 /// The header holding the numeric status of an error reply (the service API's name).
@@ -183,12 +185,7 @@ impl PayerRulesService {
                 .map_err(ServiceError::Register)?;
             endpoints.push((kind, endpoint));
         }
-        // The subscriptions must reach the server before callers are told the service is up, or
-        // a request sent right away could find no responder.
-        client
-            .flush()
-            .await
-            .map_err(|error| ServiceError::Register(Box::new(error)))?;
+        confirm_subscriptions(client).await?;
         tracing::info!(
             subject_prefix = %config.subject_prefix,
             payers = book.payer_ids().len(),
@@ -225,6 +222,29 @@ impl PayerRulesService {
         }
         result
     }
+}
+
+/// Waits until the server has processed the endpoint subscriptions, so that a request sent from
+/// any connection once [`PayerRulesService::start`] returns finds a responder. `flush` only empties
+/// the client's write buffer; a message to a private inbox, sent after the subscriptions on the
+/// same connection, comes back only after the server processed everything before it.
+async fn confirm_subscriptions(client: &async_nats::Client) -> Result<(), ServiceError> {
+    let inbox = client.new_inbox();
+    let mut probe = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|error| ServiceError::Register(Box::new(error)))?;
+    client
+        .publish(inbox, Bytes::new())
+        .await
+        .map_err(|error| ServiceError::Register(Box::new(error)))?;
+    let echoed = tokio::time::timeout(SUBSCRIPTION_CONFIRM_TIMEOUT, probe.next()).await;
+    if !matches!(echoed, Ok(Some(_))) {
+        return Err(ServiceError::Register(
+            "the NATS server did not confirm the endpoint subscriptions in time".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Answers every request of one endpoint in arrival order. Decisions take microseconds, so one
