@@ -1,0 +1,3 @@
+//! Replay benchmark (being written).
+
+fn main() {}

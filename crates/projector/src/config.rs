@@ -1,0 +1,48 @@
+//! The projector's settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::ProjectorError;
+
+/// The schema holding the live read models.
+pub const LIVE_SCHEMA: &str = "read_models";
+/// The schema a rebuild fills before it is swapped in.
+pub const REBUILD_SCHEMA: &str = "read_models_rebuild";
+
+/// How the projector runs. The live projector folds the whole log into [`LIVE_SCHEMA`]; a rebuild
+/// uses the batch size and the rules directory.
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// The most commits applied in one transaction.
+    pub max_batch_commits: usize,
+    /// The longest a batch waits for more commits once it has one.
+    pub max_batch_wait: Duration,
+    /// How long a caught-up projector waits for a new commit before reporting idle.
+    pub idle_wait: Duration,
+    /// The directory holding `reference/` (NCCI PTP, MUE, always-therapy), usually the repo's `rules/`.
+    pub rules_dir: PathBuf,
+}
+
+impl ProjectorConfig {
+    /// The live projector over the whole log, with batches of up to 5000 commits or 50 ms.
+    pub fn live(rules_dir: PathBuf) -> Self {
+        Self {
+            max_batch_commits: 5000,
+            max_batch_wait: Duration::from_millis(50),
+            idle_wait: Duration::from_millis(200),
+            rules_dir,
+        }
+    }
+
+    /// Checks the settings, naming the one that is wrong.
+    pub fn validate(&self) -> Result<(), ProjectorError> {
+        if self.max_batch_commits == 0 {
+            return Err(ProjectorError::InvalidConfig {
+                field: "max_batch_commits",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! Provider data the log does not carry: each clinic's NPI, tax id, time zone and place of service,
+//! and each therapist's NPI, read from the sessions API's reference tables and cached.
+//!
+//! The log deliberately holds no provider identifiers (they are reference data the sessions API
+//! owns), so a claim's billing and rendering providers are looked up here. A rebuild reads the same
+//! tables, so it reproduces the live claims as long as those rows did not change in between.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+use claimledger_billing::claim::PlaceOfService;
+use claimledger_billing::{Npi, TaxId};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::ProjectorError;
+
+/// What a claim needs to know about a clinic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClinicProfile {
+    /// The billing provider's NPI.
+    pub npi: Npi,
+    /// The billing provider's federal tax id.
+    pub tax_id: TaxId,
+    /// The zone the date of service is taken in.
+    pub time_zone: Tz,
+    /// The CMS place of service code.
+    pub place_of_service: PlaceOfService,
+}
+
+/// A clinic or therapist row that exists but cannot be used, kept as the reason.
+pub type Unusable = String;
+
+/// Cached clinic and therapist data, loaded on first use.
+#[derive(Debug, Default, Clone)]
+pub struct Directory {
+    clinics: HashMap<Uuid, Result<ClinicProfile, Unusable>>,
+    therapists: HashMap<Uuid, Result<Npi, Unusable>>,
+}
+
+impl Directory {
+    /// The clinic's profile: `None` when unknown, `Some(Err)` when its row is unusable.
+    pub fn clinic(&self, clinic: Uuid) -> Option<&Result<ClinicProfile, Unusable>> {
+        self.clinics.get(&clinic)
+    }
+
+    /// The therapist's NPI: `None` when unknown, `Some(Err)` when the row is unusable.
+    pub fn therapist(&self, therapist: Uuid) -> Option<&Result<Npi, Unusable>> {
+        self.therapists.get(&therapist)
+    }
+
+    /// Loads the rows of the given clinics and therapists that are not cached yet, in two queries.
+    /// Ids without a row stay unknown and are asked for again next time.
+    pub(crate) async fn load_missing(
+        &mut self,
+        pool: &PgPool,
+        clinics: &HashSet<Uuid>,
+        therapists: &HashSet<Uuid>,
+    ) -> Result<(), ProjectorError> {
+        let missing_clinics: Vec<Uuid> = clinics
+            .iter()
+            .filter(|id| !self.clinics.contains_key(id))
+            .copied()
+            .collect();
+        if !missing_clinics.is_empty() {
+            let rows: Vec<(Uuid, String, String, String, String)> = sqlx::query_as(
+                "SELECT id, npi, tax_id, time_zone, place_of_service FROM public.clinics \
+                 WHERE id = ANY($1)",
+            )
+            .bind(&missing_clinics)
+            .persistent(false)
+            .fetch_all(pool)
+            .await
+            .map_err(ProjectorError::db("reading clinics"))?;
+            for (id, npi, tax_id, time_zone, place_of_service) in rows {
+                self.clinics.insert(
+                    id,
+                    clinic_profile(&npi, &tax_id, &time_zone, &place_of_service),
+                );
+            }
+        }
+        let missing_therapists: Vec<Uuid> = therapists
+            .iter()
+            .filter(|id| !self.therapists.contains_key(id))
+            .copied()
+            .collect();
+        if !missing_therapists.is_empty() {
+            let rows: Vec<(Uuid, String)> =
+                sqlx::query_as("SELECT id, npi FROM public.therapists WHERE id = ANY($1)")
+                    .bind(&missing_therapists)
+                    .persistent(false)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(ProjectorError::db("reading therapists"))?;
+            for (id, npi) in rows {
+                let npi = Npi::parse("therapists.npi", &npi).map_err(|error| error.to_string());
+                self.therapists.insert(id, npi);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn clinic_profile(
+    npi: &str,
+    tax_id: &str,
+    time_zone: &str,
+    place_of_service: &str,
+) -> Result<ClinicProfile, Unusable> {
+    let npi = Npi::parse("clinics.npi", npi).map_err(|error| error.to_string())?;
+    let tax_id = TaxId::parse("clinics.tax_id", tax_id).map_err(|error| error.to_string())?;
+    let time_zone = Tz::from_str(time_zone)
+        .map_err(|_| format!("clinics.time_zone: {time_zone:?} is not an IANA zone name"))?;
+    let place_of_service = place_of_service
+        .parse::<u8>()
+        .map(PlaceOfService)
+        .map_err(|_| format!("clinics.place_of_service: {place_of_service:?} is not a number"))?;
+    Ok(ClinicProfile {
+        npi,
+        tax_id,
+        time_zone,
+        place_of_service,
+    })
+}

@@ -1,0 +1,71 @@
+//! The projector's typed errors.
+
+use claimledger_log::LogError;
+
+/// Everything that can stop a batch. A failed batch changes nothing (its transaction rolls back);
+/// the caller retries from the checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    /// Reading the log failed.
+    #[error("reading the event log failed")]
+    Log(#[from] LogError),
+    /// A PostgreSQL statement failed.
+    #[error("PostgreSQL failed while {operation}")]
+    Database {
+        /// What the projector was doing, for example `writing claims`.
+        operation: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The reference tables (NCCI, MUE, always-therapy) could not be read at start-up.
+    #[error("the rules reference files under {dir} could not be read: {reason}")]
+    Reference {
+        /// The directory that was read.
+        dir: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A session's fold state could not be encoded for storage (only beyond 2 GiB).
+    #[error("a session's state could not be encoded")]
+    Encode(#[from] claimledger_events::EncodeError),
+    /// Another writer moved a rebuild's checkpoint.
+    #[error("the checkpoint of {schema} moved under the rebuild")]
+    ConcurrentWriter {
+        /// The schema being rebuilt.
+        schema: String,
+    },
+    /// A configuration value is unusable.
+    #[error("invalid {field}: {reason}")]
+    InvalidConfig {
+        /// The setting.
+        field: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// Another rebuild holds the rebuild lock.
+    #[error("another rebuild is running")]
+    RebuildRunning,
+}
+
+impl ProjectorError {
+    /// Wraps a driver error with the operation that failed.
+    pub(crate) fn db(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| Self::Database { operation, source }
+    }
+
+    /// Whether retrying later can help (the database or the log was unreachable), as opposed to a
+    /// defect that a retry would only repeat.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Log(_) => true,
+            Self::Database { source, .. } => !matches!(
+                source,
+                sqlx::Error::ColumnDecode { .. }
+                    | sqlx::Error::ColumnNotFound(_)
+                    | sqlx::Error::TypeNotFound { .. }
+            ),
+            _ => false,
+        }
+    }
+}

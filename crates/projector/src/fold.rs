@@ -1,0 +1,671 @@
+//! The in-memory fold of one batch: commits in, changed rows out.
+//!
+//! Pure apart from its inputs: the stored state of the sessions the batch continues, the rule book
+//! as recorded so far (which the batch extends with its own `RulesChanged` events), and the provider
+//! directory. Sessions are folded with the session domain's own `apply`; a claim is derived at each
+//! completion, with the rules the log had recorded up to that commit. Unit totals are written as
+//! deltas against each session's previous footprint, so an amended claim moves its units rather
+//! than adding them twice.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use claimledger_billing::claim::{ServiceRecord, UntimedService, Visit};
+use claimledger_billing::{derive_claim, scrub};
+use claimledger_events::{AggregateKind, Commit, EncodeError, Event, encode};
+use claimledger_log::ReplayItem;
+use claimledger_sessions::command::Payment;
+use claimledger_sessions::event::SessionEvent;
+use claimledger_sessions::schema::{from_log_event, from_micros};
+use claimledger_sessions::session::Session;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::directory::Directory;
+use crate::rules::{LogRules, RulesVersion};
+
+/// A session's key: chain, then session id.
+pub(crate) type SessionKey = (Uuid, Uuid);
+
+/// Billed units per code, in code order.
+pub(crate) type Units = Vec<(String, i32)>;
+
+/// The projection name parked commits are recorded under.
+pub(crate) const PARKED_PROJECTION: &str = crate::LIVE_SCHEMA;
+
+/// What the read model held for a session before this batch.
+#[derive(Debug)]
+pub(crate) struct StoredSession {
+    /// The session's own log events so far, or why they could not be decoded.
+    pub events: Result<Commit, String>,
+    /// Where its units were counted.
+    pub footprint: Footprint,
+}
+
+/// Where a session's billed units are counted in the totals.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Footprint {
+    pub clinic: Option<Uuid>,
+    pub therapist: Option<Uuid>,
+    pub day: Option<NaiveDate>,
+    pub units: Units,
+}
+
+/// One `sessions` row.
+#[derive(Debug)]
+pub(crate) struct SessionRow {
+    pub chain: Uuid,
+    pub session: Uuid,
+    pub clinic: Uuid,
+    pub therapist: Option<Uuid>,
+    pub patient: Option<Uuid>,
+    pub payer: Option<Uuid>,
+    pub status: &'static str,
+    pub scheduled_start: Option<DateTime<Utc>>,
+    pub date_of_service: Option<NaiveDate>,
+    pub planned_minutes: Option<i32>,
+    pub service_minutes: i32,
+    pub modality_minutes: i32,
+    pub services_json: String,
+    pub diagnoses: String,
+    pub unit_codes: String,
+    pub unit_counts: String,
+    pub total_units: i32,
+    pub last_sequence: i64,
+    pub log_events: Vec<u8>,
+}
+
+/// One `claims` row and its lines.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimRow {
+    pub chain: Uuid,
+    pub session: Uuid,
+    pub payer: Uuid,
+    pub clinic: Uuid,
+    pub therapist: Uuid,
+    pub patient: Uuid,
+    pub date_of_service: Option<NaiveDate>,
+    pub payer_key: Option<String>,
+    pub rules_version: Option<i32>,
+    pub rules_sha256: Option<Vec<u8>>,
+    pub place_of_service: Option<String>,
+    pub billing_npi: Option<String>,
+    pub tax_id: Option<String>,
+    pub diagnoses: String,
+    pub total_charge_cents: i64,
+    pub findings_json: String,
+    pub derivation_error: Option<String>,
+    pub last_sequence: i64,
+    pub lines: Vec<LineRow>,
+}
+
+/// One `claim_lines` row (without its claim's key).
+#[derive(Debug, Clone)]
+pub(crate) struct LineRow {
+    pub code: String,
+    pub modifiers: String,
+    pub diagnosis_pointers: String,
+    pub units: i32,
+    pub charge_cents: i64,
+    pub rendering_npi: String,
+}
+
+/// One `payer_rules` row.
+#[derive(Debug)]
+pub(crate) struct RulesRow {
+    pub chain: Uuid,
+    pub payer: Uuid,
+    pub version: i32,
+    pub payer_key: String,
+    pub effective_from: NaiveDate,
+    pub rules_toml: String,
+    pub content_sha256: Vec<u8>,
+    pub sequence: i64,
+}
+
+/// One `parked_events` row.
+#[derive(Debug)]
+pub(crate) struct ParkedRow {
+    pub sequence: i64,
+    pub subject: String,
+    pub chain: Option<Uuid>,
+    pub error: String,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Everything one batch changes.
+#[derive(Debug, Default)]
+pub(crate) struct BatchChanges {
+    pub sessions: Vec<SessionRow>,
+    pub claims: Vec<ClaimRow>,
+    /// Sessions whose existing claim lines are replaced by re-derived ones.
+    pub replaced_claims: Vec<SessionKey>,
+    pub therapist_day: BTreeMap<(Uuid, Uuid, NaiveDate), i64>,
+    pub clinic_code_day: BTreeMap<(Uuid, Uuid, String, NaiveDate), i64>,
+    pub rules: Vec<RulesRow>,
+    pub parked: Vec<ParkedRow>,
+    /// Events folded (parked positions excluded).
+    pub events: u64,
+    /// The `recorded_at` of the batch's last commit, in microseconds.
+    pub last_recorded_at: Option<i64>,
+}
+
+/// The fold state of one session during a batch.
+#[derive(Debug)]
+struct SessionFold {
+    clinic: Uuid,
+    state: Session,
+    events: Commit,
+    last_sequence: u64,
+    previous: Option<Footprint>,
+    /// The claim derived at the batch's last completion of this session, if any.
+    claim: Option<ClaimRow>,
+}
+
+/// Folds `items` (all above the checkpoint, in log order).
+pub(crate) fn fold_batch(
+    items: &[ReplayItem],
+    mut stored: HashMap<SessionKey, StoredSession>,
+    rules: &mut LogRules,
+    directory: &Directory,
+) -> Result<BatchChanges, EncodeError> {
+    let mut changes = BatchChanges::default();
+    let mut folds: HashMap<SessionKey, SessionFold> = HashMap::new();
+    // Sessions in first-touch order, so rows are written in a stable order.
+    let mut order: Vec<SessionKey> = Vec::new();
+    for item in items {
+        let recorded = match item {
+            ReplayItem::Invalid {
+                sequence,
+                subject,
+                error,
+            } => {
+                changes.parked.push(ParkedRow {
+                    sequence: to_i64(*sequence),
+                    subject: subject.clone(),
+                    chain: None,
+                    error: error_chain(error),
+                    payload: None,
+                });
+                continue;
+            }
+            ReplayItem::Commit(recorded) => recorded,
+        };
+        let commit = &recorded.commit;
+        changes.last_recorded_at = Some(commit.recorded_at.0);
+        let outcome = match commit.aggregate_kind {
+            AggregateKind::PayerRules => fold_rules(recorded.sequence, commit, rules, &mut changes),
+            AggregateKind::Session => fold_session_commit(
+                recorded.sequence,
+                commit,
+                &mut folds,
+                &mut order,
+                &mut stored,
+                rules,
+                directory,
+            ),
+        };
+        match outcome {
+            Ok(()) => changes.events += commit.events.len() as u64,
+            Err(reason) => changes.parked.push(ParkedRow {
+                sequence: to_i64(recorded.sequence),
+                subject: recorded.subject.clone(),
+                chain: Some(commit.chain.as_uuid()),
+                error: reason,
+                payload: encode(commit).ok(),
+            }),
+        }
+    }
+    for key in order {
+        if let Some(fold) = folds.remove(&key) {
+            finish_session(key, fold, directory, &mut changes)?;
+        }
+    }
+    Ok(changes)
+}
+
+/// Records the rules versions of a payer-rules commit: all of them, or none and the reason.
+fn fold_rules(
+    sequence: u64,
+    commit: &Commit,
+    rules: &mut LogRules,
+    changes: &mut BatchChanges,
+) -> Result<(), String> {
+    let chain = commit.chain.as_uuid();
+    let mut prepared: Vec<RulesVersion> = Vec::new();
+    for record in &commit.events {
+        if let Event::RulesChanged(changed) = &record.event {
+            prepared.push(
+                rules
+                    .prepare(changed)
+                    .map_err(|error| error_chain(&error))?,
+            );
+        }
+    }
+    for version in prepared {
+        changes.rules.push(RulesRow {
+            chain,
+            payer: version.payer.as_uuid(),
+            version: i32::try_from(version.version).unwrap_or(i32::MAX),
+            payer_key: version.payer_key.clone(),
+            effective_from: version.effective_from,
+            rules_toml: version.rules_toml.clone(),
+            content_sha256: version.content_sha256.to_vec(),
+            sequence: to_i64(sequence),
+        });
+        rules.insert(chain, version);
+    }
+    Ok(())
+}
+
+/// Applies a session commit, starting the session's fold from its stored state on first touch.
+fn fold_session_commit(
+    sequence: u64,
+    commit: &Commit,
+    folds: &mut HashMap<SessionKey, SessionFold>,
+    order: &mut Vec<SessionKey>,
+    stored: &mut HashMap<SessionKey, StoredSession>,
+    rules: &LogRules,
+    directory: &Directory,
+) -> Result<(), String> {
+    let key = (commit.chain.as_uuid(), commit.aggregate_id.as_uuid());
+    let fold = match folds.entry(key) {
+        Entry::Occupied(entry) => entry.into_mut(),
+        Entry::Vacant(entry) => {
+            let fold = start_fold(commit, stored.get(&key))?;
+            stored.remove(&key);
+            order.push(key);
+            entry.insert(fold)
+        }
+    };
+    fold_session(sequence, commit, fold, rules, directory)
+}
+
+/// The fold of a session the batch has not seen yet: from its stored state, or empty. A stored
+/// state that does not decode is an error every time, so no commit of that session is applied on
+/// top of a hole.
+fn start_fold(commit: &Commit, stored: Option<&StoredSession>) -> Result<SessionFold, String> {
+    let clinic = commit
+        .clinic
+        .ok_or("a session commit must name its clinic")?
+        .as_uuid();
+    let Some(stored) = stored else {
+        return Ok(SessionFold {
+            clinic,
+            state: Session::default(),
+            events: Commit {
+                events: Vec::new(),
+                ..commit.clone()
+            },
+            last_sequence: 0,
+            previous: None,
+            claim: None,
+        });
+    };
+    let events = stored
+        .events
+        .as_ref()
+        .map_err(|reason| format!("the stored state of the session is unusable: {reason}"))?;
+    let mut state = Session::default();
+    for record in &events.events {
+        if let Some(event) = to_domain(clinic, record)? {
+            state.apply(&event);
+        }
+    }
+    Ok(SessionFold {
+        clinic,
+        state,
+        events: events.clone(),
+        last_sequence: 0,
+        previous: Some(stored.footprint.clone()),
+        claim: None,
+    })
+}
+
+/// Applies one session commit: converts every event first, so a commit is applied whole or parked.
+fn fold_session(
+    sequence: u64,
+    commit: &Commit,
+    fold: &mut SessionFold,
+    rules: &LogRules,
+    directory: &Directory,
+) -> Result<(), String> {
+    let mut domain = Vec::with_capacity(commit.events.len());
+    for record in &commit.events {
+        if let Some(event) = to_domain(fold.clinic, record)? {
+            domain.push(event);
+        }
+    }
+    for event in &domain {
+        fold.state.apply(event);
+        if matches!(event, SessionEvent::Completed { .. }) {
+            fold.claim = derive_claim_row(
+                commit.chain.as_uuid(),
+                commit.aggregate_id.as_uuid(),
+                &fold.state,
+                rules,
+                directory,
+                sequence,
+            );
+        }
+    }
+    fold.events.events.extend(commit.events.iter().cloned());
+    fold.last_sequence = sequence;
+    Ok(())
+}
+
+fn to_domain(
+    clinic: Uuid,
+    record: &claimledger_events::EventRecord,
+) -> Result<Option<SessionEvent>, String> {
+    let occurred_at = from_micros(record.occurred_at).map_err(|error| error_chain(&error))?;
+    from_log_event(clinic.into(), occurred_at, &record.event).map_err(|error| error_chain(&error))
+}
+
+/// The session's row, its claim if re-derived, and its unit deltas.
+fn finish_session(
+    key: SessionKey,
+    fold: SessionFold,
+    directory: &Directory,
+    changes: &mut BatchChanges,
+) -> Result<(), EncodeError> {
+    let (chain, session_id) = key;
+    if fold.last_sequence == 0 {
+        // Every commit of this session in the batch was parked: nothing changed.
+        return Ok(());
+    }
+    let state = &fold.state;
+    let booking = state.booking();
+    let time_zone = directory
+        .clinic(fold.clinic)
+        .and_then(|profile| profile.as_ref().ok())
+        .map(|profile| profile.time_zone);
+    let date_of_service = time_zone.and_then(|zone| state.date_of_service(zone));
+    let units = match &fold.claim {
+        Some(claim) => units_of(claim),
+        None => fold
+            .previous
+            .as_ref()
+            .map(|previous| previous.units.clone())
+            .unwrap_or_default(),
+    };
+    let footprint = Footprint {
+        clinic: Some(fold.clinic),
+        therapist: booking.map(|booking| booking.therapist.as_uuid()),
+        day: date_of_service,
+        units,
+    };
+    if let Some(previous) = &fold.previous {
+        add_units(chain, previous, -1, changes);
+    }
+    add_units(chain, &footprint, 1, changes);
+
+    let services: Vec<serde_json::Value> = state
+        .services()
+        .iter()
+        .map(|service| {
+            json!({
+                "technique": service.technique.to_string(),
+                "code": service.code.as_str(),
+                "minutes": service.minutes,
+                "body_region": service.body_region.to_string(),
+                "body_side": service.body_side.map(|side| side.as_str()),
+                "description": service.description,
+            })
+        })
+        .collect();
+    let modalities: Vec<serde_json::Value> = state
+        .modalities()
+        .iter()
+        .map(|modality| json!({ "code": modality.code.as_str(), "minutes": modality.minutes }))
+        .collect();
+    let payer = booking.and_then(|booking| match booking.payment {
+        Payment::Payer { payer, .. } => Some(payer.as_uuid()),
+        Payment::SelfPay => None,
+    });
+    let total_units = footprint.units.iter().map(|(_, units)| *units).sum();
+    changes.sessions.push(SessionRow {
+        chain,
+        session: session_id,
+        clinic: fold.clinic,
+        therapist: footprint.therapist,
+        patient: booking.map(|booking| booking.patient.as_uuid()),
+        payer,
+        status: state.status().as_str(),
+        scheduled_start: booking.map(|booking| booking.scheduled_start),
+        date_of_service,
+        planned_minutes: booking.map(|booking| i32::from(booking.planned_minutes)),
+        service_minutes: i32::try_from(state.recorded_service_minutes()).unwrap_or(i32::MAX),
+        modality_minutes: state
+            .modalities()
+            .iter()
+            .map(|modality| i32::from(modality.minutes))
+            .sum(),
+        services_json: json!({ "services": services, "modalities": modalities }).to_string(),
+        diagnoses: join(state.diagnoses().iter().map(|code| code.as_str())),
+        unit_codes: join(footprint.units.iter().map(|(code, _)| code.as_str())),
+        unit_counts: join(footprint.units.iter().map(|(_, units)| units.to_string())),
+        total_units,
+        last_sequence: to_i64(fold.last_sequence),
+        log_events: encode(&fold.events)?,
+    });
+    if let Some(claim) = fold.claim {
+        if fold.previous.is_some() {
+            changes.replaced_claims.push(key);
+        }
+        changes.claims.push(claim);
+    }
+    Ok(())
+}
+
+fn add_units(chain: Uuid, footprint: &Footprint, sign: i64, changes: &mut BatchChanges) {
+    let Some(day) = footprint.day else {
+        return;
+    };
+    let total: i64 = footprint
+        .units
+        .iter()
+        .map(|(_, units)| i64::from(*units))
+        .sum();
+    if let Some(therapist) = footprint.therapist
+        && total != 0
+    {
+        *changes
+            .therapist_day
+            .entry((chain, therapist, day))
+            .or_default() += sign * total;
+    }
+    if let Some(clinic) = footprint.clinic {
+        for (code, units) in &footprint.units {
+            *changes
+                .clinic_code_day
+                .entry((chain, clinic, code.clone(), day))
+                .or_default() += sign * i64::from(*units);
+        }
+    }
+}
+
+fn units_of(claim: &ClaimRow) -> Units {
+    let mut units: BTreeMap<&str, i32> = BTreeMap::new();
+    for line in &claim.lines {
+        *units.entry(line.code.as_str()).or_default() += line.units;
+    }
+    units
+        .into_iter()
+        .map(|(code, units)| (code.to_owned(), units))
+        .collect()
+}
+
+/// Derives the draft claim of a completed session billed to a payer; `None` for self-pay.
+fn derive_claim_row(
+    chain: Uuid,
+    session_id: Uuid,
+    session: &Session,
+    rules: &LogRules,
+    directory: &Directory,
+    sequence: u64,
+) -> Option<ClaimRow> {
+    let booking = session.booking()?;
+    let Payment::Payer { payer, .. } = booking.payment else {
+        return None;
+    };
+    let clinic = booking.clinic.as_uuid();
+    let therapist = booking.therapist.as_uuid();
+    let mut row = ClaimRow {
+        chain,
+        session: session_id,
+        payer: payer.as_uuid(),
+        clinic,
+        therapist,
+        patient: booking.patient.as_uuid(),
+        date_of_service: None,
+        payer_key: None,
+        rules_version: None,
+        rules_sha256: None,
+        place_of_service: None,
+        billing_npi: None,
+        tax_id: None,
+        diagnoses: join(session.diagnoses().iter().map(|code| code.as_str())),
+        total_charge_cents: 0,
+        findings_json: "[]".to_owned(),
+        derivation_error: None,
+        last_sequence: to_i64(sequence),
+        lines: Vec::new(),
+    };
+    let profile = match directory.clinic(clinic) {
+        Some(Ok(profile)) => profile,
+        Some(Err(reason)) => return Some(row.failed(format!("clinic {clinic}: {reason}"))),
+        None => return Some(row.failed(format!("clinic {clinic} is not in the directory"))),
+    };
+    let date_of_service = session.date_of_service(profile.time_zone)?;
+    row.date_of_service = Some(date_of_service);
+    row.place_of_service = Some(profile.place_of_service.to_string());
+    row.billing_npi = Some(profile.npi.as_str().to_owned());
+    row.tax_id = Some(profile.tax_id.as_str().to_owned());
+    let rendering_npi = match directory.therapist(therapist) {
+        Some(Ok(npi)) => *npi,
+        Some(Err(reason)) => return Some(row.failed(format!("therapist {therapist}: {reason}"))),
+        None => {
+            return Some(row.failed(format!("therapist {therapist} is not in the directory")));
+        }
+    };
+    let Some((version, policy)) = rules.in_force(chain, payer, date_of_service) else {
+        return Some(row.failed(format!(
+            "no rules of payer {payer} are in force on {date_of_service}"
+        )));
+    };
+    row.payer_key = Some(version.payer_key.clone());
+    row.rules_version = Some(i32::try_from(version.version).unwrap_or(i32::MAX));
+    row.rules_sha256 = Some(version.content_sha256.to_vec());
+    let visit = Visit {
+        date_of_service,
+        place_of_service: profile.place_of_service,
+        clinic_npi: profile.npi,
+        tax_id: profile.tax_id,
+        rendering_npi,
+        services: session
+            .services()
+            .iter()
+            .map(|service| ServiceRecord {
+                technique: service.technique,
+                code: service.code,
+                minutes: u32::from(service.minutes),
+                body_region: service.body_region.to_string(),
+                description: service.description.clone(),
+            })
+            .collect(),
+        modalities: session
+            .modalities()
+            .iter()
+            .map(|modality| UntimedService {
+                code: modality.code,
+                minutes: u32::from(modality.minutes),
+                body_region: String::new(),
+            })
+            .collect(),
+        diagnoses: session
+            .diagnoses()
+            .iter()
+            .map(|code| code.as_str().to_owned())
+            .collect(),
+        primary_code: None,
+        // The log does not carry the referral (the sessions API keeps it in PostgreSQL), so payers
+        // that require one get a scrubber finding until issue 7 attaches it at submission.
+        referral: None,
+    };
+    let reference = version.book().reference();
+    // The clinic's own charge master is not on the log yet: lines are charged at the payer's
+    // expected allowed amount per unit.
+    let derived = match derive_claim(&visit, policy, reference, &policy.fee_schedule) {
+        Ok(derived) => derived,
+        Err(error) => return Some(row.failed(error.to_string())),
+    };
+    let findings: Vec<serde_json::Value> = scrub(&derived.claim, &visit, policy, reference)
+        .into_iter()
+        .map(|finding| {
+            json!({
+                "severity": format!("{:?}", finding.severity),
+                "code": format!("{:?}", finding.code),
+                "field": finding.field,
+                "message": finding.message,
+            })
+        })
+        .collect();
+    row.findings_json = serde_json::Value::Array(findings).to_string();
+    row.diagnoses = join(derived.claim.diagnoses.iter().map(|code| code.as_str()));
+    row.total_charge_cents = derived.claim.total_charge.0;
+    row.lines = derived
+        .claim
+        .lines
+        .iter()
+        .map(|line| LineRow {
+            code: line.code.as_str().to_owned(),
+            modifiers: join(line.modifiers.iter().map(|modifier| modifier.as_str())),
+            diagnosis_pointers: line
+                .diagnosis_pointers
+                .iter()
+                .map(|pointer| pointer.letter())
+                .collect(),
+            units: i32::try_from(line.units).unwrap_or(i32::MAX),
+            charge_cents: line.charge.0,
+            rendering_npi: line.rendering_npi.as_str().to_owned(),
+        })
+        .collect();
+    Some(row)
+}
+
+impl ClaimRow {
+    fn failed(mut self, reason: String) -> Self {
+        self.derivation_error = Some(reason);
+        self
+    }
+}
+
+/// Joins values with commas; the SQL side splits them with `string_to_array(.., ',')`.
+fn join<T: AsRef<str>>(values: impl Iterator<Item = T>) -> String {
+    let mut text = String::new();
+    for (index, value) in values.enumerate() {
+        if index > 0 {
+            text.push(',');
+        }
+        text.push_str(value.as_ref());
+    }
+    text
+}
+
+fn to_i64(sequence: u64) -> i64 {
+    i64::try_from(sequence).unwrap_or(i64::MAX)
+}
+
+/// The error and its causes on one line.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,416 @@
+//! The live projector: a step function that applies one batch in one transaction, and the loop that
+//! repeats it until shut down.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use claimledger_events::{AggregateKind, Event};
+use claimledger_log::{EventLog, Replay, ReplayFilter, ReplayItem};
+use futures::{FutureExt, StreamExt};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::ProjectorConfig;
+use crate::directory::Directory;
+use crate::error::ProjectorError;
+use crate::fold::{SessionKey, fold_batch};
+use crate::metrics::Metrics;
+use crate::rules::{LogRules, ReferenceSources};
+use crate::store::{self, Target};
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This many log positions (commits and parked messages) were applied; 0 when the step only
+    /// repositioned itself.
+    Applied(u64),
+    /// The projector has applied everything the log holds.
+    Idle,
+}
+
+/// What [`Applier::apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApplyOutcome {
+    /// The batch is committed.
+    Applied {
+        /// Positions applied (those above the checkpoint).
+        positions: u64,
+        /// Events folded.
+        events: u64,
+        /// Positions parked.
+        parked: u64,
+        /// The new checkpoint.
+        checkpoint: u64,
+        /// `recorded_at` of the last commit applied, in microseconds.
+        last_recorded_at: Option<i64>,
+    },
+    /// Someone else moved the checkpoint (a rebuild was swapped in): nothing was applied, and the
+    /// caller must read again from the new checkpoint.
+    Moved {
+        /// The checkpoint found.
+        checkpoint: u64,
+    },
+}
+
+#[derive(Debug)]
+struct AppliedState {
+    rules: LogRules,
+    checkpoint: u64,
+}
+
+/// Applies batches of log positions to one target (schema and checkpoint), exactly once: the rows
+/// and the checkpoint commit together, and positions at or below the checkpoint are skipped.
+#[derive(Debug)]
+pub(crate) struct Applier {
+    pool: PgPool,
+    target: Target,
+    reference: ReferenceSources,
+    directory: Directory,
+    state: Option<AppliedState>,
+}
+
+impl Applier {
+    pub(crate) fn new(pool: PgPool, target: Target, reference: ReferenceSources) -> Self {
+        Self {
+            pool,
+            target,
+            reference,
+            directory: Directory::default(),
+            state: None,
+        }
+    }
+
+    /// The checkpoint as this applier last committed or read it.
+    pub(crate) async fn checkpoint(&mut self) -> Result<u64, ProjectorError> {
+        Ok(self.ready().await?.checkpoint)
+    }
+
+    /// Forgets the cached state; the next call reads the checkpoint and the rules again.
+    pub(crate) fn reset(&mut self) {
+        self.state = None;
+    }
+
+    async fn ready(&mut self) -> Result<&mut AppliedState, ProjectorError> {
+        if self.state.is_none() {
+            let mut connection = self
+                .pool
+                .acquire()
+                .await
+                .map_err(ProjectorError::db("connecting"))?;
+            store::ensure_checkpoint(&mut connection, &self.target).await?;
+            drop(connection);
+            let checkpoint = store::read_checkpoint(&self.pool, &self.target).await?;
+            let rules = store::load_rules(&self.pool, &self.target.schema, &self.reference).await?;
+            self.state = Some(AppliedState { rules, checkpoint });
+        }
+        self.state.as_mut().ok_or(ProjectorError::InvalidConfig {
+            field: "state",
+            reason: "the applier state was not initialised".to_owned(),
+        })
+    }
+
+    /// Applies `items` (in log order) and moves the checkpoint to the last of them, or to
+    /// `covered_through` when the caller knows every position up to it has been seen.
+    pub(crate) async fn apply(
+        &mut self,
+        items: Vec<ReplayItem>,
+        covered_through: Option<u64>,
+    ) -> Result<ApplyOutcome, ProjectorError> {
+        let result = self.apply_in_transaction(items, covered_through).await;
+        if !matches!(result, Ok(ApplyOutcome::Applied { .. })) {
+            // The in-memory rule book may hold versions of a rolled-back batch.
+            self.state = None;
+        }
+        result
+    }
+
+    #[tracing::instrument(
+        name = "projector.apply",
+        skip_all,
+        fields(schema = %self.target.schema, positions = items.len())
+    )]
+    async fn apply_in_transaction(
+        &mut self,
+        mut items: Vec<ReplayItem>,
+        covered_through: Option<u64>,
+    ) -> Result<ApplyOutcome, ProjectorError> {
+        let expected = self.ready().await?.checkpoint;
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(ProjectorError::db("beginning a batch"))?;
+        let checkpoint = store::lock_checkpoint(&mut transaction, &self.target).await?;
+        if checkpoint != expected {
+            return Ok(ApplyOutcome::Moved { checkpoint });
+        }
+        items.retain(|item| item.sequence() > checkpoint);
+        let last_item = items.last().map_or(checkpoint, ReplayItem::sequence);
+        let new_checkpoint = last_item.max(covered_through.unwrap_or(0)).max(checkpoint);
+        if items.is_empty() && new_checkpoint == checkpoint {
+            return Ok(ApplyOutcome::Applied {
+                positions: 0,
+                events: 0,
+                parked: 0,
+                checkpoint,
+                last_recorded_at: None,
+            });
+        }
+
+        let (to_load, clinics, mut therapists) = batch_references(&items);
+        let stored = store::load_sessions(&mut transaction, &self.target.schema, &to_load).await?;
+        therapists.extend(
+            stored
+                .values()
+                .filter_map(|session| session.footprint.therapist),
+        );
+        self.directory
+            .load_missing(&self.pool, &clinics, &therapists)
+            .await?;
+        let state = self.state.as_mut().ok_or(ProjectorError::InvalidConfig {
+            field: "state",
+            reason: "the applier state was not initialised".to_owned(),
+        })?;
+        let changes = fold_batch(&items, stored, &mut state.rules, &self.directory)?;
+        store::write_changes(&mut transaction, &self.target.schema, &changes).await?;
+        store::set_checkpoint(&mut transaction, &self.target, new_checkpoint).await?;
+        transaction
+            .commit()
+            .await
+            .map_err(ProjectorError::db("committing a batch"))?;
+        state.checkpoint = new_checkpoint;
+        Ok(ApplyOutcome::Applied {
+            positions: items.len() as u64,
+            events: changes.events,
+            parked: changes.parked.len() as u64,
+            checkpoint: new_checkpoint,
+            last_recorded_at: changes.last_recorded_at,
+        })
+    }
+}
+
+/// The sessions whose stored state the batch needs (those it does not start from their
+/// scheduling), and the clinics and therapists its claims may need.
+fn batch_references(items: &[ReplayItem]) -> (Vec<SessionKey>, HashSet<Uuid>, HashSet<Uuid>) {
+    let mut seen: HashSet<SessionKey> = HashSet::new();
+    let mut to_load = Vec::new();
+    let mut clinics = HashSet::new();
+    let mut therapists = HashSet::new();
+    for item in items {
+        let ReplayItem::Commit(recorded) = item else {
+            continue;
+        };
+        let commit = &recorded.commit;
+        if commit.aggregate_kind != AggregateKind::Session {
+            continue;
+        }
+        if let Some(clinic) = commit.clinic {
+            clinics.insert(clinic.as_uuid());
+        }
+        let key = (commit.chain.as_uuid(), commit.aggregate_id.as_uuid());
+        let starts_new = matches!(
+            commit.events.first().map(|record| &record.event),
+            Some(Event::SessionScheduled(_))
+        );
+        if seen.insert(key) && !starts_new {
+            to_load.push(key);
+        }
+        for record in &commit.events {
+            if let Event::SessionScheduled(scheduled) = &record.event {
+                therapists.insert(scheduled.therapist.as_uuid());
+            }
+        }
+    }
+    (to_load, clinics, therapists)
+}
+
+/// The live projector over the whole log, writing the live schema.
+#[derive(Debug)]
+pub struct Projector {
+    log: EventLog,
+    applier: Applier,
+    config: ProjectorConfig,
+    replay: Option<Replay>,
+    metrics: Arc<Metrics>,
+    last_stream_check: Option<Instant>,
+}
+
+/// How often a busy projector asks the log for its last sequence (for the lag metrics).
+const STREAM_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest pause between retries while the database or the log is unavailable.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl Projector {
+    /// Validates the configuration and reads the reference tables; connects lazily.
+    pub fn build(
+        log: EventLog,
+        pool: PgPool,
+        config: ProjectorConfig,
+    ) -> Result<Self, ProjectorError> {
+        config.validate()?;
+        let reference = ReferenceSources::read_dir(&config.rules_dir)?;
+        let target = Target {
+            schema: crate::LIVE_SCHEMA.to_owned(),
+            chain: None,
+        };
+        Ok(Self {
+            log,
+            applier: Applier::new(pool, target, reference),
+            config,
+            replay: None,
+            metrics: Arc::new(Metrics::default()),
+            last_stream_check: None,
+        })
+    }
+
+    /// The metrics this projector updates (shared with the HTTP endpoint).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// The last log sequence whose effects are committed.
+    pub async fn checkpoint(&mut self) -> Result<u64, ProjectorError> {
+        self.applier.checkpoint().await
+    }
+
+    /// Reads one batch (up to `max_batch_commits` positions or `max_batch_wait` once the first has
+    /// arrived) and applies it in one transaction. Any error leaves the tables as they were; the
+    /// next call resumes from the committed checkpoint.
+    pub async fn process_next_batch(&mut self) -> Result<Outcome, ProjectorError> {
+        let result = self.step().await;
+        match &result {
+            Ok(_) => self.metrics.record_success(),
+            Err(error) => {
+                self.replay = None;
+                self.applier.reset();
+                self.metrics.record_failure(crate::fold::error_chain(error));
+            }
+        }
+        result
+    }
+
+    async fn step(&mut self) -> Result<Outcome, ProjectorError> {
+        let checkpoint = self.applier.checkpoint().await?;
+        self.metrics.record_checkpoint(checkpoint);
+        let replay = match &mut self.replay {
+            Some(replay) => replay,
+            None => self
+                .replay
+                .insert(self.log.follow(checkpoint + 1, ReplayFilter::All).await?),
+        };
+        let mut items: Vec<ReplayItem> = Vec::new();
+        match tokio::time::timeout(self.config.idle_wait, replay.next()).await {
+            Err(_elapsed) => {
+                let last = self.log.last_sequence().await?;
+                self.last_stream_check = Some(Instant::now());
+                self.metrics.record_stream_last(last);
+                return Ok(if checkpoint >= last {
+                    Outcome::Idle
+                } else {
+                    Outcome::Applied(0)
+                });
+            }
+            Ok(None) => {
+                self.replay = None;
+                return Ok(Outcome::Applied(0));
+            }
+            Ok(Some(Err(error))) => return Err(error.into()),
+            Ok(Some(Ok(item))) => items.push(item),
+        }
+        let mut stream_error = None;
+        let deadline = Instant::now() + self.config.max_batch_wait;
+        while items.len() < self.config.max_batch_commits {
+            // Take what is already buffered without arming a timer; wait (bounded) only when the
+            // buffer is empty.
+            let next = match replay.next().now_or_never() {
+                Some(next) => Some(next),
+                None => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    if remaining.is_zero() {
+                        break;
+                    }
+                    tokio::time::timeout(remaining, replay.next()).await.ok()
+                }
+            };
+            match next {
+                None => break,
+                Some(None) => {
+                    self.replay = None;
+                    break;
+                }
+                Some(Some(Err(error))) => {
+                    stream_error = Some(error);
+                    break;
+                }
+                Some(Some(Ok(item))) => items.push(item),
+            }
+        }
+        if stream_error.is_some() {
+            self.replay = None;
+        }
+        let outcome = self.applier.apply(items, None).await?;
+        let applied = match outcome {
+            ApplyOutcome::Moved { checkpoint } => {
+                tracing::info!(
+                    checkpoint,
+                    "the checkpoint moved under the projector (a rebuild was swapped in); resuming from it"
+                );
+                self.replay = None;
+                0
+            }
+            ApplyOutcome::Applied {
+                positions,
+                events,
+                parked,
+                checkpoint,
+                last_recorded_at,
+            } => {
+                self.metrics
+                    .record_batch(events, parked, checkpoint, last_recorded_at);
+                positions
+            }
+        };
+        let stale = self
+            .last_stream_check
+            .is_none_or(|checked| checked.elapsed() >= STREAM_CHECK_INTERVAL);
+        if stale {
+            let last = self.log.last_sequence().await?;
+            self.metrics.record_stream_last(last);
+            self.last_stream_check = Some(Instant::now());
+        }
+        match stream_error {
+            Some(error) => Err(error.into()),
+            None => Ok(Outcome::Applied(applied)),
+        }
+    }
+
+    /// Repeats [`Projector::process_next_batch`] until `shutdown` is cancelled. A batch in flight is
+    /// finished (committed or rolled back) before returning. While PostgreSQL or NATS is
+    /// unavailable it waits with exponential back-off and resumes from the checkpoint.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), ProjectorError> {
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            match self.process_next_batch().await {
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(
+                        error.message = %error,
+                        error.cause_chain = %crate::fold::error_chain(&error),
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "projector batch failed; retrying from the checkpoint"
+                    );
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        tracing::info!("projector stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,605 @@
+//! The projector's PostgreSQL statements: the checkpoint, reading back stored state, and the bulk
+//! writes of one batch.
+//!
+//! Every write is one `INSERT … SELECT … FROM UNNEST(…)` per table (one statement per table per
+//! batch, never one per row). Statements name the target schema explicitly and are not kept as
+//! named prepared statements (`persistent(false)`), because a rebuild renames schemas under a live
+//! connection and a cached plan must never outlive the table it was planned for.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use claimledger_events::{PayerId, decode};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::ProjectorError;
+use crate::fold::{BatchChanges, Footprint, PARKED_PROJECTION, SessionKey, StoredSession};
+use crate::rules::{LogRules, ReferenceSources};
+
+/// Which tables and which checkpoint a projector instance owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// The schema of the read-model tables.
+    pub schema: String,
+    /// `None` for the whole log; a chain for a chain-filtered rebuild.
+    pub chain: Option<Uuid>,
+}
+
+/// Creates the target's checkpoint row at 0 if it does not exist.
+pub(crate) async fn ensure_checkpoint(
+    connection: &mut PgConnection,
+    target: &Target,
+) -> Result<(), ProjectorError> {
+    sqlx::query(
+        "INSERT INTO public.projector_checkpoints (projection, chain_id, last_sequence) \
+         VALUES ($1, $2, 0) ON CONFLICT (projection, chain_id) DO NOTHING",
+    )
+    .bind(&target.schema)
+    .bind(target.chain)
+    .persistent(false)
+    .execute(connection)
+    .await
+    .map_err(ProjectorError::db("creating the checkpoint"))?;
+    Ok(())
+}
+
+/// Reads the target's checkpoint and locks its row until the transaction ends, so two writers of
+/// one target (a projector and a rebuild's swap) take turns.
+pub(crate) async fn lock_checkpoint(
+    connection: &mut PgConnection,
+    target: &Target,
+) -> Result<u64, ProjectorError> {
+    ensure_checkpoint(connection, target).await?;
+    let sequence: i64 = sqlx::query_scalar(
+        "SELECT last_sequence FROM public.projector_checkpoints \
+         WHERE projection = $1 AND chain_id IS NOT DISTINCT FROM $2 FOR UPDATE",
+    )
+    .bind(&target.schema)
+    .bind(target.chain)
+    .persistent(false)
+    .fetch_one(connection)
+    .await
+    .map_err(ProjectorError::db("locking the checkpoint"))?;
+    Ok(u64::try_from(sequence).unwrap_or(0))
+}
+
+/// Reads the target's checkpoint without locking it (0 when it has none).
+pub(crate) async fn read_checkpoint(pool: &PgPool, target: &Target) -> Result<u64, ProjectorError> {
+    let sequence: Option<i64> = sqlx::query_scalar(
+        "SELECT last_sequence FROM public.projector_checkpoints \
+         WHERE projection = $1 AND chain_id IS NOT DISTINCT FROM $2",
+    )
+    .bind(&target.schema)
+    .bind(target.chain)
+    .persistent(false)
+    .fetch_optional(pool)
+    .await
+    .map_err(ProjectorError::db("reading the checkpoint"))?;
+    Ok(sequence
+        .and_then(|value| u64::try_from(value).ok())
+        .unwrap_or(0))
+}
+
+/// Moves the target's checkpoint (its row is locked by [`lock_checkpoint`]).
+pub(crate) async fn set_checkpoint(
+    connection: &mut PgConnection,
+    target: &Target,
+    sequence: u64,
+) -> Result<(), ProjectorError> {
+    sqlx::query(
+        "UPDATE public.projector_checkpoints SET last_sequence = $3, updated_at = now() \
+         WHERE projection = $1 AND chain_id IS NOT DISTINCT FROM $2",
+    )
+    .bind(&target.schema)
+    .bind(target.chain)
+    .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+    .persistent(false)
+    .execute(connection)
+    .await
+    .map_err(ProjectorError::db("moving the checkpoint"))?;
+    Ok(())
+}
+
+/// Rebuilds the in-memory rule book from the schema's `payer_rules` rows, in log order.
+pub(crate) async fn load_rules(
+    pool: &PgPool,
+    schema: &str,
+    reference: &ReferenceSources,
+) -> Result<LogRules, ProjectorError> {
+    let rows: Vec<(Uuid, Uuid, i32, NaiveDate, String)> = sqlx::query_as(&format!(
+        "SELECT chain_id, payer_id, version, effective_from, rules_toml \
+         FROM {schema}.payer_rules ORDER BY sequence, payer_id, version"
+    ))
+    .persistent(false)
+    .fetch_all(pool)
+    .await
+    .map_err(ProjectorError::db("reading payer rules"))?;
+    let mut rules = LogRules::new(reference.clone());
+    for (chain, payer, version, effective_from, rules_toml) in rows {
+        let version = u32::try_from(version).unwrap_or(0);
+        // These rows were validated when their commit was applied; a row that no longer compiles
+        // (the reference files changed since) is reported and left out rather than stopping
+        // the projector.
+        if let Err(error) = rules.restore(
+            chain,
+            PayerId::from(payer),
+            version,
+            effective_from,
+            rules_toml,
+        ) {
+            tracing::error!(
+                chain_id = %chain,
+                payer_id = %payer,
+                version,
+                error.message = %crate::fold::error_chain(&error),
+                "stored payer rules no longer compile; claims will not use them"
+            );
+        }
+    }
+    Ok(rules)
+}
+
+type StoredRow = (
+    Uuid,
+    Uuid,
+    Uuid,
+    Option<Uuid>,
+    Option<NaiveDate>,
+    Vec<String>,
+    Vec<i32>,
+    Vec<u8>,
+);
+
+/// Reads the stored state of the given sessions (those that have a row) in one query.
+pub(crate) async fn load_sessions(
+    connection: &mut PgConnection,
+    schema: &str,
+    keys: &[SessionKey],
+) -> Result<HashMap<SessionKey, StoredSession>, ProjectorError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let chains: Vec<Uuid> = keys.iter().map(|(chain, _)| *chain).collect();
+    let sessions: Vec<Uuid> = keys.iter().map(|(_, session)| *session).collect();
+    let rows: Vec<StoredRow> = sqlx::query_as(&format!(
+        "SELECT s.chain_id, s.session_id, s.clinic_id, s.therapist_id, s.date_of_service, \
+                s.unit_codes, s.unit_counts, s.log_events \
+         FROM {schema}.sessions s \
+         JOIN UNNEST($1::uuid[], $2::uuid[]) AS k(chain_id, session_id) \
+           ON s.chain_id = k.chain_id AND s.session_id = k.session_id"
+    ))
+    .bind(&chains)
+    .bind(&sessions)
+    .persistent(false)
+    .fetch_all(connection)
+    .await
+    .map_err(ProjectorError::db("reading stored sessions"))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(chain, session, clinic, therapist, day, codes, counts, log_events)| {
+                let events = decode(&log_events).map_err(|error| crate::fold::error_chain(&error));
+                let stored = StoredSession {
+                    events,
+                    footprint: Footprint {
+                        clinic: Some(clinic),
+                        therapist,
+                        day,
+                        units: codes.into_iter().zip(counts).collect(),
+                    },
+                };
+                ((chain, session), stored)
+            },
+        )
+        .collect())
+}
+
+/// Writes one batch's changes: one statement per table.
+pub(crate) async fn write_changes(
+    connection: &mut PgConnection,
+    schema: &str,
+    changes: &BatchChanges,
+) -> Result<(), ProjectorError> {
+    write_sessions(connection, schema, changes).await?;
+    write_claims(connection, schema, changes).await?;
+    write_totals(connection, schema, changes).await?;
+    write_rules(connection, schema, changes).await?;
+    write_parked(connection, changes).await?;
+    Ok(())
+}
+
+async fn write_sessions(
+    connection: &mut PgConnection,
+    schema: &str,
+    changes: &BatchChanges,
+) -> Result<(), ProjectorError> {
+    let rows = &changes.sessions;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&crate::fold::SessionRow) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
+    let optional =
+        |f: fn(&crate::fold::SessionRow) -> Option<Uuid>| rows.iter().map(f).collect::<Vec<_>>();
+    let statuses: Vec<&str> = rows.iter().map(|row| row.status).collect();
+    let starts: Vec<Option<DateTime<Utc>>> = rows.iter().map(|row| row.scheduled_start).collect();
+    let days: Vec<Option<NaiveDate>> = rows.iter().map(|row| row.date_of_service).collect();
+    let planned: Vec<Option<i32>> = rows.iter().map(|row| row.planned_minutes).collect();
+    let service_minutes: Vec<i32> = rows.iter().map(|row| row.service_minutes).collect();
+    let modality_minutes: Vec<i32> = rows.iter().map(|row| row.modality_minutes).collect();
+    let services: Vec<&str> = rows.iter().map(|row| row.services_json.as_str()).collect();
+    let diagnoses: Vec<&str> = rows.iter().map(|row| row.diagnoses.as_str()).collect();
+    let unit_codes: Vec<&str> = rows.iter().map(|row| row.unit_codes.as_str()).collect();
+    let unit_counts: Vec<&str> = rows.iter().map(|row| row.unit_counts.as_str()).collect();
+    let total_units: Vec<i32> = rows.iter().map(|row| row.total_units).collect();
+    let sequences: Vec<i64> = rows.iter().map(|row| row.last_sequence).collect();
+    let log_events: Vec<&[u8]> = rows.iter().map(|row| row.log_events.as_slice()).collect();
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.sessions (chain_id, session_id, clinic_id, therapist_id, \
+             patient_id, payer_id, status, scheduled_start, date_of_service, planned_minutes, \
+             service_minutes, modality_minutes, services, diagnoses, unit_codes, unit_counts, \
+             total_units, last_sequence, log_events) \
+         SELECT chain_id, session_id, clinic_id, therapist_id, patient_id, payer_id, status, \
+             scheduled_start, date_of_service, planned_minutes, service_minutes, \
+             modality_minutes, services::jsonb, string_to_array(diagnoses, ','), \
+             string_to_array(unit_codes, ','), string_to_array(unit_counts, ',')::integer[], \
+             total_units, last_sequence, log_events \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], \
+             $7::text[], $8::timestamptz[], $9::date[], $10::int4[], $11::int4[], $12::int4[], \
+             $13::text[], $14::text[], $15::text[], $16::text[], $17::int4[], $18::int8[], \
+             $19::bytea[]) \
+           AS u(chain_id, session_id, clinic_id, therapist_id, patient_id, payer_id, status, \
+             scheduled_start, date_of_service, planned_minutes, service_minutes, \
+             modality_minutes, services, diagnoses, unit_codes, unit_counts, total_units, \
+             last_sequence, log_events) \
+         ON CONFLICT (chain_id, session_id) DO UPDATE SET \
+             clinic_id = EXCLUDED.clinic_id, therapist_id = EXCLUDED.therapist_id, \
+             patient_id = EXCLUDED.patient_id, payer_id = EXCLUDED.payer_id, \
+             status = EXCLUDED.status, scheduled_start = EXCLUDED.scheduled_start, \
+             date_of_service = EXCLUDED.date_of_service, \
+             planned_minutes = EXCLUDED.planned_minutes, \
+             service_minutes = EXCLUDED.service_minutes, \
+             modality_minutes = EXCLUDED.modality_minutes, services = EXCLUDED.services, \
+             diagnoses = EXCLUDED.diagnoses, unit_codes = EXCLUDED.unit_codes, \
+             unit_counts = EXCLUDED.unit_counts, total_units = EXCLUDED.total_units, \
+             last_sequence = EXCLUDED.last_sequence, log_events = EXCLUDED.log_events"
+    ))
+    .bind(column(|row| row.chain))
+    .bind(column(|row| row.session))
+    .bind(column(|row| row.clinic))
+    .bind(optional(|row| row.therapist))
+    .bind(optional(|row| row.patient))
+    .bind(optional(|row| row.payer))
+    .bind(statuses)
+    .bind(starts)
+    .bind(days)
+    .bind(planned)
+    .bind(service_minutes)
+    .bind(modality_minutes)
+    .bind(services)
+    .bind(diagnoses)
+    .bind(unit_codes)
+    .bind(unit_counts)
+    .bind(total_units)
+    .bind(sequences)
+    .bind(log_events)
+    .persistent(false)
+    .execute(connection)
+    .await
+    .map_err(ProjectorError::db("writing sessions"))?;
+    Ok(())
+}
+
+async fn write_claims(
+    connection: &mut PgConnection,
+    schema: &str,
+    changes: &BatchChanges,
+) -> Result<(), ProjectorError> {
+    if !changes.replaced_claims.is_empty() {
+        let chains: Vec<Uuid> = changes.replaced_claims.iter().map(|key| key.0).collect();
+        let sessions: Vec<Uuid> = changes.replaced_claims.iter().map(|key| key.1).collect();
+        sqlx::query(&format!(
+            "DELETE FROM {schema}.claim_lines l \
+             USING UNNEST($1::uuid[], $2::uuid[]) AS k(chain_id, session_id) \
+             WHERE l.chain_id = k.chain_id AND l.session_id = k.session_id"
+        ))
+        .bind(chains)
+        .bind(sessions)
+        .persistent(false)
+        .execute(&mut *connection)
+        .await
+        .map_err(ProjectorError::db("replacing claim lines"))?;
+    }
+    let claims = &changes.claims;
+    if claims.is_empty() {
+        return Ok(());
+    }
+    let uuids = |f: fn(&crate::fold::ClaimRow) -> Uuid| claims.iter().map(f).collect::<Vec<_>>();
+    let texts = |f: fn(&crate::fold::ClaimRow) -> Option<&str>| {
+        claims.iter().map(f).collect::<Vec<Option<&str>>>()
+    };
+    let days: Vec<Option<NaiveDate>> = claims.iter().map(|claim| claim.date_of_service).collect();
+    let versions: Vec<Option<i32>> = claims.iter().map(|claim| claim.rules_version).collect();
+    let hashes: Vec<Option<&[u8]>> = claims
+        .iter()
+        .map(|claim| claim.rules_sha256.as_deref())
+        .collect();
+    let diagnoses: Vec<&str> = claims
+        .iter()
+        .map(|claim| claim.diagnoses.as_str())
+        .collect();
+    let totals: Vec<i64> = claims
+        .iter()
+        .map(|claim| claim.total_charge_cents)
+        .collect();
+    let findings: Vec<&str> = claims
+        .iter()
+        .map(|claim| claim.findings_json.as_str())
+        .collect();
+    let sequences: Vec<i64> = claims.iter().map(|claim| claim.last_sequence).collect();
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.claims (chain_id, session_id, payer_id, clinic_id, therapist_id, \
+             patient_id, date_of_service, payer_key, rules_version, rules_sha256, \
+             place_of_service, billing_npi, tax_id, diagnoses, total_charge_cents, findings, \
+             derivation_error, last_sequence) \
+         SELECT chain_id, session_id, payer_id, clinic_id, therapist_id, patient_id, \
+             date_of_service, payer_key, rules_version, rules_sha256, place_of_service, \
+             billing_npi, tax_id, string_to_array(diagnoses, ','), total_charge_cents, \
+             findings::jsonb, derivation_error, last_sequence \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], \
+             $7::date[], $8::text[], $9::int4[], $10::bytea[], $11::text[], $12::text[], \
+             $13::text[], $14::text[], $15::int8[], $16::text[], $17::text[], $18::int8[]) \
+           AS u(chain_id, session_id, payer_id, clinic_id, therapist_id, patient_id, \
+             date_of_service, payer_key, rules_version, rules_sha256, place_of_service, \
+             billing_npi, tax_id, diagnoses, total_charge_cents, findings, derivation_error, \
+             last_sequence) \
+         ON CONFLICT (chain_id, session_id, payer_id) DO UPDATE SET \
+             clinic_id = EXCLUDED.clinic_id, therapist_id = EXCLUDED.therapist_id, \
+             patient_id = EXCLUDED.patient_id, date_of_service = EXCLUDED.date_of_service, \
+             payer_key = EXCLUDED.payer_key, rules_version = EXCLUDED.rules_version, \
+             rules_sha256 = EXCLUDED.rules_sha256, place_of_service = EXCLUDED.place_of_service, \
+             billing_npi = EXCLUDED.billing_npi, tax_id = EXCLUDED.tax_id, \
+             diagnoses = EXCLUDED.diagnoses, total_charge_cents = EXCLUDED.total_charge_cents, \
+             findings = EXCLUDED.findings, derivation_error = EXCLUDED.derivation_error, \
+             last_sequence = EXCLUDED.last_sequence"
+    ))
+    .bind(uuids(|claim| claim.chain))
+    .bind(uuids(|claim| claim.session))
+    .bind(uuids(|claim| claim.payer))
+    .bind(uuids(|claim| claim.clinic))
+    .bind(uuids(|claim| claim.therapist))
+    .bind(uuids(|claim| claim.patient))
+    .bind(days)
+    .bind(texts(|claim| claim.payer_key.as_deref()))
+    .bind(versions)
+    .bind(hashes)
+    .bind(texts(|claim| claim.place_of_service.as_deref()))
+    .bind(texts(|claim| claim.billing_npi.as_deref()))
+    .bind(texts(|claim| claim.tax_id.as_deref()))
+    .bind(diagnoses)
+    .bind(totals)
+    .bind(findings)
+    .bind(texts(|claim| claim.derivation_error.as_deref()))
+    .bind(sequences)
+    .persistent(false)
+    .execute(&mut *connection)
+    .await
+    .map_err(ProjectorError::db("writing claims"))?;
+
+    let line_count: usize = claims.iter().map(|claim| claim.lines.len()).sum();
+    if line_count == 0 {
+        return Ok(());
+    }
+    let mut chains = Vec::with_capacity(line_count);
+    let mut sessions = Vec::with_capacity(line_count);
+    let mut payers = Vec::with_capacity(line_count);
+    let mut numbers: Vec<i16> = Vec::with_capacity(line_count);
+    let mut codes: Vec<&str> = Vec::with_capacity(line_count);
+    let mut modifiers: Vec<&str> = Vec::with_capacity(line_count);
+    let mut pointers: Vec<&str> = Vec::with_capacity(line_count);
+    let mut units: Vec<i32> = Vec::with_capacity(line_count);
+    let mut charges: Vec<i64> = Vec::with_capacity(line_count);
+    let mut npis: Vec<&str> = Vec::with_capacity(line_count);
+    for claim in claims {
+        for (index, line) in claim.lines.iter().enumerate() {
+            chains.push(claim.chain);
+            sessions.push(claim.session);
+            payers.push(claim.payer);
+            numbers.push(i16::try_from(index + 1).unwrap_or(i16::MAX));
+            codes.push(line.code.as_str());
+            modifiers.push(line.modifiers.as_str());
+            pointers.push(line.diagnosis_pointers.as_str());
+            units.push(line.units);
+            charges.push(line.charge_cents);
+            npis.push(line.rendering_npi.as_str());
+        }
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.claim_lines (chain_id, session_id, payer_id, line_number, code, \
+             modifiers, diagnosis_pointers, units, charge_cents, rendering_npi) \
+         SELECT chain_id, session_id, payer_id, line_number, code, \
+             string_to_array(modifiers, ','), diagnosis_pointers, units, charge_cents, \
+             rendering_npi \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int2[], $5::text[], $6::text[], \
+             $7::text[], $8::int4[], $9::int8[], $10::text[]) \
+           AS u(chain_id, session_id, payer_id, line_number, code, modifiers, \
+             diagnosis_pointers, units, charge_cents, rendering_npi)"
+    ))
+    .bind(chains)
+    .bind(sessions)
+    .bind(payers)
+    .bind(numbers)
+    .bind(codes)
+    .bind(modifiers)
+    .bind(pointers)
+    .bind(units)
+    .bind(charges)
+    .bind(npis)
+    .persistent(false)
+    .execute(&mut *connection)
+    .await
+    .map_err(ProjectorError::db("writing claim lines"))?;
+    Ok(())
+}
+
+/// Adds the batch's unit deltas, then removes totals that fell to zero so that the tables do not
+/// depend on how the log was cut into batches.
+async fn write_totals(
+    connection: &mut PgConnection,
+    schema: &str,
+    changes: &BatchChanges,
+) -> Result<(), ProjectorError> {
+    if !changes.therapist_day.is_empty() {
+        let mut chains = Vec::new();
+        let mut therapists = Vec::new();
+        let mut days = Vec::new();
+        let mut units = Vec::new();
+        for ((chain, therapist, day), delta) in &changes.therapist_day {
+            chains.push(*chain);
+            therapists.push(*therapist);
+            days.push(*day);
+            units.push(*delta);
+        }
+        sqlx::query(&format!(
+            "WITH delta AS ( \
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::int8[]) \
+                   AS d(chain_id, therapist_id, day, units)), \
+             upserted AS ( \
+                 INSERT INTO {schema}.therapist_day_units AS t (chain_id, therapist_id, day, units) \
+                 SELECT chain_id, therapist_id, day, units FROM delta \
+                 ON CONFLICT (chain_id, therapist_id, day) \
+                 DO UPDATE SET units = t.units + EXCLUDED.units \
+                 RETURNING chain_id, therapist_id, day, units) \
+             DELETE FROM {schema}.therapist_day_units t USING upserted u \
+             WHERE u.units = 0 AND t.chain_id = u.chain_id \
+               AND t.therapist_id = u.therapist_id AND t.day = u.day"
+        ))
+        .bind(chains)
+        .bind(therapists)
+        .bind(days)
+        .bind(units)
+        .persistent(false)
+        .execute(&mut *connection)
+        .await
+        .map_err(ProjectorError::db("writing therapist day units"))?;
+    }
+    if !changes.clinic_code_day.is_empty() {
+        let mut chains = Vec::new();
+        let mut clinics = Vec::new();
+        let mut codes: Vec<&str> = Vec::new();
+        let mut days = Vec::new();
+        let mut units = Vec::new();
+        for ((chain, clinic, code, day), delta) in &changes.clinic_code_day {
+            chains.push(*chain);
+            clinics.push(*clinic);
+            codes.push(code.as_str());
+            days.push(*day);
+            units.push(*delta);
+        }
+        sqlx::query(&format!(
+            "WITH delta AS ( \
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::date[], $5::int8[]) \
+                   AS d(chain_id, clinic_id, code, day, units)), \
+             upserted AS ( \
+                 INSERT INTO {schema}.clinic_code_day_units AS t \
+                     (chain_id, clinic_id, code, day, units) \
+                 SELECT chain_id, clinic_id, code, day, units FROM delta \
+                 ON CONFLICT (chain_id, clinic_id, code, day) \
+                 DO UPDATE SET units = t.units + EXCLUDED.units \
+                 RETURNING chain_id, clinic_id, code, day, units) \
+             DELETE FROM {schema}.clinic_code_day_units t USING upserted u \
+             WHERE u.units = 0 AND t.chain_id = u.chain_id AND t.clinic_id = u.clinic_id \
+               AND t.code = u.code AND t.day = u.day"
+        ))
+        .bind(chains)
+        .bind(clinics)
+        .bind(codes)
+        .bind(days)
+        .bind(units)
+        .persistent(false)
+        .execute(&mut *connection)
+        .await
+        .map_err(ProjectorError::db("writing clinic code day units"))?;
+    }
+    Ok(())
+}
+
+async fn write_rules(
+    connection: &mut PgConnection,
+    schema: &str,
+    changes: &BatchChanges,
+) -> Result<(), ProjectorError> {
+    let rows = &changes.rules;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.payer_rules (chain_id, payer_id, version, payer_key, \
+             effective_from, rules_toml, content_sha256, sequence) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int4[], $4::text[], $5::date[], \
+             $6::text[], $7::bytea[], $8::int8[]) \
+         ON CONFLICT (chain_id, payer_id, version) DO UPDATE SET \
+             payer_key = EXCLUDED.payer_key, effective_from = EXCLUDED.effective_from, \
+             rules_toml = EXCLUDED.rules_toml, content_sha256 = EXCLUDED.content_sha256, \
+             sequence = EXCLUDED.sequence"
+    ))
+    .bind(rows.iter().map(|row| row.chain).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.payer).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.version).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|row| row.payer_key.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| row.effective_from)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| row.rules_toml.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| row.content_sha256.as_slice())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|row| row.sequence).collect::<Vec<_>>())
+    .persistent(false)
+    .execute(connection)
+    .await
+    .map_err(ProjectorError::db("writing payer rules"))?;
+    Ok(())
+}
+
+async fn write_parked(
+    connection: &mut PgConnection,
+    changes: &BatchChanges,
+) -> Result<(), ProjectorError> {
+    let rows = &changes.parked;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO public.parked_events (projection, sequence, subject, chain_id, error, payload) \
+         SELECT $1, * FROM UNNEST($2::int8[], $3::text[], $4::uuid[], $5::text[], $6::bytea[]) \
+         ON CONFLICT (projection, sequence) DO NOTHING",
+    )
+    .bind(PARKED_PROJECTION)
+    .bind(rows.iter().map(|row| row.sequence).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.subject.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.chain).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.error.as_str()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|row| row.payload.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .persistent(false)
+    .execute(connection)
+    .await
+    .map_err(ProjectorError::db("recording parked commits"))?;
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Projector integration tests (being written).
