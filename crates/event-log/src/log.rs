@@ -1,6 +1,7 @@
 //! [`EventLog`]: stream set-up, append with optimistic concurrency and idempotency, and reads.
 
 use std::error::Error as _;
+use std::sync::Arc;
 
 use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
@@ -55,9 +56,16 @@ pub struct AggregateHistory {
     pub version: u64,
 }
 
-/// The event log on one JetStream stream. Cheap to clone; clones share the connection.
+/// The event log on one JetStream stream. Cheap to clone (one reference count); clones share the
+/// connection and stream handles.
 #[derive(Debug, Clone)]
 pub struct EventLog {
+    shared: Arc<Shared>,
+}
+
+/// The state every clone of an [`EventLog`] shares.
+#[derive(Debug)]
+struct Shared {
     context: Context,
     config: LogConfig,
     stream: JetStream,
@@ -72,27 +80,31 @@ impl EventLog {
         let (stream, parked) = ensure_streams(&context, &config).await?;
         let parker = Parker::new(context.clone(), parked, &config);
         Ok(Self {
-            context,
-            config,
-            stream,
-            parker,
+            shared: Arc::new(Shared {
+                context,
+                config,
+                stream,
+                parker,
+            }),
         })
     }
 
     /// Creates the streams if missing, or checks that the existing ones match the configuration.
     /// Idempotent; [`EventLog::connect`] already calls it.
     pub async fn ensure_stream(&self) -> Result<(), LogError> {
-        ensure_streams(&self.context, &self.config).await.map(drop)
+        ensure_streams(&self.shared.context, &self.shared.config)
+            .await
+            .map(drop)
     }
 
     /// The configuration this log was opened with.
     pub fn config(&self) -> &LogConfig {
-        &self.config
+        &self.shared.config
     }
 
     /// The subject of an aggregate on this log.
     pub fn subject_of(&self, aggregate: &AggregateAddress) -> Result<String, LogError> {
-        aggregate.subject(&self.config.subject_prefix)
+        aggregate.subject(&self.shared.config.subject_prefix)
     }
 
     /// Appends one command's commit to `aggregate`, if the aggregate is still at `expected_version`
@@ -107,7 +119,7 @@ impl EventLog {
         name = "log.append",
         skip_all,
         fields(
-            stream = %self.config.stream_name,
+            stream = %self.shared.config.stream_name,
             subject = field::Empty,
             aggregate_id = %aggregate.id,
             command = %commit.command_id,
@@ -139,6 +151,7 @@ impl EventLog {
             .header(SCHEMA_VERSION_HEADER, CURRENT_SCHEMA_VERSION.to_string())
             .header(EVENT_TYPES_HEADER, event_types);
         let ack = self
+            .shared
             .context
             .send_publish(subject.clone(), message)
             .await
@@ -218,7 +231,7 @@ impl EventLog {
     ) -> Result<Option<u64>, LogError> {
         let wanted = command_id.to_string();
         let mut cursor = Cursor::open(
-            &self.stream,
+            &self.shared.stream,
             after_sequence + 1,
             Some(subject.to_owned()),
             CursorEnd::Snapshot,
@@ -240,7 +253,12 @@ impl EventLog {
     /// The aggregate's current version: the sequence of its last commit, or 0 if it has none.
     pub async fn version(&self, aggregate: &AggregateAddress) -> Result<u64, LogError> {
         let subject = self.subject_of(aggregate)?;
-        match self.stream.get_last_raw_message_by_subject(&subject).await {
+        match self
+            .shared
+            .stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+        {
             Ok(message) => Ok(message.sequence),
             Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
             Err(error) => Err(LogError::nats("reading an aggregate's last commit")(error)),
@@ -252,21 +270,27 @@ impl EventLog {
     #[tracing::instrument(
         name = "log.read",
         skip_all,
-        fields(stream = %self.config.stream_name, aggregate_id = %aggregate.id)
+        fields(stream = %self.shared.config.stream_name, aggregate_id = %aggregate.id)
     )]
     pub async fn read(&self, aggregate: &AggregateAddress) -> Result<AggregateHistory, LogError> {
         let subject = self.subject_of(aggregate)?;
-        let mut cursor =
-            Cursor::open(&self.stream, 1, Some(subject.clone()), CursorEnd::Snapshot).await?;
+        let mut cursor = Cursor::open(
+            &self.shared.stream,
+            1,
+            Some(subject.clone()),
+            CursorEnd::Snapshot,
+        )
+        .await?;
         let mut commits = Vec::new();
         while let Some(message) = cursor.next().await {
             let message = message?;
-            let commit = decode_for_subject(&message.payload, &message.subject, &self.config)
-                .map_err(|reason| LogError::InvalidMessage {
-                    sequence: message.sequence,
-                    subject: message.subject.clone(),
-                    reason,
-                })?;
+            let commit =
+                decode_for_subject(&message.payload, &message.subject, &self.shared.config)
+                    .map_err(|reason| LogError::InvalidMessage {
+                        sequence: message.sequence,
+                        subject: message.subject.clone(),
+                        reason,
+                    })?;
             commits.push(RecordedCommit {
                 sequence: message.sequence,
                 subject: message.subject,
@@ -299,24 +323,30 @@ impl EventLog {
             .await
     }
 
+    #[tracing::instrument(
+        name = "log.replay",
+        skip_all,
+        fields(stream = %self.shared.config.stream_name, from_sequence, filter = ?filter, mode = ?end)
+    )]
     async fn open_replay(
         &self,
         from_sequence: u64,
         filter: ReplayFilter,
         end: CursorEnd,
     ) -> Result<Replay, LogError> {
-        let filter_subject = filter.filter_subject(&self.config.subject_prefix)?;
-        let cursor = Cursor::open(&self.stream, from_sequence, filter_subject, end).await?;
+        let filter_subject = filter.filter_subject(&self.shared.config.subject_prefix)?;
+        let cursor = Cursor::open(&self.shared.stream, from_sequence, filter_subject, end).await?;
         Ok(Replay::new(
             cursor,
-            self.parker.clone(),
-            self.config.clone(),
+            self.shared.parker.clone(),
+            self.shared.config.clone(),
         ))
     }
 
     /// The stream's last sequence now (0 when empty).
     pub async fn last_sequence(&self) -> Result<u64, LogError> {
         let info = self
+            .shared
             .stream
             .get_info()
             .await
@@ -332,10 +362,12 @@ pub(crate) fn decode_for_subject(
     config: &LogConfig,
 ) -> Result<Commit, InvalidMessage> {
     let commit = decode(payload)?;
+    // Every released aggregate kind has a valid token, so this cannot fail for data this build
+    // wrote; a kind it cannot address makes the commit as unusable here as a misfiled one.
     let commit_subject = AggregateAddress::of(&commit)
         .subject(&config.subject_prefix)
         .map_err(|_| InvalidMessage::WrongSubject {
-            commit_subject: String::new(),
+            commit_subject: format!("<unaddressable {:?}>", commit.aggregate_kind),
         })?;
     if commit_subject != subject {
         return Err(InvalidMessage::WrongSubject { commit_subject });

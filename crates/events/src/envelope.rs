@@ -8,7 +8,7 @@
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
-use rkyv::with::AsBox;
+use rkyv::with::{AsBox, InlineAsBox};
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::codes::FieldError;
@@ -199,9 +199,23 @@ pub struct DecodeError {
     pub source: rancor::Error,
 }
 
+/// A borrowed, serialize-only twin of [`VersionedCommit`], so that writing a commit needs no clone.
+///
+/// Its variants are declared in the same order with the same boxed payloads, so its archived form is
+/// byte-for-byte that of [`VersionedCommit`]; a property test compares the two encodings.
+#[derive(Archive, Serialize)]
+enum VersionedCommitRef<'a> {
+    /// Never written any more; present so that `V2` keeps tag 1.
+    #[allow(dead_code)]
+    V1(#[rkyv(with = InlineAsBox)] &'a CommitV1),
+    V2(#[rkyv(with = InlineAsBox)] &'a Commit),
+}
+
 /// Encodes a commit with the current schema version.
 pub fn encode(commit: &Commit) -> Result<Vec<u8>, EncodeError> {
-    encode_versioned(&VersionedCommit::V2(commit.clone()))
+    rkyv::to_bytes::<rancor::Error>(&VersionedCommitRef::V2(commit))
+        .map(AlignedVec::into_vec)
+        .map_err(EncodeError)
 }
 
 /// Encodes a commit of any schema version. Writers use [`encode`]; this exists for fixtures and tools.

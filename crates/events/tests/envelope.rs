@@ -200,6 +200,14 @@ proptest! {
     }
 
     #[test]
+    fn encode_writes_exactly_the_bytes_of_the_owned_version_2_envelope(commit in commit()) {
+        // `encode` serializes a borrowed twin of `VersionedCommit`; the layouts must be identical.
+        let borrowed = encode(&commit).expect("encoding succeeds");
+        let owned = encode_versioned(&VersionedCommit::V2(commit)).expect("encoding succeeds");
+        prop_assert_eq!(borrowed, owned);
+    }
+
+    #[test]
     fn decoding_an_unaligned_copy_gives_the_same_commit(commit in commit(), offset in 1usize..16) {
         // NATS hands payloads out at arbitrary offsets; decode must not rely on alignment.
         let bytes = encode(&commit).expect("encoding succeeds");
