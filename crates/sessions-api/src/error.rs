@@ -48,6 +48,12 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
+    /// 408: the request took longer than the configured timeout.
+    #[error("the request took longer than {milliseconds} ms")]
+    Timeout {
+        /// The configured timeout.
+        milliseconds: u128,
+    },
     /// 413: the body is larger than the configured limit.
     #[error("body: the request body exceeds {limit_bytes} bytes")]
     PayloadTooLarge {
@@ -166,6 +172,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid { .. } | ApiError::IdempotencyKeyReused => {
@@ -200,6 +207,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => ("forbidden", "Not allowed for this API key"),
             ApiError::NotFound { .. } => ("not-found", "Not found"),
             ApiError::BadRequest { .. } => ("malformed-request", "Malformed request"),
+            ApiError::Timeout { .. } => ("timeout", "Request timed out"),
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Invalid { .. } => ("invalid-field", "Invalid field"),

@@ -21,7 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{ConfigError, Settings};
-use crate::error::ServerFailure;
+use crate::error::{ApiError, ServerFailure};
 use crate::{openapi, reference, sessions};
 
 /// What every handler shares. Cheap to clone.
@@ -144,9 +144,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/sessions/{id}/cancel", post(sessions::cancel))
         .route("/v1/sessions/{id}/no-show", post(sessions::no_show))
         .route("/v1/sessions/{id}/amend", post(sessions::amend))
-        .fallback(|| async {
-            crate::error::ApiError::not_found("path", "resource").into_response()
-        })
+        .fallback(|| async { ApiError::not_found("path", "resource").into_response() })
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(log_server_failures))
@@ -154,6 +152,9 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            timeout_as_problem(request, next, request_timeout)
+        }))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let matched_path = request
@@ -178,6 +179,20 @@ async fn serve_openapi() -> Response {
         openapi::document(),
     )
         .into_response()
+}
+
+/// Gives the timeout layer's bare 408 a problem body like every other error.
+async fn timeout_as_problem(request: Request, next: Next, timeout: Duration) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::REQUEST_TIMEOUT
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return ApiError::Timeout {
+            milliseconds: timeout.as_millis(),
+        }
+        .into_response();
+    }
+    response
 }
 
 /// Logs the cause of every 5xx answer once, at the edge, with the request span's ids.

@@ -182,6 +182,11 @@ pub fn morning() -> DateTime<Utc> {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with settings adjusted by `configure` (port, database and log are the test's).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     init_tracing();
     let base = Settings::from_env().expect("settings from the environment");
     let maintenance_options = base.database.connect_options().expect("DATABASE_URL");
@@ -219,6 +224,7 @@ pub async fn spawn_app() -> TestApp {
         .expect("the log opens");
 
     let mut settings = base.clone();
+    configure(&mut settings);
     settings.http.port = 0;
     let application = Application::build_with(settings, pool.clone(), log.clone())
         .await
