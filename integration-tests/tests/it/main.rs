@@ -5,3 +5,4 @@ mod durability;
 mod harness;
 mod invalid_messages;
 mod reading;
+mod setup;
