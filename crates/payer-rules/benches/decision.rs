@@ -4,8 +4,9 @@
 //! 1. In-process: p50/p99 of single `RuleBook::decide` calls over a mix of payers and outcomes
 //!    (target p99 <= 1 us). Baseline: the cost of reading the clock twice, which every sample pays.
 //! 2. Over NATS: p50/p99 of `decide` requests to the real service at a paced rate (default
-//!    10,000 requests/s for 3 s; target p99 <= 1 ms), after the same load against a bare NATS
-//!    request/reply echo on the same server (the transport's own floor).
+//!    10,000 requests/s, evenly spaced, for 3 s; target p99 <= 1 ms), alternating in 250 ms
+//!    phases with the same load against a bare NATS request/reply echo on the same server (the
+//!    transport's own floor).
 //!
 //! Run: `cargo bench -p claimledger-payer-rules --bench decision`. Scale with
 //! `BENCH_INPROC_ITERATIONS` (default 1,000,000), `BENCH_RATE` (requests/s, default 10,000) and
@@ -252,42 +253,53 @@ fn in_process(book: &RuleBook, iterations: u64, out: &mut impl Write) -> std::io
     )
 }
 
-/// Sends `rate` requests per second for `seconds` to `subject`, in 1 ms ticks (tokio's timer
-/// granularity), each request its own task, and returns each request's latency from send to reply.
+/// Sends `rate` requests per second for `length` to `subject`, evenly spaced by a pacing thread
+/// (tokio's timer ticks only every millisecond, which would send bursts), each request its own
+/// task, and returns each request's latency from send to reply plus the number that failed.
 async fn paced_requests(
     client: &async_nats::Client,
     subject: &str,
     body: Bytes,
     rate: u64,
-    seconds: u64,
+    length: Duration,
 ) -> anyhow::Result<(Vec<Duration>, u64)> {
-    let per_tick = (rate / 1000).max(1);
-    let ticks = seconds * 1000;
-    let mut interval = tokio::time::interval(Duration::from_millis(1));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..ticks {
-        interval.tick().await;
-        for _ in 0..per_tick {
+    let total = (rate as f64 * length.as_secs_f64()).round() as u64;
+    let period = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let runtime = tokio::runtime::Handle::current();
+    let client = client.clone();
+    let subject = subject.to_owned();
+    let pacer = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut handles = Vec::with_capacity(total as usize);
+        for index in 0..total {
+            let due = started + period.mul_f64(index as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
             let client = client.clone();
-            let subject = subject.to_owned();
+            let subject = subject.clone();
             let body = body.clone();
-            tasks.spawn(async move {
-                let started = Instant::now();
+            handles.push(runtime.spawn(async move {
+                let sent = Instant::now();
                 let reply =
                     tokio::time::timeout(Duration::from_secs(5), client.request(subject, body))
                         .await;
                 match reply {
-                    Ok(Ok(_)) => Some(started.elapsed()),
+                    Ok(Ok(_)) => Some(sent.elapsed()),
                     _ => None,
                 }
-            });
+            }));
         }
-    }
-    let mut latencies = Vec::with_capacity((ticks * per_tick) as usize);
+        handles
+    });
+    let handles = tokio::task::spawn_blocking(move || pacer.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the pacing thread panicked"))?;
+    let mut latencies = Vec::with_capacity(handles.len());
     let mut failures = 0;
-    while let Some(joined) = tasks.join_next().await {
-        match joined? {
+    for handle in handles {
+        match handle.await? {
             Some(latency) => latencies.push(latency),
             None => failures += 1,
         }
@@ -359,21 +371,33 @@ async fn over_nats(
             .await?;
     }
 
-    let (echo_latencies, echo_failures) =
-        paced_requests(&request_client, &echo_subject, body.clone(), rate, seconds).await?;
-    let (service_latencies, service_failures) = paced_requests(
-        &request_client,
-        &EndpointKind::Decide.subject(&prefix),
-        body,
-        rate,
-        seconds,
-    )
-    .await?;
+    // Echo and service take turns in 250 ms phases, so that both see the same background load
+    // (the machine may be busy with other work) instead of one getting a quiet second.
+    let phase = Duration::from_millis(250);
+    let mut echo_latencies = Vec::new();
+    let mut service_latencies = Vec::new();
+    let (mut echo_failures, mut service_failures) = (0, 0);
+    for _ in 0..seconds * 4 {
+        let (latencies, failures) =
+            paced_requests(&request_client, &echo_subject, body.clone(), rate, phase).await?;
+        echo_latencies.extend(latencies);
+        echo_failures += failures;
+        let (latencies, failures) = paced_requests(
+            &request_client,
+            &EndpointKind::Decide.subject(&prefix),
+            body.clone(),
+            rate,
+            phase,
+        )
+        .await?;
+        service_latencies.extend(latencies);
+        service_failures += failures;
+    }
     let echo = summarise(echo_latencies);
     let service = summarise(service_latencies);
     writeln!(
         out,
-        "over NATS at {rate} requests/s for {seconds} s ({body_len} B DecideRequest):"
+        "over NATS at {rate} requests/s, {seconds} s each, in alternating 250 ms phases ({body_len} B DecideRequest):"
     )?;
     writeln!(
         out,

@@ -210,11 +210,16 @@ pub struct RuleBook {
 }
 
 impl RuleBook {
-    /// Builds the lookups. The loader ([`crate::load`]) has already validated `payers`.
-    pub(crate) fn new(payers: Vec<PayerRules>, reference: ReferenceData) -> RuleBook {
+    /// Builds a rule book from already validated parts: the loader ([`crate::load`]) uses it, and
+    /// so can a replay that rebuilds rules from published `RulesChanged` events (see
+    /// [`crate::load::parse_published_version`]). Versions are ordered by `effective_from`.
+    pub fn new(payers: Vec<PayerRules>, reference: ReferenceData) -> RuleBook {
         let payers = payers
             .into_iter()
-            .map(|rules| {
+            .map(|mut rules| {
+                rules
+                    .versions
+                    .sort_by_key(|version| version.policy.effective_from);
                 let versions = rules
                     .versions
                     .iter()

@@ -2,12 +2,15 @@
 //! republish of unchanged rules, only the new version after one is added, and a refusal (with
 //! nothing written) when a published version's content changed. Each test owns its streams.
 
+use claimledger_billing::{CptCode, Modifier};
 use claimledger_events::{ChainId, Event, UtcMicros};
 use claimledger_log::{EventLog, LogConfig, LogStorage};
 use claimledger_payer_rules::publish::{PublishError, publish, rules_aggregate};
-use claimledger_payer_rules::{RuleSources, SourceFile, parse_published_version};
+use claimledger_payer_rules::{
+    PayerRules, RuleBook, RuleSources, SourceFile, parse_published_version,
+};
 
-use crate::helpers::{book, nats_url, rules_dir};
+use crate::helpers::{Line, book, date, nats_url, rules_dir};
 
 /// A throwaway log on its own in-memory streams, deleted by [`TestLog::delete`].
 struct TestLog {
@@ -87,6 +90,29 @@ async fn publishing_twice_writes_each_version_once() -> anyhow::Result<()> {
     let (payer, reparsed) = parse_published_version("log", &published[1].1)?;
     assert_eq!(payer, "medicare-like");
     assert_eq!(reparsed, medicare.versions[1]);
+
+    // A replay rebuilds the rules from the log alone and decides exactly as the files do, on
+    // both sides of the 2026-01-01 change.
+    let rebuilt_versions = published
+        .iter()
+        .map(|(_, text)| parse_published_version("log", text).map(|(_, version)| version))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rebuilt = RuleBook::new(
+        vec![PayerRules {
+            payer: "medicare-like".to_owned(),
+            name: medicare.name.clone(),
+            versions: rebuilt_versions,
+        }],
+        book().reference().clone(),
+    );
+    for date_of_service in [date(2025, 12, 31), date(2026, 1, 1)] {
+        let mut line = Line::new(date_of_service, CptCode::ManualTherapy, 2);
+        line.modifiers.push(Modifier::PhysicalTherapyPlan);
+        assert_eq!(
+            rebuilt.decide("medicare-like", &line.query())?,
+            book().decide("medicare-like", &line.query())?
+        );
+    }
 
     let second = publish(&test_log.log, chain, book(), now()).await?;
     assert!(second.appended.is_empty(), "{second:?}");
