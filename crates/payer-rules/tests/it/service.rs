@@ -187,6 +187,43 @@ async fn a_malformed_body_and_bad_fields_get_typed_errors() -> anyhow::Result<()
 }
 
 #[tokio::test]
+async fn visit_errors_name_the_line_and_the_rules_version() -> anyhow::Result<()> {
+    let running = RunningService::start().await?;
+    let line = |code: &str| proto::VisitLine {
+        code: code.to_owned(),
+        units: 1,
+        modifiers: vec!["GP".to_owned()],
+        ..proto::VisitLine::default()
+    };
+    let mut visit = proto::VisitRequest {
+        payer: "medicare-like".to_owned(),
+        date_of_service: "2026-03-02".to_owned(),
+        lines: vec![line("97140"), line("97999")],
+        diagnoses: vec!["M54.50".to_owned()],
+        ..proto::VisitRequest::default()
+    };
+    let reply = running.request("visit", visit.encode_to_vec()).await?;
+    let error = error_reply(&reply, "404")?;
+    assert_eq!(error.code(), proto::ErrorCode::UnknownCode);
+    assert_eq!(error.field, "lines[1].code");
+
+    visit.lines = vec![line("97140")];
+    visit.rules_version = 9;
+    let reply = running.request("visit", visit.encode_to_vec()).await?;
+    let error = error_reply(&reply, "404")?;
+    assert_eq!(error.code(), proto::ErrorCode::UnknownRulesVersion);
+    assert_eq!(error.field, "rules_version");
+
+    visit.rules_version = 0;
+    visit.lines[0].units = 0;
+    let reply = running.request("visit", visit.encode_to_vec()).await?;
+    let error = error_reply(&reply, "400")?;
+    assert_eq!(error.code(), proto::ErrorCode::InvalidField);
+    assert_eq!(error.field, "lines[0].units");
+    running.stop().await
+}
+
+#[tokio::test]
 async fn discovery_finds_the_service_and_its_endpoints() -> anyhow::Result<()> {
     let running = RunningService::start().await?;
     // Several test services may run at once under the same name; pick ours by its prefix.
