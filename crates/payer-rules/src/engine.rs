@@ -708,7 +708,12 @@ fn visit_rejection(
                     DistinctProcedureModifiers::UseXModifiers => line.modifiers.iter().any(|m| {
                         m.is_ncci_distinct_procedure() && *m != Modifier::DistinctProcedural
                     }),
-                    DistinctProcedureModifiers::NotAccepted => false,
+                    // A payer that accepts no bypass modifier treats the pair like indicator 0.
+                    DistinctProcedureModifiers::NotAccepted => {
+                        return Some(RejectionReason::NcciEdit {
+                            column1: edit.column1,
+                        });
+                    }
                 };
                 if !bypassed {
                     return Some(RejectionReason::NcciModifierRequired {

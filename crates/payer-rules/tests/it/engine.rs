@@ -472,3 +472,41 @@ fn the_shipped_directory_holds_the_five_example_payers() {
         [EVERGREEN, PIP, LAKESHORE, MEDICARE, WORKERS_COMP,]
     );
 }
+
+#[test]
+fn a_payer_that_accepts_no_bypass_modifier_denies_the_column_2_code_outright() -> anyhow::Result<()>
+{
+    let strict = r#"payer = "strict-payer"
+name = "Strict payer"
+
+[[versions]]
+version = 1
+effective_from = 2025-01-01
+unit_method = "ama_per_code"
+accepted_codes = ["97124", "97140"]
+distinct_procedure_modifiers = "not_accepted"
+enforce_ncci_edits = true
+one_massage_or_manual_code_per_visit = false
+timely_filing_days = 90
+
+[versions.fee_schedule]
+"97124" = 3000
+"97140" = 3500
+"#;
+    let mut sources = claimledger_payer_rules::RuleSources::read_dir(&crate::helpers::rules_dir())?;
+    sources.payer_files = vec![claimledger_payer_rules::SourceFile::new(
+        "rules/strict-payer.toml",
+        strict,
+    )];
+    let strict_book = sources.compile()?;
+    let mut line = Line::new(date(2025, 9, 15), CptCode::Massage, 2);
+    line.other_codes_on_visit = vec![CptCode::ManualTherapy];
+    line.modifiers = vec![Modifier::DistinctProcedural];
+    assert_eq!(
+        strict_book.decide("strict-payer", &line.query())?.outcome,
+        Outcome::Rejected(RejectionReason::NcciEdit {
+            column1: CptCode::ManualTherapy
+        })
+    );
+    Ok(())
+}
