@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use claimledger_billing::claim::{ServiceRecord, UntimedService, Visit};
-use claimledger_billing::{derive_claim, scrub};
+use claimledger_billing::{Cents, CptCode, PayerPolicy, PriceList, derive_claim, scrub};
 use claimledger_events::{AggregateKind, Commit, EncodeError, Event, encode};
 use claimledger_log::ReplayItem;
 use claimledger_sessions::command::Payment;
@@ -23,7 +23,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::directory::Directory;
-use crate::rules::{LogRules, RulesVersion};
+use crate::rules::{LogRules, PreparedVersion};
 
 /// A session's key: chain, then session id.
 pub(crate) type SessionKey = (Uuid, Uuid);
@@ -233,7 +233,7 @@ fn fold_rules(
     changes: &mut BatchChanges,
 ) -> Result<(), String> {
     let chain = commit.chain.as_uuid();
-    let mut prepared: Vec<RulesVersion> = Vec::new();
+    let mut prepared: Vec<PreparedVersion> = Vec::new();
     for record in &commit.events {
         if let Event::RulesChanged(changed) = &record.event {
             prepared.push(
@@ -247,11 +247,11 @@ fn fold_rules(
         changes.rules.push(RulesRow {
             chain,
             payer: version.payer.as_uuid(),
-            version: i32::try_from(version.version).unwrap_or(i32::MAX),
+            version: i32::try_from(version.version()).unwrap_or(i32::MAX),
             payer_key: version.payer_key.clone(),
-            effective_from: version.effective_from,
-            rules_toml: version.rules_toml.clone(),
-            content_sha256: version.content_sha256.to_vec(),
+            effective_from: version.effective_from(),
+            rules_toml: version.rules.canonical_toml.clone(),
+            content_sha256: version.rules.content_sha256.to_vec(),
             sequence: to_i64(sequence),
         });
         rules.insert(chain, version);
@@ -550,14 +550,15 @@ fn derive_claim_row(
             return Some(row.failed(format!("therapist {therapist} is not in the directory")));
         }
     };
-    let Some((version, policy)) = rules.in_force(chain, payer, date_of_service) else {
+    let Some(in_force) = rules.in_force(chain, payer, date_of_service) else {
         return Some(row.failed(format!(
             "no rules of payer {payer} are in force on {date_of_service}"
         )));
     };
-    row.payer_key = Some(version.payer_key.clone());
-    row.rules_version = Some(i32::try_from(version.version).unwrap_or(i32::MAX));
-    row.rules_sha256 = Some(version.content_sha256.to_vec());
+    let policy = in_force.policy;
+    row.payer_key = Some(in_force.payer_key.to_owned());
+    row.rules_version = Some(i32::try_from(in_force.version).unwrap_or(i32::MAX));
+    row.rules_sha256 = Some(in_force.content_sha256.to_vec());
     let visit = Visit {
         date_of_service,
         place_of_service: profile.place_of_service,
@@ -594,10 +595,8 @@ fn derive_claim_row(
         // that require one get a scrubber finding until issue 7 attaches it at submission.
         referral: None,
     };
-    let reference = version.book().reference();
-    // The clinic's own charge master is not on the log yet: lines are charged at the payer's
-    // expected allowed amount per unit.
-    let derived = match derive_claim(&visit, policy, reference, &policy.fee_schedule) {
+    let reference = rules.reference();
+    let derived = match derive_claim(&visit, policy, reference, &charge_master(policy)) {
         Ok(derived) => derived,
         Err(error) => return Some(row.failed(error.to_string())),
     };
@@ -634,6 +633,25 @@ fn derive_claim_row(
         .collect();
     Some(row)
 }
+
+/// The charge per unit of every catalogue code. The clinic's own charge master is not on the log
+/// yet, so a line is charged at the payer's expected allowed amount, or at
+/// [`UNLISTED_CHARGE_PER_UNIT`] for a code the payer's fee schedule does not list (the scrubber then
+/// reports the code as not accepted, rather than the claim failing to derive).
+fn charge_master(policy: &PayerPolicy) -> PriceList {
+    PriceList::from_pairs(CptCode::ALL.into_iter().map(|code| {
+        (
+            code,
+            policy
+                .fee_schedule
+                .per_unit(code)
+                .unwrap_or(UNLISTED_CHARGE_PER_UNIT),
+        )
+    }))
+}
+
+/// The stand-in charge per unit for codes outside the payer's fee schedule.
+const UNLISTED_CHARGE_PER_UNIT: Cents = Cents(4500);
 
 impl ClaimRow {
     fn failed(mut self, reason: String) -> Self {

@@ -17,7 +17,9 @@ use crate::directory::Directory;
 use crate::error::ProjectorError;
 use crate::fold::{SessionKey, fold_batch};
 use crate::metrics::Metrics;
-use crate::rules::{LogRules, ReferenceSources};
+use claimledger_billing::ReferenceData;
+
+use crate::rules::{LogRules, read_reference};
 use crate::store::{self, Target};
 
 /// What one step did.
@@ -66,13 +68,13 @@ struct AppliedState {
 pub(crate) struct Applier {
     pool: PgPool,
     target: Target,
-    reference: ReferenceSources,
+    reference: ReferenceData,
     directory: Directory,
     state: Option<AppliedState>,
 }
 
 impl Applier {
-    pub(crate) fn new(pool: PgPool, target: Target, reference: ReferenceSources) -> Self {
+    pub(crate) fn new(pool: PgPool, target: Target, reference: ReferenceData) -> Self {
         Self {
             pool,
             target,
@@ -250,7 +252,7 @@ impl Projector {
         config: ProjectorConfig,
     ) -> Result<Self, ProjectorError> {
         config.validate()?;
-        let reference = ReferenceSources::read_dir(&config.rules_dir)?;
+        let reference = read_reference(&config.rules_dir)?;
         let target = Target {
             schema: crate::LIVE_SCHEMA.to_owned(),
             chain: None,

@@ -13,6 +13,7 @@
 
 use std::time::{Duration, Instant};
 
+use claimledger_billing::ReferenceData;
 use claimledger_events::ChainId;
 use claimledger_log::{EventLog, ReplayFilter, ReplayItem};
 use futures::StreamExt;
@@ -22,7 +23,7 @@ use crate::checksum::READ_MODEL_TABLES;
 use crate::config::{LIVE_SCHEMA, ProjectorConfig, REBUILD_SCHEMA};
 use crate::error::ProjectorError;
 use crate::projector::{Applier, ApplyOutcome};
-use crate::rules::ReferenceSources;
+use crate::rules::read_reference;
 use crate::store::{self, Target};
 
 /// The advisory lock key rebuilds hold (an arbitrary constant: "CLRB").
@@ -60,7 +61,7 @@ pub async fn rebuild(
 ) -> Result<RebuildReport, ProjectorError> {
     config.validate()?;
     let started = Instant::now();
-    let reference = ReferenceSources::read_dir(&config.rules_dir)?;
+    let reference = read_reference(&config.rules_dir)?;
     // A dedicated connection outside the pool holds the advisory lock; closing it (also on error)
     // releases the lock.
     let mut lock_connection = pool
@@ -87,7 +88,7 @@ async fn rebuild_locked(
     pool: &PgPool,
     config: &ProjectorConfig,
     chain: Option<ChainId>,
-    reference: ReferenceSources,
+    reference: ReferenceData,
     progress: &mut (dyn FnMut(RebuildProgress) + Send),
     started: Instant,
 ) -> Result<RebuildReport, ProjectorError> {

@@ -1,53 +1,36 @@
-//! The payer rule book as the log records it: every `RulesChanged` event compiled with the
-//! repository's reference tables, selectable by chain, payer and date of service.
+//! The payer rule book as the log records it: every `RulesChanged` event, parsed with the
+//! payer-rules crate's own validation, kept per chain and payer, and selectable by date of service.
 //!
-//! Each recorded version is compiled on its own (its canonical TOML holds one version), so selecting
-//! the rules for a date of service is "the latest version, by effective date, that the log had
-//! recorded when the session was completed and that starts on or before the date of service".
+//! A claim is priced with "the rules in force for the date of service as the log records them": the
+//! rule book holds exactly the versions applied so far in log order, so a completion is priced with
+//! the versions recorded before it, whatever happens later in the log.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::Path;
 
 use chrono::{Days, NaiveDate};
-use claimledger_billing::PayerPolicy;
+use claimledger_billing::{PayerPolicy, ReferenceData};
 use claimledger_events::PayerId;
 use claimledger_events::rules::RulesChanged;
-use claimledger_payer_rules::{InvalidRules, RuleBook, RuleSources, SourceFile};
+use claimledger_payer_rules::{
+    InvalidRules, PayerRules, PayerRulesVersion, RuleBook, load_dir, parse_published_version,
+};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::ProjectorError;
 
-/// The reference tables every rules version is compiled with, read once at start-up.
+/// Reads the NCCI PTP, MUE and always-therapy tables of a rules directory (`rules_dir/reference/`).
 ///
-/// The payer-rules service does not publish NCCI/MUE/always-therapy tables on the log yet, so the
-/// projector reads them from the repository (`rules/reference/`).
-#[derive(Debug, Clone)]
-pub struct ReferenceSources {
-    ptp: SourceFile,
-    mue: SourceFile,
-    always_therapy: SourceFile,
-}
-
-impl ReferenceSources {
-    /// Reads `rules_dir/reference/{ncci-ptp,mue,always-therapy}.toml`.
-    pub fn read_dir(rules_dir: &Path) -> Result<Self, ProjectorError> {
-        let read = |name: &str| {
-            let path = rules_dir.join("reference").join(name);
-            fs::read_to_string(&path)
-                .map(|text| SourceFile::new(path.clone(), text))
-                .map_err(|error| ProjectorError::Reference {
-                    dir: rules_dir.display().to_string(),
-                    reason: format!("{}: {error}", path.display()),
-                })
-        };
-        Ok(Self {
-            ptp: read("ncci-ptp.toml")?,
-            mue: read("mue.toml")?,
-            always_therapy: read("always-therapy.toml")?,
+/// The payer-rules service does not publish these reference tables on the log yet, so the projector
+/// reads them from the repository at start-up.
+pub fn read_reference(rules_dir: &Path) -> Result<ReferenceData, ProjectorError> {
+    load_dir(rules_dir)
+        .map(|book| book.reference().clone())
+        .map_err(|error| ProjectorError::Reference {
+            dir: rules_dir.display().to_string(),
+            reason: crate::fold::error_chain(&error),
         })
-    }
 }
 
 /// Why a recorded rules version cannot be used (its commit is parked).
@@ -56,161 +39,170 @@ pub enum RulesError {
     /// The text does not match the hash recorded with it.
     #[error("rules_toml: its SHA-256 differs from content_sha256")]
     ChecksumMismatch,
-    /// The text is not valid rules.
-    #[error("rules_toml: the rules do not compile")]
+    /// The text is not a valid published rules version.
+    #[error("rules_toml: the rules are invalid")]
     Invalid(#[source] InvalidRules),
-    /// The text defines no payer, or several.
-    #[error("rules_toml: expected exactly one payer, found {found}")]
-    PayerCount {
-        /// How many payers the text defines.
-        found: usize,
-    },
-    /// The effective date is out of the calendar's range.
-    #[error("effective_from: day {day} is out of range")]
-    EffectiveFrom {
-        /// The stored day number.
-        day: i32,
+    /// The event and its text disagree.
+    #[error("{field}: the event says {event}, the rules text says {text}")]
+    Disagreement {
+        /// The field that differs.
+        field: &'static str,
+        /// The event's value.
+        event: String,
+        /// The text's value.
+        text: String,
     },
 }
 
-/// One recorded rules version of one payer.
+/// One recorded version, parsed and checked, ready to be recorded.
 #[derive(Debug, Clone)]
-pub struct RulesVersion {
+pub struct PreparedVersion {
     /// The payer on the log.
     pub payer: PayerId,
-    /// The payer's identifier inside the rules (e.g. `medicare-like`).
+    /// The payer's identifier inside the rules, e.g. `medicare-like`.
     pub payer_key: String,
-    /// The version number the log recorded.
-    pub version: u32,
-    /// The first date of service it applies to.
-    pub effective_from: NaiveDate,
-    /// SHA-256 of the rules text.
-    pub content_sha256: [u8; 32],
-    /// The rules text as recorded.
-    pub rules_toml: String,
-    book: RuleBook,
+    /// The parsed version.
+    pub rules: PayerRulesVersion,
 }
 
-impl RulesVersion {
-    /// The compiled rules, with the reference tables.
-    pub fn book(&self) -> &RuleBook {
-        &self.book
+impl PreparedVersion {
+    /// The version number.
+    pub fn version(&self) -> u32 {
+        self.rules.policy.version
+    }
+
+    /// The first date of service it applies to.
+    pub fn effective_from(&self) -> NaiveDate {
+        self.rules.policy.effective_from
     }
 }
 
-/// Every rules version recorded so far, per chain and payer, oldest effective date first.
+/// The rules selected for one claim.
+#[derive(Debug, Clone, Copy)]
+pub struct InForce<'a> {
+    /// The payer's identifier inside the rules.
+    pub payer_key: &'a str,
+    /// The version's number.
+    pub version: u32,
+    /// SHA-256 of the version's text as recorded.
+    pub content_sha256: &'a [u8; 32],
+    /// The policy.
+    pub policy: &'a PayerPolicy,
+}
+
+/// Every recorded version of one payer of one chain, compiled together.
+#[derive(Debug, Clone)]
+struct PayerBook {
+    payer_key: String,
+    book: RuleBook,
+}
+
+/// Every rules version recorded so far, per chain and payer.
 #[derive(Debug, Clone)]
 pub struct LogRules {
-    reference: ReferenceSources,
-    versions: HashMap<(Uuid, PayerId), Vec<RulesVersion>>,
+    reference: ReferenceData,
+    payers: HashMap<(Uuid, PayerId), PayerBook>,
 }
 
 impl LogRules {
     /// An empty rule book using `reference` for every version.
-    pub fn new(reference: ReferenceSources) -> Self {
+    pub fn new(reference: ReferenceData) -> Self {
         Self {
             reference,
-            versions: HashMap::new(),
+            payers: HashMap::new(),
         }
     }
 
-    /// Compiles a `RulesChanged` event without recording it, so a commit's versions are recorded
-    /// all together or not at all.
-    pub fn prepare(&self, changed: &RulesChanged) -> Result<RulesVersion, RulesError> {
+    /// The reference tables.
+    pub fn reference(&self) -> &ReferenceData {
+        &self.reference
+    }
+
+    /// Parses and checks a `RulesChanged` event without recording it, so a commit's versions are
+    /// recorded all together or not at all.
+    pub fn prepare(&self, changed: &RulesChanged) -> Result<PreparedVersion, RulesError> {
         let digest: [u8; 32] = Sha256::digest(changed.rules_toml.as_bytes()).into();
         if digest != changed.content_sha256 {
             return Err(RulesError::ChecksumMismatch);
         }
-        let effective_from =
-            epoch_day_to_date(changed.effective_from.0).ok_or(RulesError::EffectiveFrom {
-                day: changed.effective_from.0,
-            })?;
-        self.compile(
-            changed.payer,
-            changed.version,
-            effective_from,
-            changed.rules_toml.clone(),
-        )
-    }
-
-    /// Records a prepared version for `chain`. Recording the same version again replaces it, so
-    /// re-applying a commit is harmless.
-    pub fn insert(&mut self, chain: Uuid, version: RulesVersion) {
-        let versions = self.versions.entry((chain, version.payer)).or_default();
-        versions.retain(|existing| existing.version != version.version);
-        let position = versions.partition_point(|existing| {
-            (existing.effective_from, existing.version) < (version.effective_from, version.version)
-        });
-        versions.insert(position, version);
-    }
-
-    fn compile(
-        &self,
-        payer: PayerId,
-        version: u32,
-        effective_from: NaiveDate,
-        rules_toml: String,
-    ) -> Result<RulesVersion, RulesError> {
-        let sources = RuleSources {
-            payer_files: vec![SourceFile::new(
-                format!("log:payer-rules/{payer}/v{version}.toml"),
-                rules_toml.clone(),
-            )],
-            ptp: self.reference.ptp.clone(),
-            mue: self.reference.mue.clone(),
-            always_therapy: self.reference.always_therapy.clone(),
-        };
-        let book = sources.compile().map_err(RulesError::Invalid)?;
-        let payer_ids = book.payer_ids();
-        let [payer_key] = payer_ids.as_slice() else {
-            return Err(RulesError::PayerCount {
-                found: payer_ids.len(),
+        let name = format!("payer-rules/{}/v{}", changed.payer, changed.version);
+        let (payer_key, rules) =
+            parse_published_version(&name, &changed.rules_toml).map_err(RulesError::Invalid)?;
+        if rules.policy.version != changed.version {
+            return Err(RulesError::Disagreement {
+                field: "version",
+                event: changed.version.to_string(),
+                text: rules.policy.version.to_string(),
             });
-        };
-        let payer_key = (*payer_key).to_owned();
-        let content_sha256 = Sha256::digest(rules_toml.as_bytes()).into();
-        Ok(RulesVersion {
-            payer,
+        }
+        let event_day = epoch_day_to_date(changed.effective_from.0);
+        if event_day != Some(rules.policy.effective_from) {
+            return Err(RulesError::Disagreement {
+                field: "effective_from",
+                event: event_day.map_or_else(
+                    || format!("day {}", changed.effective_from.0),
+                    |day| day.to_string(),
+                ),
+                text: rules.policy.effective_from.to_string(),
+            });
+        }
+        Ok(PreparedVersion {
+            payer: changed.payer,
             payer_key,
-            version,
-            effective_from,
-            content_sha256,
-            rules_toml,
-            book,
+            rules,
         })
     }
 
-    /// Restores a version read back from the read model (recorded and validated before).
-    pub(crate) fn restore(
-        &mut self,
-        chain: Uuid,
-        payer: PayerId,
-        version: u32,
-        effective_from: NaiveDate,
-        rules_toml: String,
-    ) -> Result<(), RulesError> {
-        let version = self.compile(payer, version, effective_from, rules_toml)?;
-        self.insert(chain, version);
-        Ok(())
+    /// Records a prepared version for `chain`. Recording the same version number again replaces
+    /// it, so re-applying a commit is harmless.
+    pub fn insert(&mut self, chain: Uuid, prepared: PreparedVersion) {
+        let key = (chain, prepared.payer);
+        let mut versions: Vec<PayerRulesVersion> = self
+            .payers
+            .get(&key)
+            .and_then(|payer| payer.book.payer(&payer.payer_key))
+            .map(|rules| rules.versions.clone())
+            .unwrap_or_default();
+        versions.retain(|existing| existing.policy.version != prepared.rules.policy.version);
+        versions.push(prepared.rules);
+        let payer_rules = PayerRules {
+            payer: prepared.payer_key.clone(),
+            name: prepared.payer_key.clone(),
+            versions,
+        };
+        let book = RuleBook::new(vec![payer_rules], self.reference.clone());
+        self.payers.insert(
+            key,
+            PayerBook {
+                payer_key: prepared.payer_key,
+                book,
+            },
+        );
     }
 
-    /// The rules in force for `payer` of `chain` on `date_of_service`, with the policy they give.
+    /// The rules in force for `payer` of `chain` on `date_of_service`, if the log has recorded any.
     pub fn in_force(
         &self,
         chain: Uuid,
         payer: PayerId,
         date_of_service: NaiveDate,
-    ) -> Option<(&RulesVersion, &PayerPolicy)> {
-        let version = self
-            .versions
-            .get(&(chain, payer))?
-            .iter()
-            .rev()
-            .find(|version| version.effective_from <= date_of_service)?;
-        let policy = version
+    ) -> Option<InForce<'_>> {
+        let payer = self.payers.get(&(chain, payer))?;
+        let policy = payer
             .book
-            .policy_in_force(&version.payer_key, date_of_service)?;
-        Some((version, policy))
+            .policy_in_force(&payer.payer_key, date_of_service)?;
+        let version = payer
+            .book
+            .payer(&payer.payer_key)?
+            .versions
+            .iter()
+            .find(|version| version.policy.version == policy.version)?;
+        Some(InForce {
+            payer_key: &payer.payer_key,
+            version: policy.version,
+            content_sha256: &version.content_sha256,
+            policy,
+        })
     }
 }
 

@@ -9,13 +9,15 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use claimledger_events::{PayerId, decode};
+use claimledger_billing::ReferenceData;
+use claimledger_events::rules::RulesChanged;
+use claimledger_events::{EpochDay, PayerId, decode};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::ProjectorError;
 use crate::fold::{BatchChanges, Footprint, PARKED_PROJECTION, SessionKey, StoredSession};
-use crate::rules::{LogRules, ReferenceSources};
+use crate::rules::LogRules;
 
 /// Which tables and which checkpoint a projector instance owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,10 +107,10 @@ pub(crate) async fn set_checkpoint(
 pub(crate) async fn load_rules(
     pool: &PgPool,
     schema: &str,
-    reference: &ReferenceSources,
+    reference: &ReferenceData,
 ) -> Result<LogRules, ProjectorError> {
-    let rows: Vec<(Uuid, Uuid, i32, NaiveDate, String)> = sqlx::query_as(&format!(
-        "SELECT chain_id, payer_id, version, effective_from, rules_toml \
+    let rows: Vec<(Uuid, Uuid, i32, NaiveDate, String, Vec<u8>)> = sqlx::query_as(&format!(
+        "SELECT chain_id, payer_id, version, effective_from, rules_toml, content_sha256 \
          FROM {schema}.payer_rules ORDER BY sequence, payer_id, version"
     ))
     .persistent(false)
@@ -116,25 +118,29 @@ pub(crate) async fn load_rules(
     .await
     .map_err(ProjectorError::db("reading payer rules"))?;
     let mut rules = LogRules::new(reference.clone());
-    for (chain, payer, version, effective_from, rules_toml) in rows {
-        let version = u32::try_from(version).unwrap_or(0);
-        // These rows were validated when their commit was applied; a row that no longer compiles
-        // (the reference files changed since) is reported and left out rather than stopping
-        // the projector.
-        if let Err(error) = rules.restore(
-            chain,
-            PayerId::from(payer),
-            version,
-            effective_from,
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN);
+    for (chain, payer, version, effective_from, rules_toml, content_sha256) in rows {
+        let changed = RulesChanged {
+            payer: PayerId::from(payer),
+            version: u32::try_from(version).unwrap_or(0),
+            effective_from: EpochDay(
+                i32::try_from((effective_from - epoch).num_days()).unwrap_or(i32::MAX),
+            ),
             rules_toml,
-        ) {
-            tracing::error!(
+            content_sha256: content_sha256.try_into().unwrap_or([0; 32]),
+        };
+        // These rows were validated when their commit was applied. A row that no longer parses
+        // (the payer-rules validation changed since) is reported and left out rather than
+        // stopping the projector; a rebuild re-derives the affected claims.
+        match rules.prepare(&changed) {
+            Ok(prepared) => rules.insert(chain, prepared),
+            Err(error) => tracing::error!(
                 chain_id = %chain,
                 payer_id = %payer,
                 version,
                 error.message = %crate::fold::error_chain(&error),
-                "stored payer rules no longer compile; claims will not use them"
-            );
+                "stored payer rules no longer parse; claims will not use them"
+            ),
         }
     }
     Ok(rules)

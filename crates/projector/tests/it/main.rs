@@ -1,1 +1,9 @@
-//! Projector integration tests (being written).
+//! The projector's integration tests, one binary: real NATS JetStream and PostgreSQL, each test with
+//! its own stream and database (see `integration-tests`).
+
+mod crash;
+mod helpers;
+mod postgres_restart;
+mod projection;
+mod rebuild;
+mod workload;

@@ -1,0 +1,246 @@
+//! A deterministic clinic workload on the log: one chain with one clinic and its therapists in the
+//! directory tables, the repository's payer rules published as `RulesChanged`, and visits of about
+//! six commits each (some self-pay, some cancelled, some amended and completed again).
+//!
+//! Shared by the integration tests and the replay benchmark (`#[path]`-included there).
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use claimledger_billing::validation::npi_check_digit;
+use claimledger_events::session::{
+    BodyRegion, BodySide, Coverage, DiagnosesAttached, ServiceRecorded, SessionAmended,
+    SessionCancelled, SessionScheduled, Technique,
+};
+use claimledger_events::{
+    AggregateKind, ChainId, ClinicId, Commit, CptCode, Event, Icd10Code, PayerId, TherapistId,
+    UtcMicros,
+};
+use claimledger_log::{AggregateAddress, EventLog};
+use claimledger_payer_rules::load_dir;
+use claimledger_payer_rules::publish::{payer_id, publish};
+use futures::StreamExt as _;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The payers visits are billed to, by rules-file identifier.
+pub const PAYERS: [&str; 4] = [
+    "medicare-like",
+    "lakeshore-mutual",
+    "evergreen-massage-ppo",
+    "summit-workers-comp",
+];
+
+/// The repository's rules directory.
+pub fn rules_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"))
+}
+
+/// One chain's fixed ids.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// The tenant.
+    pub chain: ChainId,
+    /// Its one clinic.
+    pub clinic: ClinicId,
+    /// Its therapists.
+    pub therapists: Vec<TherapistId>,
+}
+
+impl Workload {
+    /// A chain with fresh ids, one clinic and three therapists.
+    pub fn new() -> Self {
+        Self {
+            chain: Uuid::new_v4().into(),
+            clinic: Uuid::new_v4().into(),
+            therapists: (0..3).map(|_| Uuid::new_v4().into()).collect(),
+        }
+    }
+
+    /// Inserts the chain, clinic and therapists into the sessions API's directory tables.
+    pub async fn seed_directory(&self, db: &PgPool) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO chains (id, name) VALUES ($1, 'Test chain')")
+            .bind(self.chain.as_uuid())
+            .execute(db)
+            .await
+            .context("inserting the chain")?;
+        sqlx::query(
+            "INSERT INTO clinics (id, chain_id, name, npi, tax_id, address_line, city, state, \
+             postal_code, time_zone, place_of_service) \
+             VALUES ($1, $2, 'Downtown', '1234567893', '12-3456789', '1 Main St', 'Portland', \
+             'OR', '97201', 'America/Los_Angeles', '11')",
+        )
+        .bind(self.clinic.as_uuid())
+        .bind(self.chain.as_uuid())
+        .execute(db)
+        .await
+        .context("inserting the clinic")?;
+        for (index, therapist) in self.therapists.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO therapists (id, chain_id, name, npi, licence_number, licence_state) \
+                 VALUES ($1, $2, $3, $4, $5, 'OR')",
+            )
+            .bind(therapist.as_uuid())
+            .bind(self.chain.as_uuid())
+            .bind(format!("Therapist {index}"))
+            .bind(npi(100_000_000 + index as u32 * 7919))
+            .bind(format!("LMT-{index}"))
+            .execute(db)
+            .await
+            .context("inserting a therapist")?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the repository's payer rules for this chain, as the payer-rules service does.
+    pub async fn publish_rules(&self, log: &EventLog) -> anyhow::Result<()> {
+        let book = load_dir(&rules_dir()).context("loading the repository's rules")?;
+        publish(log, self.chain, &book, now())
+            .await
+            .context("publishing the rules")?;
+        Ok(())
+    }
+
+    /// The session aggregate of visit `index`.
+    pub fn session(&self, index: u64) -> AggregateAddress {
+        AggregateAddress {
+            chain: self.chain,
+            clinic: Some(self.clinic),
+            kind: AggregateKind::Session,
+            id: Uuid::from_u64_pair(self.chain.as_uuid().as_u64_pair().0, index).into(),
+        }
+    }
+
+    /// The commits of visit `index`, in order.
+    pub fn visit_commits(&self, index: u64) -> Vec<Commit> {
+        let session = self.session(index);
+        let therapist = self.therapists[(index % self.therapists.len() as u64) as usize];
+        let coverage = if index % 5 == 4 {
+            Coverage::SelfPay
+        } else {
+            Coverage::Payer {
+                payer: payer_of(index),
+                member_id: Uuid::from_u64_pair(7, index).to_string(),
+            }
+        };
+        // Visits from June 2025 over about 13 months, so both rule versions of a payer are used.
+        let start = UtcMicros(DAY_2025_06_01_17_00_UTC + (index % 400) as i64 * MICROS_PER_DAY);
+        let mut events = vec![Event::SessionScheduled(SessionScheduled {
+            therapist,
+            patient: Uuid::from_u64_pair(9, index).into(),
+            coverage,
+            scheduled_start: start,
+            planned_minutes: 60,
+        })];
+        let mut commits = Vec::new();
+        if index % 7 == 3 {
+            events.push(Event::SessionCancelled(SessionCancelled {
+                reason: "patient called in sick".to_owned(),
+            }));
+            for event in events {
+                commits.push(commit(&session, event));
+            }
+            return commits;
+        }
+        let minutes = 8 + (index % 4) as u16 * 7;
+        events.push(Event::CheckedIn);
+        events.push(service(
+            Technique::SoftTissueMobilisation,
+            "97140",
+            minutes,
+            BodyRegion::Neck,
+        ));
+        events.push(service(
+            Technique::Swedish,
+            "97124",
+            38 - minutes.min(30),
+            BodyRegion::LowerBack,
+        ));
+        events.push(Event::DiagnosesAttached(DiagnosesAttached {
+            icd10_codes: vec![
+                Icd10Code::new("M54.50").expect("a valid ICD-10 code"),
+                Icd10Code::new("M62.830").expect("a valid ICD-10 code"),
+            ],
+        }));
+        events.push(Event::SessionCompleted);
+        if index % 11 == 5 {
+            events.push(Event::SessionAmended(SessionAmended {
+                reason: "exercise not recorded".to_owned(),
+            }));
+            events.push(service(
+                Technique::TherapeuticExercise,
+                "97110",
+                15,
+                BodyRegion::Shoulder,
+            ));
+            events.push(Event::SessionCompleted);
+        }
+        for event in events {
+            commits.push(commit(&session, event));
+        }
+        commits
+    }
+
+    /// Appends visits `range`, `concurrency` sessions at a time; returns the events appended.
+    pub async fn append_visits(
+        &self,
+        log: &EventLog,
+        range: Range<u64>,
+        concurrency: usize,
+    ) -> anyhow::Result<u64> {
+        let appended = futures::stream::iter(range)
+            .map(|index| async move {
+                let session = self.session(index);
+                let mut version = 0;
+                let mut events = 0_u64;
+                for commit in self.visit_commits(index) {
+                    events += commit.events.len() as u64;
+                    version = log.append(&session, version, &commit).await?.sequence;
+                }
+                anyhow::Ok(events)
+            })
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        appended.into_iter().sum()
+    }
+}
+
+/// The payer of visit `index` (for visits that are not self-pay).
+pub fn payer_of(index: u64) -> PayerId {
+    payer_id(PAYERS[(index % PAYERS.len() as u64) as usize])
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+/// 2025-06-01T17:00:00Z.
+const DAY_2025_06_01_17_00_UTC: i64 = 1_748_797_200_000_000;
+
+fn service(technique: Technique, code: &str, minutes: u16, region: BodyRegion) -> Event {
+    Event::ServiceRecorded(ServiceRecorded {
+        technique,
+        cpt_code: CptCode::new(code).expect("a valid CPT code"),
+        minutes,
+        body_region: region,
+        body_side: Some(BodySide::Bilateral),
+        description: None,
+    })
+}
+
+fn commit(session: &AggregateAddress, event: Event) -> Commit {
+    integration_tests::commits::commit_for(session, vec![event])
+}
+
+/// The current time as the log stores it.
+pub fn now() -> UtcMicros {
+    integration_tests::commits::now()
+}
+
+/// A valid NPI from a nine-digit base.
+fn npi(base: u32) -> String {
+    let digits: [u8; 9] = std::array::from_fn(|index| {
+        let shift = 10_u32.pow(8 - index as u32);
+        ((base / shift) % 10) as u8
+    });
+    format!("{base:09}{}", npi_check_digit(&digits))
+}
