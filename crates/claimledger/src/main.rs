@@ -2,6 +2,7 @@
 //! subcommand. Each subcommand lives in its own module; add a `Command` variant to add one.
 
 mod payer_rules;
+mod sessions;
 mod units;
 
 use std::io::Write;
@@ -28,6 +29,8 @@ enum Command {
     /// Runs one service until Ctrl-C or SIGTERM.
     #[command(subcommand)]
     Serve(ServeCommand),
+    /// API keys: bootstrap a chain with its first admin key, or add keys to a chain.
+    Keys(sessions::KeysArgs),
 }
 
 /// The services `claimledger serve` can run.
@@ -35,6 +38,8 @@ enum Command {
 enum ServeCommand {
     /// The payer-rules NATS service (decide, choose_code, visit).
     PayerRules(payer_rules::ServePayerRulesArgs),
+    /// The sessions HTTP API (clinics record visits).
+    Sessions(sessions::ServeSessionsArgs),
 }
 
 /// Runs the command; a failure prints its cause chain on stderr and exits with status 1.
@@ -44,6 +49,8 @@ fn main() -> ExitCode {
         Command::Units(args) => units::run(&args),
         Command::Rules(args) => payer_rules::run_rules(&args),
         Command::Serve(ServeCommand::PayerRules(args)) => payer_rules::run_serve(&args),
+        Command::Serve(ServeCommand::Sessions(args)) => sessions::run_serve(&args),
+        Command::Keys(args) => sessions::run_keys(&args),
     };
     let Err(error) = outcome else {
         return ExitCode::SUCCESS;
