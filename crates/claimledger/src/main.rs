@@ -2,6 +2,7 @@
 //! subcommand. Each subcommand lives in its own module; add a `Command` variant to add one.
 
 mod payer_rules;
+mod projector;
 mod sessions;
 mod units;
 
@@ -29,6 +30,8 @@ enum Command {
     /// Runs one service until Ctrl-C or SIGTERM.
     #[command(subcommand)]
     Serve(ServeCommand),
+    /// The read-model projector: run it, or rebuild the read models from the log.
+    Projector(projector::ProjectorArgs),
     /// API keys: bootstrap a chain with its first admin key, or add keys to a chain.
     Keys(sessions::KeysArgs),
 }
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Rules(args) => payer_rules::run_rules(&args),
         Command::Serve(ServeCommand::PayerRules(args)) => payer_rules::run_serve(&args),
         Command::Serve(ServeCommand::Sessions(args)) => sessions::run_serve(&args),
+        Command::Projector(args) => projector::run(&args),
         Command::Keys(args) => sessions::run_keys(&args),
     };
     let Err(error) = outcome else {

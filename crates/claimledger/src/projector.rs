@@ -41,7 +41,11 @@ pub struct ConnectionArgs {
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// The log's JetStream stream.
-    #[arg(long, env = "CLAIMLEDGER_LOG_STREAM", default_value = "CLAIMLEDGER_EVENTS")]
+    #[arg(
+        long,
+        env = "CLAIMLEDGER_LOG_STREAM",
+        default_value = "CLAIMLEDGER_EVENTS"
+    )]
     pub log_stream: String,
     /// The log's subject prefix.
     #[arg(long, env = "CLAIMLEDGER_LOG_SUBJECT_PREFIX", default_value = "ev")]
@@ -67,7 +71,11 @@ pub struct RunArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Where `GET /health` and `GET /metrics` are served.
-    #[arg(long, env = "CLAIMLEDGER_PROJECTOR_HTTP", default_value = "127.0.0.1:9464")]
+    #[arg(
+        long,
+        env = "CLAIMLEDGER_PROJECTOR_HTTP",
+        default_value = "127.0.0.1:9464"
+    )]
     pub http_addr: SocketAddr,
 }
 
