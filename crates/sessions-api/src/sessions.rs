@@ -6,7 +6,8 @@
 //! a concurrent writer makes this append fail with 409 instead of being overwritten. Refusals answer
 //! 4xx and write nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -60,11 +61,61 @@ struct Located {
 }
 
 /// A session rebuilt from the log.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Loaded {
     session: Session,
     version: u64,
     command_ids: HashSet<CommandId>,
+}
+
+/// The most sessions the state cache keeps; past it the cache starts over (a cold entry costs one
+/// log read, so a crude bound is enough).
+const SESSION_CACHE_CAPACITY: usize = 10_000;
+
+/// Sessions as this process last decided or read them, with their versions.
+///
+/// Reading a session from the log replays its commits through a consumer, several round trips;
+/// asking the log for the aggregate's version is one. An entry is used only when its version is the
+/// log's current one, so the cache never serves stale state, and the append's optimistic
+/// concurrency check still guards against a writer that slips in between.
+#[derive(Debug, Default)]
+pub struct SessionCache {
+    entries: Mutex<HashMap<Uuid, Loaded>>,
+}
+
+impl SessionCache {
+    fn get(&self, session: Uuid, version: u64) -> Option<Loaded> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(&session)
+            .filter(|loaded| loaded.version == version)
+            .cloned()
+    }
+
+    fn put(&self, session: Uuid, loaded: &Loaded) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= SESSION_CACHE_CAPACITY && !entries.contains_key(&session) {
+            entries.clear();
+        }
+        entries.insert(session, loaded.clone());
+    }
+}
+
+/// The session's current state: from the cache when it holds the log's current version, else
+/// read from the log (and cached).
+async fn load_current(
+    state: &AppState,
+    address: &AggregateAddress,
+    clinic: ClinicId,
+    session: Uuid,
+) -> Result<Loaded, ApiError> {
+    let version = state.log.version(address).await?;
+    if let Some(cached) = state.sessions.get(session, version) {
+        return Ok(cached);
+    }
+    let loaded = load(state, address, clinic).await?;
+    state.sessions.put(session, &loaded);
+    Ok(loaded)
 }
 
 fn address_of(chain: ChainId, clinic: ClinicId, session: Uuid) -> AggregateAddress {
@@ -396,6 +447,9 @@ async fn schedule_session(
         version: appended.sequence,
         command_ids: HashSet::from([this_command]),
     };
+    if !appended.duplicate {
+        state.sessions.put(session_id, &loaded);
+    }
     answer(StatusCode::CREATED, session_id, &loaded, &located)
 }
 
@@ -554,7 +608,7 @@ async fn execute(
     record_ids(located.clinic, session_id);
     principal.require_clinic(located.clinic)?;
     let address = address_of(chain, located.clinic, session_id);
-    let loaded = load(state, &address, located.clinic).await?;
+    let loaded = load_current(state, &address, located.clinic, session_id).await?;
     if loaded.session.status() == SessionStatus::NotScheduled {
         return Err(ApiError::not_found("session_id", "session"));
     }
@@ -584,17 +638,24 @@ async fn execute(
         release_slot(&state.pool, chain, session_id, SlotRelease::Release).await?;
     }
     let loaded = if appended.duplicate {
-        load(state, &address, located.clinic).await?
+        load_current(state, &address, located.clinic, session_id).await?
     } else {
-        let mut session = loaded.session;
+        let Loaded {
+            mut session,
+            mut command_ids,
+            ..
+        } = loaded;
         for event in &events {
             session.apply(event);
         }
-        Loaded {
+        command_ids.insert(this_command);
+        let loaded = Loaded {
             session,
             version: appended.sequence,
-            command_ids: HashSet::new(),
-        }
+            command_ids,
+        };
+        state.sessions.put(session_id, &loaded);
+        loaded
     };
     answer(StatusCode::OK, session_id, &loaded, &located)
 }
@@ -684,12 +745,8 @@ pub async fn get_session(
         .ok_or_else(|| ApiError::not_found("id", "session"))?;
     record_ids(located.clinic, id);
     principal.require_clinic(located.clinic)?;
-    let loaded = load(
-        &state,
-        &address_of(principal.chain, located.clinic, id),
-        located.clinic,
-    )
-    .await?;
+    let address = address_of(principal.chain, located.clinic, id);
+    let loaded = load_current(&state, &address, located.clinic, id).await?;
     if loaded.session.status() == SessionStatus::NotScheduled {
         return Err(ApiError::not_found("id", "session"));
     }

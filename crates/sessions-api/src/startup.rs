@@ -22,6 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::{ConfigError, Settings};
 use crate::error::{ApiError, ServerFailure};
+use crate::sessions::SessionCache;
 use crate::{openapi, reference, sessions};
 
 /// What every handler shares. Cheap to clone.
@@ -33,6 +34,8 @@ pub struct AppState {
     pub log: EventLog,
     /// The body limit, for the 413 problem's text.
     pub body_limit_bytes: usize,
+    /// Recently used sessions at their current versions.
+    pub sessions: Arc<SessionCache>,
 }
 
 /// Why the service could not start.
@@ -87,6 +90,7 @@ impl Application {
             pool,
             log,
             body_limit_bytes: settings.http.body_limit_bytes,
+            sessions: Arc::default(),
         };
         Ok(Application {
             listener,

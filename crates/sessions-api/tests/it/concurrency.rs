@@ -295,3 +295,73 @@ async fn two_concurrent_overlapping_bookings_give_one_session() {
     assert_eq!(app.total_commits().await, 1);
     assert_eq!(app.rows("session_slots").await, 1);
 }
+
+#[tokio::test]
+async fn a_commit_written_by_another_process_is_seen_by_the_next_command() {
+    use claimledger_events::session::SessionCancelled;
+    use claimledger_events::{
+        Actor, ActorKind, AggregateKind, ClinicId, CommandId, Commit, CorrelationId, Event,
+        EventId, EventRecord, SessionId, UtcMicros,
+    };
+    use claimledger_log::AggregateAddress;
+    use uuid::Uuid;
+
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let scheduled = app.schedule(&world, morning()).await;
+    let session = scheduled.id();
+    // Another writer (another API instance, say) cancels the session behind this process's back.
+    let address = AggregateAddress {
+        chain: app.chain,
+        clinic: Some(ClinicId::from(world.clinic)),
+        kind: AggregateKind::Session,
+        id: SessionId::from(session).into(),
+    };
+    let now = UtcMicros(chrono::Utc::now().timestamp_micros());
+    let commit = Commit {
+        command_id: CommandId::from(Uuid::now_v7()),
+        chain: app.chain,
+        clinic: address.clinic,
+        aggregate_kind: address.kind,
+        aggregate_id: address.id,
+        recorded_at: now,
+        actor: Actor {
+            kind: ActorKind::Staff,
+            id: "other-instance".to_owned(),
+        },
+        correlation_id: CorrelationId::from(Uuid::now_v7()),
+        causation_id: None,
+        events: vec![EventRecord {
+            event_id: EventId::from(Uuid::now_v7()),
+            occurred_at: now,
+            event: Event::SessionCancelled(SessionCancelled {
+                reason: "cancelled elsewhere".to_owned(),
+            }),
+        }],
+    };
+    let version: u64 = scheduled.body["version"].as_u64().expect("a version");
+    app.log
+        .append(&address, version, &commit)
+        .await
+        .expect("the other writer appends");
+    let reply = app
+        .post(
+            &format!("/v1/sessions/{session}/check-in"),
+            &world.front_desk,
+        )
+        .send()
+        .await;
+    reply.assert_problem(StatusCode::CONFLICT, "status");
+    assert!(
+        reply.body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cancelled"),
+        "{reply:?}"
+    );
+    let read = app
+        .get(&format!("/v1/sessions/{session}"), &world.front_desk)
+        .send()
+        .await;
+    assert_eq!(read.body["cancellation_reason"], "cancelled elsewhere");
+}
