@@ -44,7 +44,8 @@ pub struct SessionScheduled {
 /// The manual-therapy technique a service was delivered with.
 ///
 /// New techniques are appended at the end as unit variants; reordering would change the archived
-/// discriminants of existing data.
+/// discriminants of existing data. Unit variants never change the archived size (the `Other` text
+/// sets it), so appending them is not a new schema version.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub enum Technique {
@@ -80,6 +81,15 @@ pub enum Technique {
     Cupping,
     /// Anything else, described in free text.
     Other(String),
+    /// Strengthening exercise (one of the four kinds of therapeutic exercise the billing core
+    /// distinguishes; `TherapeuticExercise` remains for data recorded without the kind).
+    StrengthExercise,
+    /// Endurance exercise.
+    EnduranceExercise,
+    /// Range-of-motion exercise.
+    RangeOfMotionExercise,
+    /// Flexibility exercise.
+    FlexibilityExercise,
 }
 
 /// The part of the body a service was delivered to.

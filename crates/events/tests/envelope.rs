@@ -53,6 +53,10 @@ fn technique() -> impl Strategy<Value = Technique> {
         Just(Technique::FunctionalActivities),
         Just(Technique::Cupping),
         text().prop_map(Technique::Other),
+        Just(Technique::StrengthExercise),
+        Just(Technique::EnduranceExercise),
+        Just(Technique::RangeOfMotionExercise),
+        Just(Technique::FlexibilityExercise),
     ]
 }
 

@@ -2,9 +2,9 @@
 //! (`claimledger-events`), so that neither side's types leak into the other (house style habit 4).
 //!
 //! Two mappings are not one to one, and both are deliberate:
-//! - The log's `Technique` has one `TherapeuticExercise` where the billing core distinguishes
-//!   strength, endurance, range-of-motion and flexibility exercise. All four bill as 97110, so the
-//!   billing outcome survives the round trip; the finer kind reads back as range-of-motion exercise.
+//! - The log's generic `TherapeuticExercise` (data recorded without the kind of exercise) reads back
+//!   as range-of-motion exercise: all four kinds bill as 97110, so the billing outcome is the same.
+//!   New data records the kind with its own variant.
 //! - The log's `Coverage::Payer` has a `member_id` field. A member id is PHI, which never enters the
 //!   log, so the field carries the coverage's id instead and the member id stays in PostgreSQL.
 
@@ -202,10 +202,10 @@ fn to_log_technique(technique: Technique) -> log::Technique {
         Technique::ManualLymphaticDrainage => log::Technique::ManualLymphaticDrainage,
         Technique::ProprioceptiveNeuromuscularFacilitation => log::Technique::Pnf,
         Technique::BalanceAndProprioception => log::Technique::BalanceProprioception,
-        Technique::StrengthExercise
-        | Technique::EnduranceExercise
-        | Technique::RangeOfMotionExercise
-        | Technique::FlexibilityExercise => log::Technique::TherapeuticExercise,
+        Technique::StrengthExercise => log::Technique::StrengthExercise,
+        Technique::EnduranceExercise => log::Technique::EnduranceExercise,
+        Technique::RangeOfMotionExercise => log::Technique::RangeOfMotionExercise,
+        Technique::FlexibilityExercise => log::Technique::FlexibilityExercise,
         Technique::FunctionalActivities => log::Technique::FunctionalActivities,
         Technique::Cupping => log::Technique::Cupping,
         Technique::OtherUnlisted => log::Technique::Other(UNLISTED_TECHNIQUE_TEXT.to_owned()),
@@ -227,6 +227,10 @@ fn from_log_technique(technique: &log::Technique) -> Technique {
         log::Technique::Pnf => Technique::ProprioceptiveNeuromuscularFacilitation,
         log::Technique::BalanceProprioception => Technique::BalanceAndProprioception,
         log::Technique::TherapeuticExercise => Technique::RangeOfMotionExercise,
+        log::Technique::StrengthExercise => Technique::StrengthExercise,
+        log::Technique::EnduranceExercise => Technique::EnduranceExercise,
+        log::Technique::RangeOfMotionExercise => Technique::RangeOfMotionExercise,
+        log::Technique::FlexibilityExercise => Technique::FlexibilityExercise,
         log::Technique::FunctionalActivities => Technique::FunctionalActivities,
         log::Technique::Cupping => Technique::Cupping,
         log::Technique::Other(_) => Technique::OtherUnlisted,

@@ -895,13 +895,37 @@ fn given_every_domain_event_when_converted_to_the_log_and_back_then_it_is_unchan
 }
 
 #[test]
-fn given_an_exercise_kind_when_converted_to_the_log_and_back_then_it_still_bills_97110() {
-    let service = RecordService {
-        technique: Technique::StrengthExercise,
-        code: CptCode::TherapeuticExercise,
-        ..massage(20)
-    };
-    let log_event = schema::to_log_event(&recorded(&service));
+fn given_each_exercise_kind_when_converted_to_the_log_and_back_then_the_kind_is_kept() {
+    for technique in [
+        Technique::StrengthExercise,
+        Technique::EnduranceExercise,
+        Technique::RangeOfMotionExercise,
+        Technique::FlexibilityExercise,
+    ] {
+        let service = RecordService {
+            technique,
+            code: CptCode::TherapeuticExercise,
+            ..massage(20)
+        };
+        let event = recorded(&service);
+        let back = schema::from_log_event(CLINIC, fixed_now(), &schema::to_log_event(&event))
+            .expect("decodes")
+            .expect("is a session event");
+        assert_eq!(back, event);
+    }
+}
+
+#[test]
+fn given_a_generic_therapeutic_exercise_on_the_log_when_read_then_it_still_bills_97110() {
+    let log_event =
+        claimledger_events::Event::ServiceRecorded(claimledger_events::session::ServiceRecorded {
+            technique: claimledger_events::session::Technique::TherapeuticExercise,
+            cpt_code: claimledger_events::CptCode::new("97110").expect("a code"),
+            minutes: 20,
+            body_region: claimledger_events::session::BodyRegion::Leg,
+            body_side: None,
+            description: None,
+        });
     let back = schema::from_log_event(CLINIC, fixed_now(), &log_event)
         .expect("decodes")
         .expect("is a session event");
