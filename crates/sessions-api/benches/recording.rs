@@ -142,26 +142,37 @@ async fn run(
             world.clone(),
         );
         async move {
-            let mut latencies = Vec::new();
+            let mut latencies = Latencies::default();
             for visit in (worker..visits).step_by(concurrency) {
                 record_visit(&client, &base, &key, &world, visit, &mut latencies).await?;
             }
             BenchResult::Ok(latencies)
         }
     });
-    let mut latencies: Vec<Duration> = Vec::with_capacity(commits);
+    let mut latencies = Latencies::default();
     for result in join_all(api_workers).await {
-        latencies.extend(result?);
+        let worker = result?;
+        latencies.schedule.extend(worker.schedule);
+        latencies.lifecycle.extend(worker.lifecycle);
     }
     let api_elapsed = api_started.elapsed();
     shutdown.cancel();
     server.await??;
 
-    latencies.sort();
-    let percentile =
-        |fraction: f64| latencies[((latencies.len() - 1) as f64 * fraction).round() as usize];
+    let mut all: Vec<Duration> = latencies
+        .schedule
+        .iter()
+        .chain(&latencies.lifecycle)
+        .copied()
+        .collect();
+    let commands_sent = all.len();
+    let (all, schedule, lifecycle) = (
+        Percentiles::of(&mut all),
+        Percentiles::of(&mut latencies.schedule),
+        Percentiles::of(&mut latencies.lifecycle),
+    );
     let visits_per_second = visits as f64 / api_elapsed.as_secs_f64();
-    let api_commands_per_second = latencies.len() as f64 / api_elapsed.as_secs_f64();
+    let api_commands_per_second = commands_sent as f64 / api_elapsed.as_secs_f64();
     let raw_per_second = commits as f64 / raw_elapsed.as_secs_f64();
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -176,22 +187,60 @@ async fn run(
     writeln!(
         out,
         "  HTTP API: {} commands in {:.2?} = {api_commands_per_second:.0} commands/s = {visits_per_second:.1} complete visits/s",
-        latencies.len(),
-        api_elapsed
+        commands_sent, api_elapsed
     )?;
+    writeln!(out, "  latency, every command: {all}")?;
     writeln!(
         out,
-        "  latency per command: p50 {:.2?}, p99 {:.2?}, max {:.2?}",
-        percentile(0.50),
-        percentile(0.99),
-        percentile(1.0)
+        "  latency, schedule (PostgreSQL slot booking + first append): {schedule}"
     )?;
+    writeln!(out, "  latency, the five lifecycle commands: {lifecycle}")?;
     writeln!(
         out,
         "  ratio API commands/s to raw appends/s: {:.2}",
         api_commands_per_second / raw_per_second
     )?;
     Ok(())
+}
+
+/// Per-command latencies of one worker, or of all.
+#[derive(Debug, Default)]
+struct Latencies {
+    schedule: Vec<Duration>,
+    lifecycle: Vec<Duration>,
+}
+
+/// p50, p99 and max of a set of latencies.
+#[derive(Debug)]
+struct Percentiles {
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+impl Percentiles {
+    fn of(samples: &mut [Duration]) -> Percentiles {
+        samples.sort();
+        let at = |fraction: f64| {
+            let index = ((samples.len().saturating_sub(1)) as f64 * fraction).round() as usize;
+            samples.get(index).copied().unwrap_or_default()
+        };
+        Percentiles {
+            p50: at(0.50),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+impl std::fmt::Display for Percentiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+            self.p50, self.p99, self.max
+        )
+    }
 }
 
 fn raw_commit(address: &AggregateAddress) -> Commit {
@@ -300,7 +349,7 @@ async fn record_visit(
     key: &str,
     world: &World,
     visit: usize,
-    latencies: &mut Vec<Duration>,
+    latencies: &mut Latencies,
 ) -> BenchResult<()> {
     // Visits rotate over the therapists, each in its own hour, so none overlap.
     let therapist = &world.therapists[visit % world.therapists.len()];
@@ -317,7 +366,7 @@ async fn record_visit(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    latencies.push(timed.elapsed());
+    latencies.schedule.push(timed.elapsed());
     let path = format!("{base}/v1/sessions/{session}");
     let steps: [(&str, Option<Value>); 5] = [
         ("check-in", None),
@@ -339,7 +388,7 @@ async fn record_visit(
     for (step, body) in steps {
         let timed = Instant::now();
         post(client, &format!("{path}/{step}"), key, body.as_ref()).await?;
-        latencies.push(timed.elapsed());
+        latencies.lifecycle.push(timed.elapsed());
     }
     Ok(())
 }

@@ -72,32 +72,55 @@ struct Loaded {
 /// log read, so a crude bound is enough).
 const SESSION_CACHE_CAPACITY: usize = 10_000;
 
+/// A session as this process last decided or read it, with where it lives.
+#[derive(Debug, Clone)]
+struct Cached {
+    chain: ChainId,
+    located: Located,
+    loaded: Loaded,
+}
+
 /// Sessions as this process last decided or read them, with their versions.
 ///
-/// Reading a session from the log replays its commits through a consumer, several round trips;
-/// asking the log for the aggregate's version is one. An entry is used only when its version is the
-/// log's current one, so the cache never serves stale state, and the append's optimistic
-/// concurrency check still guards against a writer that slips in between.
+/// Reading a session from the log replays its commits through a consumer, several round trips.
+/// Commands decide on the cached state optimistically: the append's expected version is the cached
+/// one, so if another process wrote in between the append fails with a conflict, and any refusal
+/// decided on cached state is checked against the log's current version (one cheap lookup) and
+/// decided again on the current state when the log has moved on. Reads always check the version.
+/// Entries are keyed by session and only served to the chain that owns them.
 #[derive(Debug, Default)]
 pub struct SessionCache {
-    entries: Mutex<HashMap<Uuid, Loaded>>,
+    entries: Mutex<HashMap<Uuid, Cached>>,
 }
 
 impl SessionCache {
-    fn get(&self, session: Uuid, version: u64) -> Option<Loaded> {
+    fn latest(&self, session: Uuid, chain: ChainId) -> Option<(Located, Loaded)> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .get(&session)
-            .filter(|loaded| loaded.version == version)
-            .cloned()
+            .filter(|cached| cached.chain == chain)
+            .map(|cached| (cached.located, cached.loaded.clone()))
     }
 
-    fn put(&self, session: Uuid, loaded: &Loaded) {
+    fn at_version(&self, session: Uuid, chain: ChainId, version: u64) -> Option<Loaded> {
+        self.latest(session, chain)
+            .map(|(_, loaded)| loaded)
+            .filter(|loaded| loaded.version == version)
+    }
+
+    fn put(&self, session: Uuid, chain: ChainId, located: Located, loaded: &Loaded) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= SESSION_CACHE_CAPACITY && !entries.contains_key(&session) {
             entries.clear();
         }
-        entries.insert(session, loaded.clone());
+        entries.insert(
+            session,
+            Cached {
+                chain,
+                located,
+                loaded: loaded.clone(),
+            },
+        );
     }
 }
 
@@ -106,15 +129,15 @@ impl SessionCache {
 async fn load_current(
     state: &AppState,
     address: &AggregateAddress,
-    clinic: ClinicId,
+    located: Located,
     session: Uuid,
 ) -> Result<Loaded, ApiError> {
     let version = state.log.version(address).await?;
-    if let Some(cached) = state.sessions.get(session, version) {
+    if let Some(cached) = state.sessions.at_version(session, address.chain, version) {
         return Ok(cached);
     }
-    let loaded = load(state, address, clinic).await?;
-    state.sessions.put(session, &loaded);
+    let loaded = load(state, address, located.clinic).await?;
+    state.sessions.put(session, address.chain, located, &loaded);
     Ok(loaded)
 }
 
@@ -406,7 +429,15 @@ async fn schedule_session(
         time_zone,
     };
     let address = address_of(chain, clinic, session_id);
-    let existing = load(state, &address, clinic).await?;
+    // A new session has no commits: one version lookup replaces a replay.
+    let existing = match state.log.version(&address).await? {
+        0 => Loaded {
+            session: Session::default(),
+            version: 0,
+            command_ids: HashSet::new(),
+        },
+        _ => load_current(state, &address, located, session_id).await?,
+    };
     let this_command = CommandId::from(command_id(chain, meta.idempotency_key.as_deref()));
     if existing.session.status() != SessionStatus::NotScheduled {
         // A retry whose append reached the log before its answer was stored: answer as the first time.
@@ -448,7 +479,7 @@ async fn schedule_session(
         command_ids: HashSet::from([this_command]),
     };
     if !appended.duplicate {
-        state.sessions.put(session_id, &loaded);
+        state.sessions.put(session_id, chain, located, &loaded);
     }
     answer(StatusCode::CREATED, session_id, &loaded, &located)
 }
@@ -602,20 +633,65 @@ async fn execute(
     command: SessionCommand,
 ) -> Result<Answer, ApiError> {
     let chain = principal.chain;
-    let located = locate(&state.pool, chain, session_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("session_id", "session"))?;
+    let (located, mut loaded, mut from_cache) = match state.sessions.latest(session_id, chain) {
+        Some((located, loaded)) => (located, loaded, true),
+        None => {
+            let located = locate(&state.pool, chain, session_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("session_id", "session"))?;
+            let address = address_of(chain, located.clinic, session_id);
+            let loaded = load_current(state, &address, located, session_id).await?;
+            (located, loaded, false)
+        }
+    };
     record_ids(located.clinic, session_id);
     principal.require_clinic(located.clinic)?;
     let address = address_of(chain, located.clinic, session_id);
-    let loaded = load_current(state, &address, located.clinic, session_id).await?;
+    loop {
+        match decide_and_append(
+            state, principal, meta, session_id, &command, located, &address, &loaded,
+        )
+        .await
+        {
+            // A refusal decided on cached state stands only if the log has not moved on since.
+            Err(
+                error @ (ApiError::VersionConflict { .. }
+                | ApiError::StateConflict { .. }
+                | ApiError::Invalid { .. }
+                | ApiError::NotFound { .. }),
+            ) if from_cache => {
+                from_cache = false;
+                if state.log.version(&address).await? == loaded.version {
+                    return Err(error);
+                }
+                loaded = load(state, &address, located.clinic).await?;
+                state.sessions.put(session_id, chain, located, &loaded);
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Decides `command` on `loaded` and appends the events with `loaded`'s version as the expected one.
+#[allow(clippy::too_many_arguments)] // One call site; a struct would only rename these.
+async fn decide_and_append(
+    state: &AppState,
+    principal: &Principal,
+    meta: &CommandMeta,
+    session_id: Uuid,
+    command: &SessionCommand,
+    located: Located,
+    address: &AggregateAddress,
+    loaded: &Loaded,
+) -> Result<Answer, ApiError> {
     if loaded.session.status() == SessionStatus::NotScheduled {
         return Err(ApiError::not_found("session_id", "session"));
     }
-    let this_command = CommandId::from(command_id(chain, meta.idempotency_key.as_deref()));
+    let this_command =
+        CommandId::from(command_id(principal.chain, meta.idempotency_key.as_deref()));
     if meta.idempotency_key.is_some() && loaded.command_ids.contains(&this_command) {
         // Already appended by an earlier attempt whose answer was lost: nothing new is written.
-        return answer(StatusCode::OK, session_id, &loaded, &located);
+        return answer(StatusCode::OK, session_id, loaded, &located);
     }
     if let Some(expected_version) = meta.if_match
         && expected_version != loaded.version
@@ -628,34 +704,34 @@ async fn execute(
     let now = now_micros();
     let events = loaded
         .session
-        .decide(&command, &DecisionContext::at(now, located.time_zone))?;
-    let commit = build_commit(principal, meta, &address, &events, now);
-    let appended = state.log.append(&address, loaded.version, &commit).await?;
+        .decide(command, &DecisionContext::at(now, located.time_zone))?;
+    let commit = build_commit(principal, meta, address, &events, now);
+    let appended = state.log.append(address, loaded.version, &commit).await?;
     if matches!(
         command,
         SessionCommand::Cancel { .. } | SessionCommand::NoShow
     ) {
-        release_slot(&state.pool, chain, session_id, SlotRelease::Release).await?;
+        release_slot(
+            &state.pool,
+            principal.chain,
+            session_id,
+            SlotRelease::Release,
+        )
+        .await?;
     }
     let loaded = if appended.duplicate {
-        load_current(state, &address, located.clinic, session_id).await?
+        load_current(state, address, located, session_id).await?
     } else {
-        let Loaded {
-            mut session,
-            mut command_ids,
-            ..
-        } = loaded;
+        let mut next = loaded.clone();
         for event in &events {
-            session.apply(event);
+            next.session.apply(event);
         }
-        command_ids.insert(this_command);
-        let loaded = Loaded {
-            session,
-            version: appended.sequence,
-            command_ids,
-        };
-        state.sessions.put(session_id, &loaded);
-        loaded
+        next.command_ids.insert(this_command);
+        next.version = appended.sequence;
+        state
+            .sessions
+            .put(session_id, principal.chain, located, &next);
+        next
     };
     answer(StatusCode::OK, session_id, &loaded, &located)
 }
@@ -740,13 +816,16 @@ pub async fn get_session(
     Path(id): Path<Uuid>,
 ) -> Result<Answer, ApiError> {
     principal.require_role(READERS)?;
-    let located = locate(&state.pool, principal.chain, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("id", "session"))?;
+    let located = match state.sessions.latest(id, principal.chain) {
+        Some((located, _)) => located,
+        None => locate(&state.pool, principal.chain, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("id", "session"))?,
+    };
     record_ids(located.clinic, id);
     principal.require_clinic(located.clinic)?;
     let address = address_of(principal.chain, located.clinic, id);
-    let loaded = load_current(&state, &address, located.clinic, id).await?;
+    let loaded = load_current(&state, &address, located, id).await?;
     if loaded.session.status() == SessionStatus::NotScheduled {
         return Err(ApiError::not_found("id", "session"));
     }
