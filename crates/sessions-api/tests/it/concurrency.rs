@@ -365,3 +365,58 @@ async fn a_commit_written_by_another_process_is_seen_by_the_next_command() {
         .await;
     assert_eq!(read.body["cancellation_reason"], "cancelled elsewhere");
 }
+
+#[tokio::test]
+async fn a_retry_that_reaches_another_instance_is_deduplicated_through_the_log() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let session = app.schedule(&world, morning()).await.id();
+    let path = format!("/v1/sessions/{session}/check-in");
+    let first = app
+        .post(&path, &world.front_desk)
+        .header("idempotency-key", "lost-on-a")
+        .send()
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    // The answer was never stored, and the retry reaches a replica that never saw the session.
+    sqlx::query("DELETE FROM idempotency_records")
+        .execute(&app.pool)
+        .await
+        .expect("delete");
+    let other = app.second_instance().await;
+    let retry = app
+        .client
+        .post(format!("{other}{path}"))
+        .bearer_auth(&world.front_desk)
+        .header("idempotency-key", "lost-on-a")
+        .send()
+        .await
+        .expect("the replica answers");
+    assert_eq!(retry.status(), StatusCode::OK);
+    let body: serde_json::Value = retry.json().await.expect("JSON");
+    assert_eq!(body["version"], first.body["version"]);
+    assert_eq!(app.commits_of(world.clinic, session).await, 2);
+    // And a command on the replica sees what the first instance wrote, and vice versa.
+    let service =
+        json!({"technique": "effleurage", "code": "97124", "minutes": 10, "body_region": "arm"});
+    let on_replica = app
+        .client
+        .post(format!("{other}/v1/sessions/{session}/services"))
+        .bearer_auth(&world.front_desk)
+        .json(&service)
+        .send()
+        .await
+        .expect("the replica answers");
+    assert_eq!(on_replica.status(), StatusCode::OK);
+    let on_first = app
+        .post(
+            &format!("/v1/sessions/{session}/services"),
+            &world.front_desk,
+        )
+        .json(&service)
+        .send()
+        .await;
+    assert_eq!(on_first.status, StatusCode::OK, "{on_first:?}");
+    assert_eq!(on_first.body["services"].as_array().map(Vec::len), Some(2));
+    assert_eq!(app.commits_of(world.clinic, session).await, 4);
+}

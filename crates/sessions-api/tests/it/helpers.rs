@@ -295,6 +295,25 @@ impl TestApp {
         )
     }
 
+    /// Starts a second API instance on the same database and log (its own, empty, session cache),
+    /// as another replica behind a load balancer would be, and returns its base address.
+    pub async fn second_instance(&self) -> String {
+        let mut settings = Settings::from_env().expect("settings from the environment");
+        settings.http.port = 0;
+        let application = Application::build_with(settings, self.pool.clone(), self.log.clone())
+            .await
+            .expect("the API builds");
+        let address = format!("http://127.0.0.1:{}", application.port());
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            application
+                .run_until_stopped(shutdown)
+                .await
+                .expect("the API serves")
+        });
+        address
+    }
+
     /// Creates a key of this chain with `role`.
     pub async fn key(&self, role: Role, clinics: Option<&[Uuid]>) -> String {
         let clinics: Option<Vec<ClinicId>> =
