@@ -4,6 +4,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/local-stack.sh
+# The payer-rules interoperability test runs a Python client built from proto/ alone.
+python3 -m pip install -q --disable-pip-version-check nats-py protobuf grpcio-tools
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+
+# cargo ends with the doc-test binaries, which often hold no tests; the last line printed here is
+# the total over every test binary, so a reader sees at once what ran.
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$results"
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "workspace: %d passed, %d failed\n", passed, failed }' "$results"
