@@ -61,7 +61,7 @@ pub struct ConnectionArgs {
     #[arg(long, env = "CLAIMLEDGER_RULES_DIR", default_value = "rules")]
     pub rules_dir: PathBuf,
     /// The most commits applied in one transaction.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 10_000)]
     pub batch_commits: usize,
 }
 

@@ -7,7 +7,7 @@
 //! Also the projector's peak memory (VmHWM, reset just before the projection starts).
 //!
 //! `BENCH_VISITS` sets N (default 3000, well under a minute); `BENCH_VISITS=1000000` is the full
-//! run. `BENCH_BATCH` sets the projector's batch size (default 5000 commits). Uses the local NATS and
+//! run. `BENCH_BATCH` sets the projector's batch size (default 10000 commits). Uses the local NATS and
 //! PostgreSQL like the integration tests, with its own stream and database, removed at the end.
 
 // The workload is shared with the integration tests, which use parts the benchmark does not.
@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let visits = env_number("BENCH_VISITS", 3000)?;
-    let batch = env_number("BENCH_BATCH", 5000)?;
+    let batch = env_number("BENCH_BATCH", 10_000)?;
     let mut out = std::io::stdout().lock();
     let env = TestEnv::start().await?;
     let log = env.event_log().await?;

@@ -25,10 +25,10 @@ pub struct ProjectorConfig {
 }
 
 impl ProjectorConfig {
-    /// The live projector over the whole log, with batches of up to 5000 commits or 50 ms.
+    /// The live projector over the whole log, with batches of up to 10000 commits or 50 ms.
     pub fn live(rules_dir: PathBuf) -> Self {
         Self {
-            max_batch_commits: 5000,
+            max_batch_commits: 10_000,
             max_batch_wait: Duration::from_millis(50),
             idle_wait: Duration::from_millis(200),
             rules_dir,

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use claimledger_events::{AggregateKind, Event};
-use claimledger_log::{EventLog, Replay, ReplayFilter, ReplayItem};
-use futures::{FutureExt, StreamExt};
+use claimledger_log::{EventLog, LogError, ReplayFilter, ReplayItem};
+use futures::StreamExt;
 use sqlx::PgPool;
+use tokio::sync::mpsc::{self, error::TryRecvError};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -144,6 +146,13 @@ impl Applier {
             .begin()
             .await
             .map_err(ProjectorError::db("beginning a batch"))?;
+        // Not waiting for the WAL flush is safe here: a batch lost in a database crash loses its
+        // rows and its checkpoint together, and the projector simply applies it again.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .persistent(false)
+            .execute(&mut *transaction)
+            .await
+            .map_err(ProjectorError::db("beginning a batch"))?;
         let checkpoint = store::lock_checkpoint(&mut transaction, &self.target).await?;
         if checkpoint != expected {
             return Ok(ApplyOutcome::Moved { checkpoint });
@@ -228,13 +237,43 @@ fn batch_references(items: &[ReplayItem]) -> (Vec<SessionKey>, HashSet<Uuid>, Ha
     (to_load, clinics, therapists)
 }
 
+/// Reads the log ahead of the applier in a background task, so that reading the next batch
+/// overlaps with writing the current one. Bounded: at most two batches wait in the channel.
+#[derive(Debug)]
+struct ReadAhead {
+    receiver: mpsc::Receiver<Result<ReplayItem, LogError>>,
+    task: JoinHandle<()>,
+}
+
+impl ReadAhead {
+    async fn open(log: &EventLog, from: u64, batch: usize) -> Result<Self, LogError> {
+        let mut replay = log.follow(from, ReplayFilter::All).await?;
+        let (sender, receiver) = mpsc::channel(batch.saturating_mul(2).max(1));
+        let task = tokio::spawn(async move {
+            while let Some(item) = replay.next().await {
+                let failed = item.is_err();
+                if sender.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Self { receiver, task })
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The live projector over the whole log, writing the live schema.
 #[derive(Debug)]
 pub struct Projector {
     log: EventLog,
     applier: Applier,
     config: ProjectorConfig,
-    replay: Option<Replay>,
+    reader: Option<ReadAhead>,
     metrics: Arc<Metrics>,
     last_stream_check: Option<Instant>,
 }
@@ -261,7 +300,7 @@ impl Projector {
             log,
             applier: Applier::new(pool, target, reference),
             config,
-            replay: None,
+            reader: None,
             metrics: Arc::new(Metrics::default()),
             last_stream_check: None,
         })
@@ -285,7 +324,7 @@ impl Projector {
         match &result {
             Ok(_) => self.metrics.record_success(),
             Err(error) => {
-                self.replay = None;
+                self.reader = None;
                 self.applier.reset();
                 self.metrics.record_failure(crate::fold::error_chain(error));
             }
@@ -296,14 +335,14 @@ impl Projector {
     async fn step(&mut self) -> Result<Outcome, ProjectorError> {
         let checkpoint = self.applier.checkpoint().await?;
         self.metrics.record_checkpoint(checkpoint);
-        let replay = match &mut self.replay {
-            Some(replay) => replay,
-            None => self
-                .replay
-                .insert(self.log.follow(checkpoint + 1, ReplayFilter::All).await?),
+        let reader = match &mut self.reader {
+            Some(reader) => reader,
+            None => self.reader.insert(
+                ReadAhead::open(&self.log, checkpoint + 1, self.config.max_batch_commits).await?,
+            ),
         };
         let mut items: Vec<ReplayItem> = Vec::new();
-        match tokio::time::timeout(self.config.idle_wait, replay.next()).await {
+        match tokio::time::timeout(self.config.idle_wait, reader.receiver.recv()).await {
             Err(_elapsed) => {
                 let last = self.log.last_sequence().await?;
                 self.last_stream_check = Some(Instant::now());
@@ -315,42 +354,50 @@ impl Projector {
                 });
             }
             Ok(None) => {
-                self.replay = None;
+                self.reader = None;
                 return Ok(Outcome::Applied(0));
             }
             Ok(Some(Err(error))) => return Err(error.into()),
             Ok(Some(Ok(item))) => items.push(item),
         }
         let mut stream_error = None;
+        let mut reader_closed = false;
         let deadline = Instant::now() + self.config.max_batch_wait;
         while items.len() < self.config.max_batch_commits {
-            // Take what is already buffered without arming a timer; wait (bounded) only when the
-            // buffer is empty.
-            let next = match replay.next().now_or_never() {
-                Some(next) => Some(next),
-                None => {
+            // Take what is already read without arming a timer; wait (bounded) only when nothing
+            // is buffered.
+            let next = match reader.receiver.try_recv() {
+                Ok(item) => Some(item),
+                Err(TryRecvError::Disconnected) => {
+                    reader_closed = true;
+                    break;
+                }
+                Err(TryRecvError::Empty) => {
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     if remaining.is_zero() {
                         break;
                     }
-                    tokio::time::timeout(remaining, replay.next()).await.ok()
+                    match tokio::time::timeout(remaining, reader.receiver.recv()).await {
+                        Err(_elapsed) => break,
+                        Ok(None) => {
+                            reader_closed = true;
+                            break;
+                        }
+                        Ok(Some(item)) => Some(item),
+                    }
                 }
             };
             match next {
                 None => break,
-                Some(None) => {
-                    self.replay = None;
-                    break;
-                }
-                Some(Some(Err(error))) => {
+                Some(Err(error)) => {
                     stream_error = Some(error);
                     break;
                 }
-                Some(Some(Ok(item))) => items.push(item),
+                Some(Ok(item)) => items.push(item),
             }
         }
-        if stream_error.is_some() {
-            self.replay = None;
+        if stream_error.is_some() || reader_closed {
+            self.reader = None;
         }
         let outcome = self.applier.apply(items, None).await?;
         let applied = match outcome {
@@ -359,7 +406,7 @@ impl Projector {
                     checkpoint,
                     "the checkpoint moved under the projector (a rebuild was swapped in); resuming from it"
                 );
-                self.replay = None;
+                self.reader = None;
                 0
             }
             ApplyOutcome::Applied {

@@ -103,3 +103,20 @@ pub async fn drain(projector: &mut Projector) -> anyhow::Result<u64> {
         .await
         .context("the projector did not become idle within 120 seconds")?
 }
+
+/// Steps the projector until one step applies something (the first steps may only open the
+/// consumer); bounded like [`drain`].
+pub async fn step_until_applied(projector: &mut Projector) -> anyhow::Result<u64> {
+    let steps = async {
+        loop {
+            match projector.process_next_batch().await? {
+                Outcome::Applied(0) => {}
+                Outcome::Applied(positions) => return anyhow::Ok(positions),
+                Outcome::Idle => anyhow::bail!("idle before anything was applied"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), steps)
+        .await
+        .context("nothing was applied within 120 seconds")?
+}
