@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use claimledger_billing::validation::{Icd10Code, Npi, TaxId};
 use claimledger_events::{ChainId, ClinicId};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::auth::{Principal, Role, create_api_key};
@@ -444,8 +444,8 @@ pub async fn create_referral(
 }
 
 /// Whether `table` holds `id` in `chain`. `table` is one of this module's constant names.
-pub(crate) async fn exists(
-    pool: &PgPool,
+pub(crate) async fn exists<'e>(
+    executor: impl PgExecutor<'e>,
     table: &'static str,
     chain: ChainId,
     id: Uuid,
@@ -454,6 +454,6 @@ pub(crate) async fn exists(
     sqlx::query_scalar(&query)
         .bind(chain.as_uuid())
         .bind(id)
-        .fetch_one(pool)
+        .fetch_one(executor)
         .await
 }

@@ -45,6 +45,7 @@ use crate::dto::{
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
 use crate::idempotency::{Answer, command_id, derived_id, run_idempotent};
+use crate::reference::exists;
 use crate::startup::AppState;
 
 /// The roles that may record visits.
@@ -379,10 +380,10 @@ async fn schedule_session(
             .await?;
     let time_zone =
         parse_time_zone(&zone.ok_or_else(|| ApiError::not_found("clinic_id", "clinic"))?)?;
-    if !exists_in(&mut transaction, "therapists", chain, request.therapist_id).await? {
+    if !exists(&mut *transaction, "therapists", chain, request.therapist_id).await? {
         return Err(ApiError::not_found("therapist_id", "therapist"));
     }
-    if !exists_in(&mut transaction, "patients", chain, request.patient_id).await? {
+    if !exists(&mut *transaction, "patients", chain, request.patient_id).await? {
         return Err(ApiError::not_found("patient_id", "patient"));
     }
     let (payment, coverage) = match request.payment {
@@ -391,7 +392,7 @@ async fn schedule_session(
             payer_id,
             coverage_id,
         } => {
-            if !exists_in(&mut transaction, "payers", chain, payer_id).await? {
+            if !exists(&mut *transaction, "payers", chain, payer_id).await? {
                 return Err(ApiError::not_found("payment.payer_id", "payer"));
             }
             let terms = coverage_terms(&mut transaction, chain, coverage_id)
@@ -482,20 +483,6 @@ async fn schedule_session(
         state.sessions.put(session_id, chain, located, &loaded);
     }
     answer(StatusCode::CREATED, session_id, &loaded, &located)
-}
-
-async fn exists_in(
-    connection: &mut PgConnection,
-    table: &'static str,
-    chain: ChainId,
-    id: Uuid,
-) -> Result<bool, sqlx::Error> {
-    let query = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE chain_id = $1 AND id = $2)");
-    sqlx::query_scalar(&query)
-        .bind(chain.as_uuid())
-        .bind(id)
-        .fetch_one(connection)
-        .await
 }
 
 async fn coverage_terms(
