@@ -1043,3 +1043,30 @@ fn given_a_completed_visit_when_the_billing_core_derives_its_claim_then_the_line
         visit_facts().rendering_npi
     );
 }
+
+#[test]
+fn given_the_crate_manifest_when_read_then_no_io_crate_is_a_normal_dependency() {
+    let manifest = include_str!("../Cargo.toml");
+    let dependencies = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .expect("a [dependencies] table");
+    for forbidden in [
+        "tokio",
+        "sqlx",
+        "async-nats",
+        "axum",
+        "tracing-subscriber",
+        "anyhow",
+        "reqwest",
+    ] {
+        let listed = dependencies
+            .lines()
+            .any(|line| line.trim_start().starts_with(forbidden));
+        assert!(
+            !listed,
+            "the pure session domain must not depend on {forbidden}"
+        );
+    }
+}
