@@ -88,7 +88,13 @@ impl Applier {
 
     /// The checkpoint as this applier last committed or read it.
     pub(crate) async fn checkpoint(&mut self) -> Result<u64, ProjectorError> {
-        Ok(self.ready().await?.checkpoint)
+        let state = match self.state.take() {
+            Some(state) => state,
+            None => self.load_state().await?,
+        };
+        let checkpoint = state.checkpoint;
+        self.state = Some(state);
+        Ok(checkpoint)
     }
 
     /// Forgets the cached state; the next call reads the checkpoint and the rules again.
@@ -96,38 +102,41 @@ impl Applier {
         self.state = None;
     }
 
-    async fn ready(&mut self) -> Result<&mut AppliedState, ProjectorError> {
-        if self.state.is_none() {
-            let mut connection = self
-                .pool
-                .acquire()
-                .await
-                .map_err(ProjectorError::db("connecting"))?;
-            store::ensure_checkpoint(&mut connection, &self.target).await?;
-            drop(connection);
-            let checkpoint = store::read_checkpoint(&self.pool, &self.target).await?;
-            let rules = store::load_rules(&self.pool, &self.target.schema, &self.reference).await?;
-            self.state = Some(AppliedState { rules, checkpoint });
-        }
-        self.state.as_mut().ok_or(ProjectorError::InvalidConfig {
-            field: "state",
-            reason: "the applier state was not initialised".to_owned(),
-        })
+    async fn load_state(&self) -> Result<AppliedState, ProjectorError> {
+        let mut connection = self
+            .pool
+            .acquire()
+            .await
+            .map_err(ProjectorError::db("connecting"))?;
+        store::ensure_checkpoint(&mut connection, &self.target).await?;
+        drop(connection);
+        let checkpoint = store::read_checkpoint(&self.pool, &self.target).await?;
+        let rules = store::load_rules(&self.pool, &self.target.schema, &self.reference).await?;
+        Ok(AppliedState { rules, checkpoint })
     }
 
     /// Applies `items` (in log order) and moves the checkpoint to the last of them, or to
     /// `covered_through` when the caller knows every position up to it has been seen.
+    ///
+    /// The cached state is taken out for the batch and put back only when the batch committed:
+    /// after a failure or a moved checkpoint, the rule book (which may hold versions of a
+    /// rolled-back batch) and the checkpoint are read again.
     pub(crate) async fn apply(
         &mut self,
         items: Vec<ReplayItem>,
         covered_through: Option<u64>,
     ) -> Result<ApplyOutcome, ProjectorError> {
-        let result = self.apply_in_transaction(items, covered_through).await;
-        if !matches!(result, Ok(ApplyOutcome::Applied { .. })) {
-            // The in-memory rule book may hold versions of a rolled-back batch.
-            self.state = None;
+        let mut state = match self.state.take() {
+            Some(state) => state,
+            None => self.load_state().await?,
+        };
+        let outcome = self
+            .apply_in_transaction(&mut state, items, covered_through)
+            .await?;
+        if matches!(outcome, ApplyOutcome::Applied { .. }) {
+            self.state = Some(state);
         }
-        result
+        Ok(outcome)
     }
 
     #[tracing::instrument(
@@ -137,10 +146,11 @@ impl Applier {
     )]
     async fn apply_in_transaction(
         &mut self,
+        state: &mut AppliedState,
         mut items: Vec<ReplayItem>,
         covered_through: Option<u64>,
     ) -> Result<ApplyOutcome, ProjectorError> {
-        let expected = self.ready().await?.checkpoint;
+        let expected = state.checkpoint;
         let mut transaction = self
             .pool
             .begin()
@@ -180,10 +190,6 @@ impl Applier {
         self.directory
             .load_missing(&self.pool, &clinics, &therapists)
             .await?;
-        let state = self.state.as_mut().ok_or(ProjectorError::InvalidConfig {
-            field: "state",
-            reason: "the applier state was not initialised".to_owned(),
-        })?;
         let changes = fold_batch(&items, stored, &mut state.rules, &self.directory)?;
         store::write_changes(&mut transaction, &self.target.schema, &changes).await?;
         store::set_checkpoint(&mut transaction, &self.target, new_checkpoint).await?;
@@ -202,8 +208,10 @@ impl Applier {
     }
 }
 
-/// The sessions whose stored state the batch needs (those it does not start from their
-/// scheduling), and the clinics and therapists its claims may need.
+/// The sessions whose stored state the batch needs, and the clinics and therapists its claims may
+/// need. A session whose first commit in the batch schedules it is new: scheduling is only ever
+/// decided for a session with no events (the session domain refuses it otherwise), so it has no
+/// stored row to read.
 fn batch_references(items: &[ReplayItem]) -> (Vec<SessionKey>, HashSet<Uuid>, HashSet<Uuid>) {
     let mut seen: HashSet<SessionKey> = HashSet::new();
     let mut to_load = Vec::new();
