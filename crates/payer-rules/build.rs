@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not with `env!`: a build script binary can be reused for a checkout at
+    // another path, and the proto must be found where the crate is now.
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let proto_dir = manifest_dir.join("../../proto");
     let proto_file = proto_dir.join("payer_rules.proto");
     println!("cargo:rerun-if-changed={}", proto_file.display());
     let descriptors = protox::compile([&proto_file], [&proto_dir])?;
