@@ -111,6 +111,21 @@ impl From<SessionId> for AggregateId {
     }
 }
 
+/// The namespace of payer ids derived from rules keys (a fixed, random UUID; never change it).
+const PAYER_RULES_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x5c1e_2b7a_94d3_4f0e_8a61_3d2f_c07b_9e48);
+
+impl PayerId {
+    /// The payer's id on the log, derived from its identifier in the rules files (for example
+    /// `medicare-like`). The rules publisher, the sessions API and every reader derive the same id
+    /// from the same key, so no registry is needed to link a session's payer to its rules.
+    pub fn from_rules_key(rules_key: &str) -> PayerId {
+        PayerId::from(Uuid::new_v5(
+            &PAYER_RULES_KEY_NAMESPACE,
+            rules_key.as_bytes(),
+        ))
+    }
+}
+
 impl From<PayerId> for AggregateId {
     fn from(payer: PayerId) -> Self {
         Self(payer.0)

@@ -72,7 +72,7 @@ fn derived_uuid(text: &str) -> Uuid {
 /// The payer's identifier on the log, derived from its rules-file identifier so every publisher
 /// and reader agrees on it without a registry.
 pub fn payer_id(payer: &str) -> PayerId {
-    PayerId::from(derived_uuid(&format!("claimledger/payer/{payer}")))
+    PayerId::from_rules_key(payer)
 }
 
 /// The log address of the payer's rules aggregate in `chain`.

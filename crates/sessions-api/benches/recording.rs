@@ -318,7 +318,7 @@ impl World {
             client,
             &format!("{base}/v1/payers"),
             admin,
-            Some(&json!({"name": "Acme"})),
+            Some(&json!({"name": "Acme", "rules_key": "acme"})),
         )
         .await?);
         let patient = id(post(

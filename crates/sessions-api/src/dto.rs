@@ -101,6 +101,10 @@ pub struct Therapist {
 pub struct PayerRequest {
     /// The payer's name.
     pub name: String,
+    /// The payer's identifier in the rules files (for example `medicare-like`): lowercase letters,
+    /// digits and hyphens. The payer's id derives from it, which is how claims find their rules.
+    #[schema(example = "medicare-like")]
+    pub rules_key: String,
 }
 
 /// A registered payer.

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use claimledger_billing::validation::{Icd10Code, Npi, TaxId};
-use claimledger_events::{ChainId, ClinicId};
+use claimledger_events::{ChainId, ClinicId, PayerId};
 use serde::Serialize;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -54,6 +54,21 @@ fn text(field: &str, value: &str) -> Result<String, ApiError> {
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// A rules-file payer identifier: 1 to 64 lowercase letters, digits and hyphens.
+fn rules_key(field: &str, value: &str) -> Result<String, ApiError> {
+    let valid = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+    if !valid {
+        return Err(ApiError::invalid(
+            field,
+            "must be 1 to 64 lowercase letters, digits and hyphens, as in the rules files",
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 fn state_code(field: &str, value: &str) -> Result<String, ApiError> {
@@ -264,14 +279,23 @@ pub async fn create_payer(
         return error.into_response();
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
-        let details = PayerRequest { name: text("name", &body.parse()?.name)? };
-        let id = new_id(&principal, &meta, "payer");
-        sqlx::query("INSERT INTO payers (id, chain_id, name) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
-            .bind(id)
-            .bind(principal.chain.as_uuid())
-            .bind(&details.name)
-            .execute(&state.pool)
-            .await?;
+        let request = body.parse()?;
+        let details = PayerRequest {
+            name: text("name", &request.name)?,
+            rules_key: rules_key("rules_key", &request.rules_key)?,
+        };
+        // Registering the same rules key again names the same payer: the id derives from the key.
+        let id = PayerId::from_rules_key(&details.rules_key).as_uuid();
+        sqlx::query(
+            "INSERT INTO payers (id, chain_id, name, rules_key) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (chain_id, id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(principal.chain.as_uuid())
+        .bind(&details.name)
+        .bind(&details.rules_key)
+        .execute(&state.pool)
+        .await?;
         created(format!("/v1/payers/{id}"), &Payer { id, details })
     })
     .await

@@ -357,7 +357,7 @@ impl TestApp {
         let therapist = self.therapist().await;
         let payer = self
             .post("/v1/payers", &self.admin_key)
-            .json(&json!({"name": "Acme Health"}))
+            .json(&json!({"name": "Acme Health", "rules_key": "acme-health"}))
             .send()
             .await
             .id();
