@@ -1,6 +1,7 @@
 //! The `claimledger` binary: parses the command line, sets up logging on stderr and runs one
 //! subcommand. Each subcommand lives in its own module; add a `Command` variant to add one.
 
+mod demo;
 mod payer_rules;
 mod projector;
 mod sessions;
@@ -23,6 +24,9 @@ struct Cli {
 /// Every subcommand of the binary.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The end-to-end demo: records a synthetic chain's visits through the API, projects them and
+    /// prints expected reimbursement by payer and code.
+    Demo(demo::DemoArgs),
     /// Timed units from minutes per code (the 8-minute rule), with the reasoning.
     Units(units::UnitsArgs),
     /// Payer rules files: validate them, or publish new versions to the event log.
@@ -49,6 +53,7 @@ enum ServeCommand {
 fn main() -> ExitCode {
     init_tracing();
     let outcome = match Cli::parse().command {
+        Command::Demo(args) => demo::run(&args),
         Command::Units(args) => units::run(&args),
         Command::Rules(args) => payer_rules::run_rules(&args),
         Command::Serve(ServeCommand::PayerRules(args)) => payer_rules::run_serve(&args),
