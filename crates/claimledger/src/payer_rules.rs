@@ -60,6 +60,10 @@ pub struct LogArgs {
     /// The log's subject prefix.
     #[arg(long, env = "CLAIMLEDGER_LOG_SUBJECT_PREFIX", default_value = "ev")]
     pub log_subject_prefix: String,
+    /// Replicas of the log's streams when this process is the one that creates them (3 in a
+    /// three-node production cluster; an existing stream keeps its own).
+    #[arg(long, env = "CLAIMLEDGER_LOG_REPLICAS", default_value_t = 1)]
+    pub log_replicas: usize,
 }
 
 /// Arguments of `claimledger serve payer-rules`.
@@ -127,7 +131,10 @@ async fn publish_rules(book: RuleBook, chain: ChainId, args: &LogArgs) -> anyhow
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
     let log = EventLog::connect(
         client,
-        LogConfig::new(args.log_stream.clone(), args.log_subject_prefix.clone()),
+        LogConfig {
+            replicas: args.log_replicas,
+            ..LogConfig::new(args.log_stream.clone(), args.log_subject_prefix.clone())
+        },
     )
     .await
     .context("opening the event log")?;

@@ -50,6 +50,10 @@ pub struct ConnectionArgs {
     /// The log's subject prefix.
     #[arg(long, env = "CLAIMLEDGER_LOG_SUBJECT_PREFIX", default_value = "ev")]
     pub log_subject_prefix: String,
+    /// Replicas of the log's streams when this process is the one that creates them (3 in a
+    /// three-node production cluster; an existing stream keeps its own).
+    #[arg(long, env = "CLAIMLEDGER_LOG_REPLICAS", default_value_t = 1)]
+    pub log_replicas: usize,
     /// The PostgreSQL database holding the read models (already migrated).
     #[arg(
         long,
@@ -110,7 +114,10 @@ async fn connect(args: &ConnectionArgs) -> anyhow::Result<(EventLog, PgPool, Pro
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
     let log = EventLog::connect(
         client,
-        LogConfig::new(&args.log_stream, &args.log_subject_prefix),
+        LogConfig {
+            replicas: args.log_replicas,
+            ..LogConfig::new(&args.log_stream, &args.log_subject_prefix)
+        },
     )
     .await
     .context("opening the event log")?;

@@ -116,10 +116,17 @@ impl Settings {
                 reason: "must be at least 1".to_owned(),
             });
         }
-        let log = LogConfig::new(
-            text("CLAIMLEDGER_LOG_STREAM", DEFAULT_LOG_STREAM),
-            text("CLAIMLEDGER_LOG_SUBJECT_PREFIX", DEFAULT_LOG_SUBJECT_PREFIX),
-        );
+        // Replicas apply when this service creates the log's streams (3 in production).
+        let log = LogConfig {
+            replicas: parse(
+                "CLAIMLEDGER_LOG_REPLICAS",
+                &text("CLAIMLEDGER_LOG_REPLICAS", "1"),
+            )?,
+            ..LogConfig::new(
+                text("CLAIMLEDGER_LOG_STREAM", DEFAULT_LOG_STREAM),
+                text("CLAIMLEDGER_LOG_SUBJECT_PREFIX", DEFAULT_LOG_SUBJECT_PREFIX),
+            )
+        };
         log.validate().map_err(|error| ConfigError {
             variable: "CLAIMLEDGER_LOG_STREAM",
             reason: error.to_string(),
