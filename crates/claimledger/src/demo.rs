@@ -163,7 +163,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     drop(out);
 
     if args.keep_serving {
-        tokio::signal::ctrl_c().await?;
+        crate::shutdown::signal().await;
     }
     shutdown.cancel();
     server.await??;

@@ -5,6 +5,7 @@ mod demo;
 mod payer_rules;
 mod projector;
 mod sessions;
+mod shutdown;
 mod units;
 
 use std::io::Write;

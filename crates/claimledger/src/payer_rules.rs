@@ -167,33 +167,8 @@ pub fn run_serve(args: &ServePayerRulesArgs) -> anyhow::Result<()> {
             &ServiceConfig::new(args.subject_prefix.clone()),
         )
         .await?;
-        service.run_until_stopped(shutdown_signal()).await?;
+        service.run_until_stopped(crate::shutdown::signal()).await?;
         tracing::info!("payer-rules service stopped");
         Ok(())
     })
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error.message = %error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(error.message = %error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
 }

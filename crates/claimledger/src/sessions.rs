@@ -69,7 +69,7 @@ pub fn run_serve(_args: &ServeSessionsArgs) -> anyhow::Result<()> {
         let signal = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
-                shutdown_signal().await;
+                crate::shutdown::signal().await;
                 shutdown.cancel();
             }
         });
@@ -121,28 +121,4 @@ async fn migrate(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
         .await
         .context("migrating the database")?;
     Ok(pool)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(error.message = %error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(error.message = %error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }
