@@ -11,7 +11,6 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use claimledger_billing::claim::{ServiceRecord, UntimedService, Visit};
 use claimledger_billing::{Cents, CptCode, PayerPolicy, PriceList, derive_claim, scrub};
 use claimledger_events::{AggregateKind, Commit, EncodeError, Event, encode};
 use claimledger_log::ReplayItem;
@@ -19,6 +18,7 @@ use claimledger_sessions::command::Payment;
 use claimledger_sessions::event::SessionEvent;
 use claimledger_sessions::schema::{from_log_event, from_micros};
 use claimledger_sessions::session::Session;
+use claimledger_sessions::visit::{VisitFacts, completed_visit};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -559,42 +559,19 @@ fn derive_claim_row(
     row.payer_key = Some(in_force.payer_key.to_owned());
     row.rules_version = Some(i32::try_from(in_force.version).unwrap_or(i32::MAX));
     row.rules_sha256 = Some(in_force.content_sha256.to_vec());
-    let visit = Visit {
-        date_of_service,
+    let facts = VisitFacts {
+        clinic_time_zone: profile.time_zone,
         place_of_service: profile.place_of_service,
         clinic_npi: profile.npi,
         tax_id: profile.tax_id,
         rendering_npi,
-        services: session
-            .services()
-            .iter()
-            .map(|service| ServiceRecord {
-                technique: service.technique,
-                code: service.code,
-                minutes: u32::from(service.minutes),
-                body_region: service.body_region.to_string(),
-                description: service.description.clone(),
-            })
-            .collect(),
-        modalities: session
-            .modalities()
-            .iter()
-            .map(|modality| UntimedService {
-                code: modality.code,
-                minutes: u32::from(modality.minutes),
-                body_region: String::new(),
-            })
-            .collect(),
-        diagnoses: session
-            .diagnoses()
-            .iter()
-            .map(|code| code.as_str().to_owned())
-            .collect(),
-        primary_code: None,
         // The log does not carry the referral (the sessions API keeps it in PostgreSQL), so payers
         // that require one get a scrubber finding until issue 7 attaches it at submission.
         referral: None,
+        primary_code: None,
     };
+    // `date_of_service` above already returned for sessions that are not completed.
+    let visit = completed_visit(session, &facts).ok()?;
     let reference = rules.reference();
     let derived = match derive_claim(&visit, policy, reference, &charge_master(policy)) {
         Ok(derived) => derived,
