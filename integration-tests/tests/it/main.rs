@@ -6,3 +6,4 @@ mod harness;
 mod invalid_messages;
 mod reading;
 mod setup;
+mod tidy;
