@@ -1,6 +1,6 @@
 //! `claimledger demo`: the end-to-end run a new user starts with. It publishes the repository's
 //! payer rules to the log, starts the sessions API in-process, records a synthetic chain's visits
-//! through the public HTTP API, lets the projector catch up, and prints expected reimbursement by
+//! through the public HTTP API, lets the projector catch up, and prints the draft claims' charges by
 //! payer and code from the read models.
 //!
 //! The workload is seeded and deterministic: the same flags record the same visits (only the ids and
@@ -36,7 +36,7 @@ pub struct DemoArgs {
     /// Days of history to record, ending yesterday.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub days: u32,
-    /// Booked visits per clinic per day (at most 8: one therapist-hour each, two therapists).
+    /// Booked visits per clinic per day (at most 8: two therapists, four two-hour slots each).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub visits_per_day: u32,
     /// Seed of the workload generator.
@@ -379,7 +379,9 @@ async fn record_chain(
             for slot in 0..args.visits_per_day {
                 let therapist = &therapists[(slot % 2) as usize];
                 let (patient, payer, coverage, referral, diagnosis) = rng.pick(&patients).clone();
-                let start = local_start(tz, day, 9 + slot / 2)?;
+                // Two therapists alternate; each starts a visit every two hours from 08:00, so even a
+                // 90-minute visit ends before the therapist's next one.
+                let start = local_start(tz, day, 8 + (slot / 2) * 2)?;
                 let visit = VisitPlan {
                     clinic: &clinic,
                     therapist,
@@ -514,7 +516,7 @@ async fn catch_up(log: EventLog, pool: PgPool, rules_dir: &std::path::Path) -> a
     }
 }
 
-/// Prints expected reimbursement by payer and code for the chain, from the read models.
+/// Prints the draft claims' charges by payer and code for the chain, from the read models.
 async fn print_report(
     out: &mut impl Write,
     pool: &PgPool,
@@ -543,12 +545,12 @@ async fn print_report(
     writeln!(out)?;
     writeln!(
         out,
-        "Draft claims: {claims} ({not_derived} could not be derived). Expected reimbursement by payer and code:"
+        "Draft claims: {claims} ({not_derived} could not be derived). Charges by payer and code (at the payer's\nfee schedule; a code the payer does not list is charged at a stand-in price and flagged by the scrubber):"
     )?;
     writeln!(
         out,
         "{:<24} {:<6} {:>7} {:>7} {:>14} {:>12}",
-        "payer", "code", "claims", "units", "expected", "per unit"
+        "payer", "code", "claims", "units", "charged", "per unit"
     )?;
     for (payer, code, sessions, units, cents) in rows {
         let per_unit = if units > 0 { cents / units } else { 0 };

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The end-to-end demo: records a synthetic chain's visits through the API, projects them and
-    /// prints expected reimbursement by payer and code.
+    /// prints the draft claims' charges by payer and code.
     Demo(demo::DemoArgs),
     /// Timed units from minutes per code (the 8-minute rule), with the reasoning.
     Units(units::UnitsArgs),
