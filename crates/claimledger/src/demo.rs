@@ -31,10 +31,10 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Clinics in the synthetic chain.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=500))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
     pub clinics: u32,
     /// Days of history to record, ending yesterday.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=366))]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub days: u32,
     /// Booked visits per clinic per day (at most 8: two therapists, four two-hour slots each).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=8))]
