@@ -58,13 +58,7 @@ async fn two_concurrent_commands_with_the_same_if_match_give_one_success_and_one
 async fn concurrent_commands_without_if_match_never_lose_an_update() {
     let app = spawn_app().await;
     let world = app.world().await;
-    let session = app.schedule(&world, morning()).await.id();
-    app.post(
-        &format!("/v1/sessions/{session}/check-in"),
-        &world.front_desk,
-    )
-    .send()
-    .await;
+    let session = app.checked_in_session(&world).await;
     let path = format!("/v1/sessions/{session}/services");
     let body =
         json!({"technique": "petrissage", "code": "97124", "minutes": 5, "body_region": "leg"});
@@ -206,13 +200,7 @@ async fn a_retry_after_a_lost_answer_is_deduplicated_by_the_log() {
 async fn reusing_a_key_for_a_different_request_is_refused() {
     let app = spawn_app().await;
     let world = app.world().await;
-    let session = app.schedule(&world, morning()).await.id();
-    app.post(
-        &format!("/v1/sessions/{session}/check-in"),
-        &world.front_desk,
-    )
-    .send()
-    .await;
+    let session = app.checked_in_session(&world).await;
     let path = format!("/v1/sessions/{session}/services");
     let body = json!({"technique": "tapotement", "code": "97124", "minutes": 10, "body_region": "upper_back"});
     let first = app
@@ -238,13 +226,7 @@ async fn reusing_a_key_for_a_different_request_is_refused() {
 async fn a_refusal_is_also_the_first_answer_of_its_key() {
     let app = spawn_app().await;
     let world = app.world().await;
-    let session = app.schedule(&world, morning()).await.id();
-    app.post(
-        &format!("/v1/sessions/{session}/check-in"),
-        &world.front_desk,
-    )
-    .send()
-    .await;
+    let session = app.checked_in_session(&world).await;
     let path = format!("/v1/sessions/{session}/diagnoses");
     let body = json!({"codes": ["M54"]});
     let first = app

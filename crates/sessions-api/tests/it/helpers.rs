@@ -414,6 +414,20 @@ impl TestApp {
             .await
     }
 
+    /// Schedules a session at `morning()` and checks it in; returns its id.
+    pub async fn checked_in_session(&self, world: &World) -> Uuid {
+        let session = self.schedule(world, morning()).await.id();
+        let reply = self
+            .post(
+                &format!("/v1/sessions/{session}/check-in"),
+                &world.front_desk,
+            )
+            .send()
+            .await;
+        assert!(reply.status.is_success(), "{reply:?}");
+        session
+    }
+
     /// The number of commits on a session's subject.
     pub async fn commits_of(&self, clinic: Uuid, session: Uuid) -> usize {
         let address = AggregateAddress {

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{NPI, morning, spawn_app};
+use crate::helpers::{NPI, spawn_app};
 
 #[tokio::test]
 async fn clinic_fields_are_validated_by_name() {
@@ -75,13 +75,7 @@ async fn referral_and_coverage_fields_are_validated_by_name() {
 async fn phi_never_reaches_the_log() {
     let app = spawn_app().await;
     let world = app.world().await;
-    let session = app.schedule(&world, morning()).await.id();
-    app.post(
-        &format!("/v1/sessions/{session}/check-in"),
-        &world.front_desk,
-    )
-    .send()
-    .await;
+    app.checked_in_session(&world).await;
     let patient = app
         .get(
             &format!("/v1/patients/{}", world.patient),

@@ -438,13 +438,7 @@ async fn service_modality_and_diagnosis_refusals_name_the_field_and_write_nothin
 async fn completing_without_services_and_unknown_sessions_are_refused() {
     let app = spawn_app().await;
     let world = app.world().await;
-    let session = app.schedule(&world, morning()).await.id();
-    app.post(
-        &format!("/v1/sessions/{session}/check-in"),
-        &world.front_desk,
-    )
-    .send()
-    .await;
+    let session = app.checked_in_session(&world).await;
     app.post(
         &format!("/v1/sessions/{session}/diagnoses"),
         &world.front_desk,
