@@ -2,6 +2,7 @@
 //! subcommand. Each subcommand lives in its own module; add a `Command` variant to add one.
 
 mod demo;
+mod log_args;
 mod payer_rules;
 mod projector;
 mod sessions;

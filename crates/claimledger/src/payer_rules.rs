@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use claimledger_events::{ChainId, UtcMicros};
-use claimledger_log::{EventLog, LogConfig};
 use claimledger_payer_rules::RuleBook;
 use claimledger_payer_rules::publish::publish;
 use claimledger_payer_rules::service::{DEFAULT_SUBJECT_PREFIX, PayerRulesService, ServiceConfig};
+
+use crate::log_args::LogArgs;
 
 /// Arguments of `claimledger rules`.
 #[derive(Debug, clap::Args)]
@@ -42,28 +43,6 @@ pub enum RulesCommand {
         #[command(flatten)]
         log: LogArgs,
     },
-}
-
-/// Where the event log is.
-#[derive(Debug, clap::Args)]
-pub struct LogArgs {
-    /// The NATS server.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
-    /// The log's JetStream stream.
-    #[arg(
-        long,
-        env = "CLAIMLEDGER_LOG_STREAM",
-        default_value = "CLAIMLEDGER_EVENTS"
-    )]
-    pub log_stream: String,
-    /// The log's subject prefix.
-    #[arg(long, env = "CLAIMLEDGER_LOG_SUBJECT_PREFIX", default_value = "ev")]
-    pub log_subject_prefix: String,
-    /// Replicas of the log's streams when this process is the one that creates them (3 in a
-    /// three-node production cluster; an existing stream keeps its own).
-    #[arg(long, env = "CLAIMLEDGER_LOG_REPLICAS", default_value_t = 1)]
-    pub log_replicas: usize,
 }
 
 /// Arguments of `claimledger serve payer-rules`.
@@ -126,18 +105,7 @@ fn check(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn publish_rules(book: RuleBook, chain: ChainId, args: &LogArgs) -> anyhow::Result<()> {
-    let client = async_nats::connect(&args.nats_url)
-        .await
-        .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
-    let log = EventLog::connect(
-        client,
-        LogConfig {
-            replicas: args.log_replicas,
-            ..LogConfig::new(args.log_stream.clone(), args.log_subject_prefix.clone())
-        },
-    )
-    .await
-    .context("opening the event log")?;
+    let log = args.open().await?;
     let recorded_at = UtcMicros(chrono::Utc::now().timestamp_micros());
     let report = publish(&log, chain, &book, recorded_at).await?;
     let mut out = std::io::stdout().lock();

@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use claimledger_events::ChainId;
-use claimledger_log::{EventLog, LogConfig};
+use claimledger_log::EventLog;
 use claimledger_projector::rebuild::{RebuildProgress, rebuild};
 use claimledger_projector::{Projector, ProjectorConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
+
+use crate::log_args::LogArgs;
 
 /// Arguments of `claimledger projector`.
 #[derive(Debug, clap::Args)]
@@ -37,23 +39,8 @@ pub enum ProjectorCommand {
 /// Where the log, the database and the reference rules are.
 #[derive(Debug, clap::Args)]
 pub struct ConnectionArgs {
-    /// The NATS server.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
-    /// The log's JetStream stream.
-    #[arg(
-        long,
-        env = "CLAIMLEDGER_LOG_STREAM",
-        default_value = "CLAIMLEDGER_EVENTS"
-    )]
-    pub log_stream: String,
-    /// The log's subject prefix.
-    #[arg(long, env = "CLAIMLEDGER_LOG_SUBJECT_PREFIX", default_value = "ev")]
-    pub log_subject_prefix: String,
-    /// Replicas of the log's streams when this process is the one that creates them (3 in a
-    /// three-node production cluster; an existing stream keeps its own).
-    #[arg(long, env = "CLAIMLEDGER_LOG_REPLICAS", default_value_t = 1)]
-    pub log_replicas: usize,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// The PostgreSQL database holding the read models (already migrated).
     #[arg(
         long,
@@ -109,18 +96,7 @@ pub fn run(args: &ProjectorArgs) -> anyhow::Result<()> {
 }
 
 async fn connect(args: &ConnectionArgs) -> anyhow::Result<(EventLog, PgPool, ProjectorConfig)> {
-    let client = async_nats::connect(&args.nats_url)
-        .await
-        .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
-    let log = EventLog::connect(
-        client,
-        LogConfig {
-            replicas: args.log_replicas,
-            ..LogConfig::new(&args.log_stream, &args.log_subject_prefix)
-        },
-    )
-    .await
-    .context("opening the event log")?;
+    let log = args.log.open().await?;
     // Lazy: the projector starts, and waits, while PostgreSQL is still coming up.
     let pool = PgPoolOptions::new()
         .max_connections(4)
