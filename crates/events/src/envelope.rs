@@ -31,6 +31,20 @@ pub enum AggregateKind {
     Session,
     /// The billing rules of one payer, shared by every clinic of the chain.
     PayerRules,
+    /// A clinic's registration (chain-wide: the clinic is the aggregate, not its owner).
+    Clinic,
+    /// A therapist of the chain.
+    Therapist,
+    /// A payer registered with the chain (its rules are the `PayerRules` aggregate).
+    Payer,
+    /// A patient (pseudonymous on the log).
+    Patient,
+    /// A patient's coverage by a payer.
+    Coverage,
+    /// A referral or prescription.
+    Referral,
+    /// A claim's life after derivation, owned by the clinic of its session.
+    Claim,
 }
 
 impl AggregateKind {
@@ -39,14 +53,27 @@ impl AggregateKind {
         match self {
             Self::Session => "session",
             Self::PayerRules => "payer-rules",
+            Self::Clinic => "clinic",
+            Self::Therapist => "therapist",
+            Self::Payer => "payer",
+            Self::Patient => "patient",
+            Self::Coverage => "coverage",
+            Self::Referral => "referral",
+            Self::Claim => "claim",
         }
     }
 
     /// Whether aggregates of this kind belong to the whole chain rather than to one clinic.
     pub const fn is_chain_wide(self) -> bool {
         match self {
-            Self::Session => false,
-            Self::PayerRules => true,
+            Self::Session | Self::Claim => false,
+            Self::PayerRules
+            | Self::Clinic
+            | Self::Therapist
+            | Self::Payer
+            | Self::Patient
+            | Self::Coverage
+            | Self::Referral => true,
         }
     }
 }

@@ -3,7 +3,13 @@
 use rkyv::with::AsBox;
 use rkyv::{Archive, Deserialize, Serialize};
 
+use crate::claim::{ClaimAdjudicated, ClaimResubmitted, ClaimSubmitted, ClaimWrittenOff};
+use crate::reference::{
+    ClinicRegistered, CoverageRecorded, PatientForgotten, PatientRegistered, PayerRegistered,
+    ReferralRecorded, TherapistRegistered,
+};
 use crate::rules::RulesChanged;
+use crate::session::ServiceVoided;
 use crate::session::{
     DiagnosesAttached, ModalityRecorded, ServiceRecorded, SessionAmended, SessionCancelled,
     SessionScheduled,
@@ -52,6 +58,30 @@ pub enum Event {
     SessionAmended(#[rkyv(with = AsBox)] SessionAmended),
     /// See [`RulesChanged`].
     RulesChanged(#[rkyv(with = AsBox)] RulesChanged),
+    /// See [`ClinicRegistered`].
+    ClinicRegistered(#[rkyv(with = AsBox)] ClinicRegistered),
+    /// See [`TherapistRegistered`].
+    TherapistRegistered(#[rkyv(with = AsBox)] TherapistRegistered),
+    /// See [`PayerRegistered`].
+    PayerRegistered(#[rkyv(with = AsBox)] PayerRegistered),
+    /// See [`PatientRegistered`].
+    PatientRegistered(#[rkyv(with = AsBox)] PatientRegistered),
+    /// See [`PatientForgotten`].
+    PatientForgotten(#[rkyv(with = AsBox)] PatientForgotten),
+    /// See [`CoverageRecorded`].
+    CoverageRecorded(#[rkyv(with = AsBox)] CoverageRecorded),
+    /// See [`ReferralRecorded`].
+    ReferralRecorded(#[rkyv(with = AsBox)] ReferralRecorded),
+    /// See [`ServiceVoided`].
+    ServiceVoided(#[rkyv(with = AsBox)] ServiceVoided),
+    /// See [`ClaimSubmitted`].
+    ClaimSubmitted(#[rkyv(with = AsBox)] ClaimSubmitted),
+    /// See [`ClaimAdjudicated`].
+    ClaimAdjudicated(#[rkyv(with = AsBox)] ClaimAdjudicated),
+    /// See [`ClaimResubmitted`].
+    ClaimResubmitted(#[rkyv(with = AsBox)] ClaimResubmitted),
+    /// See [`ClaimWrittenOff`].
+    ClaimWrittenOff(#[rkyv(with = AsBox)] ClaimWrittenOff),
 }
 
 impl Event {
@@ -68,6 +98,18 @@ impl Event {
             Self::SessionNoShow => "SessionNoShow",
             Self::SessionAmended(_) => "SessionAmended",
             Self::RulesChanged(_) => "RulesChanged",
+            Self::ClinicRegistered(_) => "ClinicRegistered",
+            Self::TherapistRegistered(_) => "TherapistRegistered",
+            Self::PayerRegistered(_) => "PayerRegistered",
+            Self::PatientRegistered(_) => "PatientRegistered",
+            Self::PatientForgotten(_) => "PatientForgotten",
+            Self::CoverageRecorded(_) => "CoverageRecorded",
+            Self::ReferralRecorded(_) => "ReferralRecorded",
+            Self::ServiceVoided(_) => "ServiceVoided",
+            Self::ClaimSubmitted(_) => "ClaimSubmitted",
+            Self::ClaimAdjudicated(_) => "ClaimAdjudicated",
+            Self::ClaimResubmitted(_) => "ClaimResubmitted",
+            Self::ClaimWrittenOff(_) => "ClaimWrittenOff",
         }
     }
 }

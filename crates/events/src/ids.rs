@@ -131,3 +131,49 @@ impl From<PayerId> for AggregateId {
         Self(payer.0)
     }
 }
+uuid_identifier!(
+    /// A patient's coverage by one payer (the member id itself is PHI and stays off the log).
+    CoverageId
+);
+uuid_identifier!(
+    /// A referral or prescription that authorises a number of visits.
+    ReferralId
+);
+uuid_identifier!(
+    /// One claim: a session billed to one payer; also the aggregate id of that claim's lifecycle.
+    ClaimId
+);
+
+impl ClaimId {
+    /// The claim of `session` billed to `payer`: a UUIDv5 of both, so every writer and the projector
+    /// name the same claim without a lookup.
+    pub fn for_session_and_payer(session: SessionId, payer: PayerId) -> Self {
+        let mut name = [0_u8; 32];
+        name[..16].copy_from_slice(&session.0);
+        name[16..].copy_from_slice(&payer.0);
+        Self::from(Uuid::new_v5(&CLAIM_NAMESPACE, &name))
+    }
+}
+
+/// Namespace of [`ClaimId::for_session_and_payer`]; changing it would rename every claim.
+const CLAIM_NAMESPACE: Uuid = Uuid::from_u128(0x6c1a_1b7e_90c4_4d2e_9a57_3c6f_0e2d_41b8);
+
+/// Every aggregate's id is the id of the thing it is about.
+macro_rules! aggregate_id_from {
+    ($($name:ident),*) => {
+        $(impl From<$name> for AggregateId {
+            fn from(id: $name) -> Self {
+                Self(id.0)
+            }
+        })*
+    };
+}
+
+aggregate_id_from!(
+    ClinicId,
+    TherapistId,
+    PatientId,
+    CoverageId,
+    ReferralId,
+    ClaimId
+);

@@ -4,14 +4,16 @@
 //! nothing else; the billing core converts these types to its own domain types explicitly.
 //!
 //! - [`ids`]: identifier newtypes. [`time`]: UTC instants and calendar days as integers.
-//! - [`session`], [`rules`]: event payloads. [`Event`]: the event enum and its versioning rule.
+//! - [`session`], [`rules`], [`reference`], [`claim`]: event payloads. [`Event`]: the event enum and its versioning rule.
 //! - [`envelope`]: the per-command [`Commit`], [`encode`], and checked [`decode`].
 //! - [`v1`]: frozen shapes of schema version 1 and the upcasters to the current version.
 
+pub mod claim;
 pub mod codes;
 pub mod envelope;
 pub mod event;
 pub mod ids;
+pub mod reference;
 pub mod rules;
 pub mod session;
 pub mod time;
@@ -24,7 +26,7 @@ pub use envelope::{
 };
 pub use event::Event;
 pub use ids::{
-    AggregateId, CausationId, ChainId, ClinicId, CommandId, CorrelationId, EventId, PatientId,
-    PayerId, SessionId, TherapistId,
+    AggregateId, CausationId, ChainId, ClaimId, ClinicId, CommandId, CorrelationId, CoverageId,
+    EventId, PatientId, PayerId, ReferralId, SessionId, TherapistId,
 };
 pub use time::{EpochDay, UtcMicros};

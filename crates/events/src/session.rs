@@ -7,7 +7,7 @@
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::codes::{CptCode, Icd10Code};
-use crate::ids::{PatientId, PayerId, TherapistId};
+use crate::ids::{EventId, PatientId, PayerId, TherapistId};
 use crate::time::UtcMicros;
 
 /// Who pays for a session.
@@ -186,6 +186,17 @@ pub struct SessionCancelled {
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct SessionAmended {
+    /// Why, as entered by staff (kept for audit).
+    pub reason: String,
+}
+
+/// A service recorded by mistake was voided; it no longer counts towards minutes or units. The
+/// original event stays in the log.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct ServiceVoided {
+    /// The event id of the `ServiceRecorded` (or `ModalityRecorded`) being voided.
+    pub service_event: EventId,
     /// Why, as entered by staff (kept for audit).
     pub reason: String,
 }
