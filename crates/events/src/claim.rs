@@ -37,6 +37,9 @@ pub struct ClaimSubmitted {
     pub payer: PayerId,
     /// The date of service, in the clinic's time zone.
     pub date_of_service: EpochDay,
+    /// The day the claim went out, in the clinic's time zone (a business date, like the
+    /// remittance's `adjudicated_on`, so readers need no time zone to report on it).
+    pub submitted_on: EpochDay,
     /// The lines as submitted.
     pub lines: Vec<SubmittedLine>,
 }
@@ -106,6 +109,8 @@ pub struct ClaimAdjudicated {
 pub struct ClaimResubmitted {
     /// Why, as entered by billing staff.
     pub reason: String,
+    /// The day the claim went out again, in the clinic's time zone.
+    pub resubmitted_on: EpochDay,
     /// The lines as resubmitted; they replace the previous submission's lines.
     pub lines: Vec<SubmittedLine>,
 }
