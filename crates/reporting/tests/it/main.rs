@@ -1,0 +1,11 @@
+//! The reporting service's tests (one binary): row-level security, the query layer, the HTTP API,
+//! its OpenAPI document and the chart page in headless Chromium, against the real PostgreSQL.
+
+mod api;
+mod charts;
+mod fixture;
+mod helpers;
+mod known;
+mod openapi;
+mod queries;
+mod rls;
