@@ -73,4 +73,20 @@ if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'")" !
   say "creating database $DB_NAME"
   psql_admin -c "CREATE DATABASE $DB_NAME OWNER $DB_USER"
 fi
+# Reporting reads run as this NOLOGIN role under row-level security (migration 0008). Creating a
+# role needs CREATEROLE, which the service role does not have, so it is created here, once.
+if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = 'claimledger_reader'")" != "1" ]; then
+  say "creating role claimledger_reader (row-level security for reporting)"
+  psql_admin -c "CREATE ROLE claimledger_reader NOLOGIN"
+fi
+if [ "$(psql_admin -c "SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE r.rolname = 'claimledger_reader' AND u.rolname = '$DB_USER'")" != "1" ]; then
+  psql_admin -c "GRANT claimledger_reader TO $DB_USER"
+fi
+
+# --- Chromium (headless), for the reporting chart page's test ---------------------------------
+if ! command -v chromium >/dev/null 2>&1; then
+  say "installing chromium from the OS packages"
+  install_packages chromium
+fi
+
 say "ready: NATS_URL=nats://127.0.0.1:$NATS_PORT DATABASE_URL=postgres://$DB_USER:***@127.0.0.1:$PG_PORT/$DB_NAME"
