@@ -9,13 +9,26 @@ use uuid::Uuid;
 use crate::error::ProjectorError;
 
 /// Every read-model table with its primary key (the dump order).
-pub const READ_MODEL_TABLES: [(&str, &str); 6] = [
+pub const READ_MODEL_TABLES: [(&str, &str); 10] = [
     ("sessions", "chain_id, session_id"),
     ("claims", "chain_id, session_id, payer_id"),
     ("claim_lines", "chain_id, session_id, payer_id, line_number"),
     ("therapist_day_units", "chain_id, therapist_id, day"),
     ("clinic_code_day_units", "chain_id, clinic_id, code, day"),
     ("payer_rules", "chain_id, payer_id, version"),
+    ("claim_ids", "chain_id, claim_id"),
+    (
+        "claim_line_outcomes",
+        "chain_id, session_id, payer_id, line_number",
+    ),
+    (
+        "reimbursement_monthly",
+        "chain_id, month, clinic_id, payer_id, code",
+    ),
+    (
+        "denial_reasons_monthly",
+        "chain_id, month, clinic_id, payer_id, code, group_code, reason_code",
+    ),
 ];
 
 /// One table's digest.

@@ -145,6 +145,8 @@ pub(crate) struct BatchChanges {
     pub clinic_code_day: BTreeMap<(Uuid, Uuid, String, NaiveDate), i64>,
     pub rules: Vec<RulesRow>,
     pub parked: Vec<ParkedRow>,
+    /// The batch's claim lifecycle commits, converted; [`crate::lifecycle`] writes them.
+    pub claim_commits: Vec<crate::lifecycle::ClaimCommit>,
     /// Events folded (parked positions excluded).
     pub events: u64,
     /// The `recorded_at` of the batch's last commit, in microseconds.
@@ -205,15 +207,16 @@ pub(crate) fn fold_batch(
                 rules,
                 directory,
             ),
-            // Reference data and claim lifecycles are not projected by this version yet: the
-            // commits are acknowledged and skipped, so a log that holds them does not stall.
+            // Reference data is not projected by this version yet: the commits are acknowledged
+            // and skipped, so a log that holds them does not stall.
             AggregateKind::Clinic
             | AggregateKind::Therapist
             | AggregateKind::Payer
             | AggregateKind::Patient
             | AggregateKind::Coverage
-            | AggregateKind::Referral
-            | AggregateKind::Claim => Ok(()),
+            | AggregateKind::Referral => Ok(()),
+            // Claim lifecycles need their stored state, which the batch write reads.
+            AggregateKind::Claim => crate::lifecycle::collect(recorded, &mut changes.claim_commits),
         };
         match outcome {
             Ok(()) => changes.events += commit.events.len() as u64,

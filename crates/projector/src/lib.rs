@@ -17,9 +17,11 @@ pub mod directory;
 pub mod error;
 mod fold;
 pub mod http;
+mod lifecycle;
 pub mod metrics;
 mod projector;
 pub mod rebuild;
+mod rollup;
 pub mod rules;
 mod store;
 

@@ -210,6 +210,7 @@ pub(crate) async fn write_changes(
     write_sessions(connection, schema, changes).await?;
     write_claims(connection, schema, changes).await?;
     write_totals(connection, schema, changes).await?;
+    crate::lifecycle::write_claim_lifecycles(connection, schema, changes).await?;
     write_rules(connection, schema, changes).await?;
     write_parked(connection, changes).await?;
     Ok(())

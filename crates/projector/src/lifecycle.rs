@@ -1,0 +1,761 @@
+//! The claim lifecycle projection: folds the `Claim` aggregate's commits (submitted, adjudicated,
+//! resubmitted, written off) into the `claims` lifecycle columns, `claim_line_outcomes` and, through
+//! [`crate::rollup`], the monthly rollups, inside the batch's transaction.
+//!
+//! The batch fold ([`crate::fold`]) only converts each claim commit to domain events
+//! ([`collect`]); everything that needs the stored state happens in [`write_claim_lifecycles`],
+//! called by the batch write after the derived claims are written, so a claim derived and submitted
+//! in the same batch finds its row. The stored state of a claim is its `claims` row and its
+//! `claim_line_outcomes` rows: the projection keeps no other copy.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use chrono::NaiveDate;
+use claimledger_claims::claim::ClaimStatus;
+use claimledger_claims::event::ClaimEvent;
+use claimledger_claims::schema::from_log_event;
+use claimledger_events::{ClaimId, Commit, PayerId, SessionId, encode};
+use claimledger_log::RecordedCommit;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::ProjectorError;
+use crate::fold::{BatchChanges, PARKED_PROJECTION, error_chain};
+use crate::rollup::{RollupDeltas, write_rollups};
+
+/// One claim commit of the batch, converted.
+#[derive(Debug)]
+pub(crate) struct ClaimCommit {
+    sequence: u64,
+    subject: String,
+    commit: Commit,
+    events: Vec<ClaimEvent>,
+}
+
+/// Converts a claim commit's events (the fold parks the commit when this fails).
+pub(crate) fn collect(recorded: &RecordedCommit, out: &mut Vec<ClaimCommit>) -> Result<(), String> {
+    let commit = &recorded.commit;
+    if commit.clinic.is_none() {
+        return Err("a claim commit must name its clinic".to_owned());
+    }
+    let mut events = Vec::with_capacity(commit.events.len());
+    for record in &commit.events {
+        match from_log_event(&record.event).map_err(|error| error_chain(&error))? {
+            Some(event) => events.push(event),
+            None => {
+                return Err(format!(
+                    "a claim commit holds a {} event",
+                    record.event.type_name()
+                ));
+            }
+        }
+    }
+    out.push(ClaimCommit {
+        sequence: recorded.sequence,
+        subject: recorded.subject.clone(),
+        commit: commit.clone(),
+        events,
+    });
+    Ok(())
+}
+
+/// One adjustment as `claim_line_outcomes.adjustments` stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RemittedAdjustment {
+    pub group: String,
+    pub reason: String,
+    pub amount_cents: i64,
+}
+
+/// The latest adjudication of a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LineResult {
+    pub allowed_cents: i64,
+    pub paid_cents: i64,
+    pub patient_responsibility_cents: i64,
+    pub paid_units: i32,
+    pub adjustments: Vec<RemittedAdjustment>,
+}
+
+/// One line of the latest submission and its latest adjudication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OutcomeLine {
+    pub line_number: i32,
+    pub code: String,
+    pub modifiers: Vec<String>,
+    pub units: i32,
+    pub charge_cents: i64,
+    pub result: Option<LineResult>,
+}
+
+/// A claim's lifecycle as the read models hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lifecycle {
+    pub chain: Uuid,
+    pub session: Uuid,
+    pub payer: Uuid,
+    pub clinic: Uuid,
+    /// The derived claim's date of service: the month the claim is counted in.
+    pub date_of_service: Option<NaiveDate>,
+    pub status: ClaimStatus,
+    pub submitted_on: Option<NaiveDate>,
+    pub adjudicated_on: Option<NaiveDate>,
+    pub payer_claim_number: Option<String>,
+    pub written_off_cents: i64,
+    pub resubmissions: i32,
+    pub lines: Vec<OutcomeLine>,
+}
+
+impl Lifecycle {
+    fn apply(&mut self, event: &ClaimEvent) {
+        match event {
+            ClaimEvent::Submitted {
+                submitted_on,
+                lines,
+                ..
+            } => {
+                self.status = ClaimStatus::Submitted;
+                self.submitted_on = Some(*submitted_on);
+                self.replace_lines(lines);
+            }
+            ClaimEvent::Adjudicated(adjudication) => {
+                self.status = ClaimStatus::after(adjudication);
+                self.adjudicated_on = Some(adjudication.adjudicated_on);
+                self.payer_claim_number = Some(adjudication.payer_claim_number.clone());
+                for outcome in &adjudication.lines {
+                    let Some(line) = self
+                        .lines
+                        .iter_mut()
+                        .find(|line| line.line_number == i32::from(outcome.line_number))
+                    else {
+                        continue;
+                    };
+                    line.result = Some(LineResult {
+                        allowed_cents: outcome.allowed_cents,
+                        paid_cents: outcome.paid_cents,
+                        patient_responsibility_cents: outcome.patient_responsibility_cents,
+                        paid_units: i32::from(outcome.paid_units),
+                        adjustments: outcome
+                            .adjustments
+                            .iter()
+                            .map(|adjustment| RemittedAdjustment {
+                                group: adjustment.group.as_str().to_owned(),
+                                reason: adjustment.reason_code.clone(),
+                                amount_cents: adjustment.amount_cents,
+                            })
+                            .collect(),
+                    });
+                }
+            }
+            ClaimEvent::Resubmitted {
+                resubmitted_on,
+                lines,
+                ..
+            } => {
+                self.status = ClaimStatus::Resubmitted;
+                self.resubmissions += 1;
+                self.submitted_on = Some(*resubmitted_on);
+                self.replace_lines(lines);
+            }
+            ClaimEvent::WrittenOff { amount_cents, .. } => {
+                self.status = ClaimStatus::WrittenOff;
+                self.written_off_cents += amount_cents;
+            }
+        }
+    }
+
+    /// A new submission: new lines, and no adjudication answers them yet.
+    fn replace_lines(&mut self, lines: &[claimledger_claims::event::ClaimLine]) {
+        self.adjudicated_on = None;
+        self.payer_claim_number = None;
+        self.lines = lines
+            .iter()
+            .map(|line| OutcomeLine {
+                line_number: i32::from(line.line_number),
+                code: line.code.as_str().to_owned(),
+                modifiers: line
+                    .modifiers
+                    .iter()
+                    .map(|modifier| modifier.as_str().to_owned())
+                    .collect(),
+                units: i32::from(line.units),
+                charge_cents: line.charge_cents,
+                result: None,
+            })
+            .collect();
+    }
+
+    fn total(&self, f: fn(&LineResult) -> i64) -> i64 {
+        self.lines
+            .iter()
+            .filter_map(|line| line.result.as_ref().map(f))
+            .sum()
+    }
+}
+
+/// A touched claim: its state before the batch (for the rollup subtraction) and now.
+#[derive(Debug)]
+struct Touched {
+    before: Lifecycle,
+    now: Lifecycle,
+}
+
+type ClaimKey = (Uuid, Uuid);
+
+/// Stamps the batch's derived claims with their log ids, then folds the batch's claim commits
+/// onto the stored state and writes claims, outcomes and rollup deltas. Commits that do not fit
+/// (a claim never derived, a remittance before any submission) are parked.
+pub(crate) async fn write_claim_lifecycles(
+    connection: &mut PgConnection,
+    schema: &str,
+    changes: &BatchChanges,
+) -> Result<(), ProjectorError> {
+    write_claim_ids(connection, schema, changes).await?;
+    if changes.claim_commits.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<ClaimKey> = changes
+        .claim_commits
+        .iter()
+        .map(|claim| {
+            (
+                claim.commit.chain.as_uuid(),
+                claim.commit.aggregate_id.as_uuid(),
+            )
+        })
+        .collect();
+    let mut stored = load(connection, schema, &keys).await?;
+    let mut touched: HashMap<ClaimKey, Touched> = HashMap::new();
+    let mut order: Vec<ClaimKey> = Vec::new();
+    let mut parked: Vec<(&ClaimCommit, String)> = Vec::new();
+    for claim in &changes.claim_commits {
+        let key = (
+            claim.commit.chain.as_uuid(),
+            claim.commit.aggregate_id.as_uuid(),
+        );
+        let entry = match touched.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(vacant) => {
+                let Some(state) = stored.remove(&key) else {
+                    parked.push((
+                        claim,
+                        "the claim was never derived (no claims row has its id)".to_owned(),
+                    ));
+                    continue;
+                };
+                order.push(key);
+                vacant.insert(Touched {
+                    before: state.clone(),
+                    now: state,
+                })
+            }
+        };
+        if let Err(reason) = fits(&entry.now, claim) {
+            parked.push((claim, reason));
+            continue;
+        }
+        for event in &claim.events {
+            entry.now.apply(event);
+        }
+    }
+    let mut deltas = RollupDeltas::default();
+    let mut claims: Vec<&Lifecycle> = Vec::with_capacity(order.len());
+    for key in &order {
+        if let Some(entry) = touched.get(key)
+            && entry.before != entry.now
+        {
+            deltas.add_claim(&entry.before, -1);
+            deltas.add_claim(&entry.now, 1);
+            claims.push(&entry.now);
+        }
+    }
+    write_claims(connection, schema, &claims).await?;
+    write_outcomes(connection, schema, &claims).await?;
+    write_rollups(connection, schema, &deltas).await?;
+    write_parked(connection, &parked).await?;
+    Ok(())
+}
+
+/// Whether a commit can apply to `state`: a submission must name the claim it is addressed as,
+/// and every other event needs a submission first.
+fn fits(state: &Lifecycle, claim: &ClaimCommit) -> Result<(), String> {
+    let mut submitted = state.submitted_on.is_some();
+    for event in &claim.events {
+        match event {
+            ClaimEvent::Submitted { session, payer, .. } => {
+                let id = ClaimId::for_session_and_payer(*session, *payer);
+                if id.as_uuid() != claim.commit.aggregate_id.as_uuid()
+                    || session.as_uuid() != state.session
+                    || payer.as_uuid() != state.payer
+                {
+                    return Err(
+                        "the submission names another session or payer than its claim".to_owned(),
+                    );
+                }
+                submitted = true;
+            }
+            _ if !submitted => {
+                return Err(format!(
+                    "a claim that was never submitted cannot be {}",
+                    match event {
+                        ClaimEvent::Adjudicated(_) => "adjudicated",
+                        ClaimEvent::Resubmitted { .. } => "resubmitted",
+                        _ => "written off",
+                    }
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn write_claim_ids(
+    connection: &mut PgConnection,
+    schema: &str,
+    changes: &BatchChanges,
+) -> Result<(), ProjectorError> {
+    if changes.claims.is_empty() {
+        return Ok(());
+    }
+    let mut chains = Vec::with_capacity(changes.claims.len());
+    let mut ids = Vec::with_capacity(changes.claims.len());
+    let mut sessions = Vec::with_capacity(changes.claims.len());
+    let mut payers = Vec::with_capacity(changes.claims.len());
+    for claim in &changes.claims {
+        chains.push(claim.chain);
+        ids.push(
+            ClaimId::for_session_and_payer(
+                SessionId::from(claim.session),
+                PayerId::from(claim.payer),
+            )
+            .as_uuid(),
+        );
+        sessions.push(claim.session);
+        payers.push(claim.payer);
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.claim_ids (chain_id, claim_id, session_id, payer_id) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[]) \
+         ON CONFLICT (chain_id, claim_id) DO NOTHING"
+    ))
+    .bind(chains)
+    .bind(ids)
+    .bind(sessions)
+    .bind(payers)
+    .persistent(false)
+    .execute(&mut *connection)
+    .await
+    .map_err(ProjectorError::db("writing claim ids"))?;
+    Ok(())
+}
+
+type StoredClaim = (
+    Uuid,
+    Uuid,
+    Uuid,
+    Uuid,
+    Uuid,
+    Option<NaiveDate>,
+    String,
+    Option<NaiveDate>,
+    Option<NaiveDate>,
+    Option<String>,
+    i64,
+    i32,
+);
+
+type StoredLine = (
+    Uuid,
+    Uuid,
+    Uuid,
+    i32,
+    String,
+    Vec<String>,
+    i32,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i32>,
+    String,
+);
+
+/// Reads the stored lifecycle of the given claims (those whose claim was derived).
+async fn load(
+    connection: &mut PgConnection,
+    schema: &str,
+    keys: &[ClaimKey],
+) -> Result<HashMap<ClaimKey, Lifecycle>, ProjectorError> {
+    let chains: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
+    let ids: Vec<Uuid> = keys.iter().map(|key| key.1).collect();
+    let rows: Vec<StoredClaim> = sqlx::query_as(&format!(
+        "SELECT DISTINCT i.chain_id, i.claim_id, c.session_id, c.payer_id, c.clinic_id, \
+                c.date_of_service, c.status, c.submitted_on, c.adjudicated_on, \
+                c.payer_claim_number, c.written_off_cents, c.resubmissions \
+         FROM UNNEST($1::uuid[], $2::uuid[]) AS k(chain_id, claim_id) \
+         JOIN {schema}.claim_ids i ON i.chain_id = k.chain_id AND i.claim_id = k.claim_id \
+         JOIN {schema}.claims c ON c.chain_id = i.chain_id AND c.session_id = i.session_id \
+           AND c.payer_id = i.payer_id"
+    ))
+    .bind(&chains)
+    .bind(&ids)
+    .persistent(false)
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(ProjectorError::db("reading stored claim lifecycles"))?;
+    let mut claims: HashMap<ClaimKey, Lifecycle> = HashMap::with_capacity(rows.len());
+    let mut by_claim: HashMap<(Uuid, Uuid, Uuid), ClaimKey> = HashMap::with_capacity(rows.len());
+    for (
+        chain,
+        claim,
+        session,
+        payer,
+        clinic,
+        date_of_service,
+        status,
+        submitted_on,
+        adjudicated_on,
+        payer_claim_number,
+        written_off_cents,
+        resubmissions,
+    ) in rows
+    {
+        by_claim.insert((chain, session, payer), (chain, claim));
+        claims.insert(
+            (chain, claim),
+            Lifecycle {
+                chain,
+                session,
+                payer,
+                clinic,
+                date_of_service,
+                status: parse_status(&status),
+                submitted_on,
+                adjudicated_on,
+                payer_claim_number,
+                written_off_cents,
+                resubmissions,
+                lines: Vec::new(),
+            },
+        );
+    }
+    let submitted: Vec<&Lifecycle> = claims
+        .values()
+        .filter(|claim| claim.submitted_on.is_some())
+        .collect();
+    if submitted.is_empty() {
+        return Ok(claims);
+    }
+    let chains: Vec<Uuid> = submitted.iter().map(|claim| claim.chain).collect();
+    let sessions: Vec<Uuid> = submitted.iter().map(|claim| claim.session).collect();
+    let payers: Vec<Uuid> = submitted.iter().map(|claim| claim.payer).collect();
+    let lines: Vec<StoredLine> = sqlx::query_as(&format!(
+        "SELECT o.chain_id, o.session_id, o.payer_id, o.line_number, o.code, o.modifiers, \
+                o.units, o.charge_cents, o.allowed_cents, o.paid_cents, \
+                o.patient_responsibility_cents, o.paid_units, o.adjustments::text \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS k(chain_id, session_id, payer_id) \
+         JOIN {schema}.claim_line_outcomes o ON o.chain_id = k.chain_id \
+           AND o.session_id = k.session_id AND o.payer_id = k.payer_id \
+         ORDER BY o.chain_id, o.session_id, o.payer_id, o.line_number"
+    ))
+    .bind(chains)
+    .bind(sessions)
+    .bind(payers)
+    .persistent(false)
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(ProjectorError::db("reading stored claim outcomes"))?;
+    for (
+        chain,
+        session,
+        payer,
+        line_number,
+        code,
+        modifiers,
+        units,
+        charge_cents,
+        allowed,
+        paid,
+        patient,
+        paid_units,
+        adjustments,
+    ) in lines
+    {
+        let Some(claim) = by_claim
+            .get(&(chain, session, payer))
+            .and_then(|key| claims.get_mut(key))
+        else {
+            continue;
+        };
+        let result = match (allowed, paid, patient, paid_units) {
+            (
+                Some(allowed_cents),
+                Some(paid_cents),
+                Some(patient_responsibility_cents),
+                Some(paid_units),
+            ) => {
+                Some(LineResult {
+                    allowed_cents,
+                    paid_cents,
+                    patient_responsibility_cents,
+                    paid_units,
+                    // Written by this module from the same type; a row that does not parse was
+                    // edited by hand, and its adjustments are then missing from the rollups.
+                    adjustments: serde_json::from_str(&adjustments).unwrap_or_default(),
+                })
+            }
+            _ => None,
+        };
+        claim.lines.push(OutcomeLine {
+            line_number,
+            code,
+            modifiers,
+            units,
+            charge_cents,
+            result,
+        });
+    }
+    Ok(claims)
+}
+
+fn parse_status(text: &str) -> ClaimStatus {
+    [
+        ClaimStatus::Draft,
+        ClaimStatus::Submitted,
+        ClaimStatus::Paid,
+        ClaimStatus::Denied,
+        ClaimStatus::Resubmitted,
+        ClaimStatus::WrittenOff,
+    ]
+    .into_iter()
+    .find(|status| status.as_str() == text)
+    .unwrap_or_default()
+}
+
+async fn write_claims(
+    connection: &mut PgConnection,
+    schema: &str,
+    claims: &[&Lifecycle],
+) -> Result<(), ProjectorError> {
+    if claims.is_empty() {
+        return Ok(());
+    }
+    let uuids = |f: fn(&Lifecycle) -> Uuid| claims.iter().map(|claim| f(claim)).collect::<Vec<_>>();
+    let days = |f: fn(&Lifecycle) -> Option<NaiveDate>| {
+        claims.iter().map(|claim| f(claim)).collect::<Vec<_>>()
+    };
+    let sums = |f: fn(&Lifecycle) -> i64| claims.iter().map(|claim| f(claim)).collect::<Vec<_>>();
+    sqlx::query(&format!(
+        "UPDATE {schema}.claims c SET status = u.status, submitted_on = u.submitted_on, \
+             adjudicated_on = u.adjudicated_on, payer_claim_number = u.payer_claim_number, \
+             billed_cents = u.billed_cents, allowed_cents = u.allowed_cents, \
+             paid_cents = u.paid_cents, \
+             patient_responsibility_cents = u.patient_responsibility_cents, \
+             written_off_cents = u.written_off_cents, resubmissions = u.resubmissions \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::date[], $6::date[], \
+             $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], \
+             $13::int4[]) \
+           AS u(chain_id, session_id, payer_id, status, submitted_on, adjudicated_on, \
+             payer_claim_number, billed_cents, allowed_cents, paid_cents, \
+             patient_responsibility_cents, written_off_cents, resubmissions) \
+         WHERE c.chain_id = u.chain_id AND c.session_id = u.session_id \
+           AND c.payer_id = u.payer_id"
+    ))
+    .bind(uuids(|claim| claim.chain))
+    .bind(uuids(|claim| claim.session))
+    .bind(uuids(|claim| claim.payer))
+    .bind(
+        claims
+            .iter()
+            .map(|claim| claim.status.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(days(|claim| claim.submitted_on))
+    .bind(days(|claim| claim.adjudicated_on))
+    .bind(
+        claims
+            .iter()
+            .map(|claim| claim.payer_claim_number.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(sums(|claim| {
+        claim.lines.iter().map(|line| line.charge_cents).sum()
+    }))
+    .bind(sums(|claim| claim.total(|result| result.allowed_cents)))
+    .bind(sums(|claim| claim.total(|result| result.paid_cents)))
+    .bind(sums(|claim| {
+        claim.total(|result| result.patient_responsibility_cents)
+    }))
+    .bind(sums(|claim| claim.written_off_cents))
+    .bind(
+        claims
+            .iter()
+            .map(|claim| claim.resubmissions)
+            .collect::<Vec<_>>(),
+    )
+    .persistent(false)
+    .execute(&mut *connection)
+    .await
+    .map_err(ProjectorError::db("writing claim lifecycles"))?;
+    Ok(())
+}
+
+async fn write_outcomes(
+    connection: &mut PgConnection,
+    schema: &str,
+    claims: &[&Lifecycle],
+) -> Result<(), ProjectorError> {
+    if claims.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(&format!(
+        "DELETE FROM {schema}.claim_line_outcomes o \
+         USING UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS k(chain_id, session_id, payer_id) \
+         WHERE o.chain_id = k.chain_id AND o.session_id = k.session_id \
+           AND o.payer_id = k.payer_id"
+    ))
+    .bind(claims.iter().map(|claim| claim.chain).collect::<Vec<_>>())
+    .bind(claims.iter().map(|claim| claim.session).collect::<Vec<_>>())
+    .bind(claims.iter().map(|claim| claim.payer).collect::<Vec<_>>())
+    .persistent(false)
+    .execute(&mut *connection)
+    .await
+    .map_err(ProjectorError::db("replacing claim outcomes"))?;
+
+    let count: usize = claims.iter().map(|claim| claim.lines.len()).sum();
+    if count == 0 {
+        return Ok(());
+    }
+    let mut chains = Vec::with_capacity(count);
+    let mut sessions = Vec::with_capacity(count);
+    let mut payers = Vec::with_capacity(count);
+    let mut numbers: Vec<i32> = Vec::with_capacity(count);
+    let mut codes: Vec<&str> = Vec::with_capacity(count);
+    let mut modifiers: Vec<String> = Vec::with_capacity(count);
+    let mut units: Vec<i32> = Vec::with_capacity(count);
+    let mut charges: Vec<i64> = Vec::with_capacity(count);
+    let mut allowed: Vec<Option<i64>> = Vec::with_capacity(count);
+    let mut paid: Vec<Option<i64>> = Vec::with_capacity(count);
+    let mut patient: Vec<Option<i64>> = Vec::with_capacity(count);
+    let mut paid_units: Vec<Option<i32>> = Vec::with_capacity(count);
+    let mut denied: Vec<bool> = Vec::with_capacity(count);
+    let mut adjustments: Vec<String> = Vec::with_capacity(count);
+    for claim in claims {
+        for line in &claim.lines {
+            chains.push(claim.chain);
+            sessions.push(claim.session);
+            payers.push(claim.payer);
+            numbers.push(line.line_number);
+            codes.push(line.code.as_str());
+            modifiers.push(line.modifiers.join(","));
+            units.push(line.units);
+            charges.push(line.charge_cents);
+            let result = line.result.as_ref();
+            allowed.push(result.map(|result| result.allowed_cents));
+            paid.push(result.map(|result| result.paid_cents));
+            patient.push(result.map(|result| result.patient_responsibility_cents));
+            paid_units.push(result.map(|result| result.paid_units));
+            denied.push(result.is_some_and(|result| result.paid_cents == 0));
+            adjustments.push(
+                serde_json::to_string(
+                    result.map_or(&[][..], |result| result.adjustments.as_slice()),
+                )
+                .unwrap_or_else(|_| "[]".to_owned()),
+            );
+        }
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.claim_line_outcomes (chain_id, session_id, payer_id, line_number, \
+             code, modifiers, units, charge_cents, allowed_cents, paid_cents, \
+             patient_responsibility_cents, paid_units, denied, adjustments) \
+         SELECT chain_id, session_id, payer_id, line_number, code, \
+             string_to_array(modifiers, ','), units, charge_cents, allowed_cents, paid_cents, \
+             patient_responsibility_cents, paid_units, denied, adjustments::jsonb \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[], $5::text[], $6::text[], \
+             $7::int4[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int4[], \
+             $13::bool[], $14::text[]) \
+           AS u(chain_id, session_id, payer_id, line_number, code, modifiers, units, \
+             charge_cents, allowed_cents, paid_cents, patient_responsibility_cents, paid_units, \
+             denied, adjustments)"
+    ))
+    .bind(chains)
+    .bind(sessions)
+    .bind(payers)
+    .bind(numbers)
+    .bind(codes)
+    .bind(modifiers)
+    .bind(units)
+    .bind(charges)
+    .bind(allowed)
+    .bind(paid)
+    .bind(patient)
+    .bind(paid_units)
+    .bind(denied)
+    .bind(adjustments)
+    .persistent(false)
+    .execute(&mut *connection)
+    .await
+    .map_err(ProjectorError::db("writing claim outcomes"))?;
+    Ok(())
+}
+
+async fn write_parked(
+    connection: &mut PgConnection,
+    parked: &[(&ClaimCommit, String)],
+) -> Result<(), ProjectorError> {
+    if parked.is_empty() {
+        return Ok(());
+    }
+    for (claim, reason) in parked {
+        tracing::warn!(
+            seq = claim.sequence,
+            subject = %claim.subject,
+            error.message = %reason,
+            "claim commit parked"
+        );
+    }
+    sqlx::query(
+        "INSERT INTO public.parked_events (projection, sequence, subject, chain_id, error, payload) \
+         SELECT $1, * FROM UNNEST($2::int8[], $3::text[], $4::uuid[], $5::text[], $6::bytea[]) \
+         ON CONFLICT (projection, sequence) DO NOTHING",
+    )
+    .bind(PARKED_PROJECTION)
+    .bind(
+        parked
+            .iter()
+            .map(|(claim, _)| i64::try_from(claim.sequence).unwrap_or(i64::MAX))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        parked
+            .iter()
+            .map(|(claim, _)| claim.subject.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        parked
+            .iter()
+            .map(|(claim, _)| claim.commit.chain.as_uuid())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        parked
+            .iter()
+            .map(|(_, reason)| reason.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        parked
+            .iter()
+            .map(|(claim, _)| encode(&claim.commit).ok())
+            .collect::<Vec<_>>(),
+    )
+    .persistent(false)
+    .execute(connection)
+    .await
+    .map_err(ProjectorError::db("recording parked claim commits"))?;
+    Ok(())
+}

@@ -1,0 +1,372 @@
+//! The monthly reimbursement rollups: what each claim contributes to `reimbursement_monthly` and
+//! `denial_reasons_monthly`, and the per-batch deltas written to them.
+//!
+//! A claim contributes its latest submission's lines and their latest adjudication, counted in the
+//! month of its date of service. A batch that changes a claim adds `after − before` for it, so a
+//! resubmission or a second remittance replaces the claim's contribution instead of adding to it;
+//! rows whose counters all fall to zero are deleted, so the tables do not depend on batching.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, NaiveDate};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::ProjectorError;
+use crate::lifecycle::Lifecycle;
+
+/// (chain, month, clinic, payer, code).
+pub(crate) type ReimbursementKey = (Uuid, NaiveDate, Uuid, Uuid, String);
+
+/// (chain, month, clinic, payer, code, group code, reason code).
+pub(crate) type DenialKey = (Uuid, NaiveDate, Uuid, Uuid, String, String, String);
+
+/// The counters of one `reimbursement_monthly` row, in column order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Reimbursement {
+    pub billed_lines: i64,
+    pub billed_units: i64,
+    pub billed_cents: i64,
+    pub adjudicated_lines: i64,
+    pub denied_lines: i64,
+    pub allowed_cents: i64,
+    pub paid_cents: i64,
+    pub paid_units: i64,
+    pub patient_responsibility_cents: i64,
+    pub paid_lines: i64,
+    pub days_to_payment_sum: i64,
+}
+
+impl Reimbursement {
+    fn add(&mut self, other: &Reimbursement, sign: i64) {
+        self.billed_lines += sign * other.billed_lines;
+        self.billed_units += sign * other.billed_units;
+        self.billed_cents += sign * other.billed_cents;
+        self.adjudicated_lines += sign * other.adjudicated_lines;
+        self.denied_lines += sign * other.denied_lines;
+        self.allowed_cents += sign * other.allowed_cents;
+        self.paid_cents += sign * other.paid_cents;
+        self.paid_units += sign * other.paid_units;
+        self.patient_responsibility_cents += sign * other.patient_responsibility_cents;
+        self.paid_lines += sign * other.paid_lines;
+        self.days_to_payment_sum += sign * other.days_to_payment_sum;
+    }
+}
+
+/// The counters of one `denial_reasons_monthly` row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Denials {
+    pub lines: i64,
+    pub amount_cents: i64,
+}
+
+/// A batch's net changes to both rollups.
+#[derive(Debug, Default)]
+pub(crate) struct RollupDeltas {
+    pub reimbursement: BTreeMap<ReimbursementKey, Reimbursement>,
+    pub denials: BTreeMap<DenialKey, Denials>,
+}
+
+/// The first day of `day`'s month.
+pub(crate) fn month_of(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).unwrap_or(day)
+}
+
+impl RollupDeltas {
+    /// Adds `sign` × the contribution of `claim` (nothing for a claim never submitted).
+    pub(crate) fn add_claim(&mut self, claim: &Lifecycle, sign: i64) {
+        let Some(date_of_service) = claim.date_of_service else {
+            return;
+        };
+        if claim.submitted_on.is_none() {
+            return;
+        }
+        let month = month_of(date_of_service);
+        for line in &claim.lines {
+            let mut counters = Reimbursement {
+                billed_lines: 1,
+                billed_units: i64::from(line.units),
+                billed_cents: line.charge_cents,
+                ..Reimbursement::default()
+            };
+            if let Some(result) = &line.result {
+                let denied = result.paid_cents == 0;
+                counters.adjudicated_lines = 1;
+                counters.denied_lines = i64::from(denied);
+                counters.allowed_cents = result.allowed_cents;
+                counters.paid_cents = result.paid_cents;
+                counters.paid_units = i64::from(result.paid_units);
+                counters.patient_responsibility_cents = result.patient_responsibility_cents;
+                if !denied {
+                    counters.paid_lines = 1;
+                    counters.days_to_payment_sum = claim
+                        .adjudicated_on
+                        .map_or(0, |paid_on| (paid_on - date_of_service).num_days());
+                }
+                if denied {
+                    let mut reasons: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+                    for adjustment in &result.adjustments {
+                        *reasons
+                            .entry((adjustment.group.as_str(), adjustment.reason.as_str()))
+                            .or_default() += adjustment.amount_cents;
+                    }
+                    for ((group, reason), amount) in reasons {
+                        let entry = self
+                            .denials
+                            .entry((
+                                claim.chain,
+                                month,
+                                claim.clinic,
+                                claim.payer,
+                                line.code.clone(),
+                                group.to_owned(),
+                                reason.to_owned(),
+                            ))
+                            .or_default();
+                        entry.lines += sign;
+                        entry.amount_cents += sign * amount;
+                    }
+                }
+            }
+            self.reimbursement
+                .entry((
+                    claim.chain,
+                    month,
+                    claim.clinic,
+                    claim.payer,
+                    line.code.clone(),
+                ))
+                .or_default()
+                .add(&counters, sign);
+        }
+    }
+}
+
+/// Adds the batch's deltas to both rollups and deletes the rows that fell to zero.
+pub(crate) async fn write_rollups(
+    connection: &mut PgConnection,
+    schema: &str,
+    deltas: &RollupDeltas,
+) -> Result<(), ProjectorError> {
+    let changed: Vec<(&ReimbursementKey, &Reimbursement)> = deltas
+        .reimbursement
+        .iter()
+        .filter(|(_, counters)| **counters != Reimbursement::default())
+        .collect();
+    if !changed.is_empty() {
+        let key = |f: fn(&ReimbursementKey) -> Uuid| {
+            changed.iter().map(|(key, _)| f(key)).collect::<Vec<Uuid>>()
+        };
+        let counter = |f: fn(&Reimbursement) -> i64| {
+            changed
+                .iter()
+                .map(|(_, counters)| f(counters))
+                .collect::<Vec<i64>>()
+        };
+        let months: Vec<NaiveDate> = changed.iter().map(|(key, _)| key.1).collect();
+        let codes: Vec<&str> = changed.iter().map(|(key, _)| key.4.as_str()).collect();
+        sqlx::query(&format!(
+            "WITH delta AS ( \
+                 SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::uuid[], $4::uuid[], $5::text[], \
+                     $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], \
+                     $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[]) \
+                   AS d(chain_id, month, clinic_id, payer_id, code, billed_lines, billed_units, \
+                     billed_cents, adjudicated_lines, denied_lines, allowed_cents, paid_cents, \
+                     paid_units, patient_responsibility_cents, paid_lines, days_to_payment_sum)), \
+             upserted AS ( \
+                 INSERT INTO {schema}.reimbursement_monthly AS t \
+                 SELECT * FROM delta \
+                 ON CONFLICT (chain_id, month, clinic_id, payer_id, code) DO UPDATE SET \
+                     billed_lines = t.billed_lines + EXCLUDED.billed_lines, \
+                     billed_units = t.billed_units + EXCLUDED.billed_units, \
+                     billed_cents = t.billed_cents + EXCLUDED.billed_cents, \
+                     adjudicated_lines = t.adjudicated_lines + EXCLUDED.adjudicated_lines, \
+                     denied_lines = t.denied_lines + EXCLUDED.denied_lines, \
+                     allowed_cents = t.allowed_cents + EXCLUDED.allowed_cents, \
+                     paid_cents = t.paid_cents + EXCLUDED.paid_cents, \
+                     paid_units = t.paid_units + EXCLUDED.paid_units, \
+                     patient_responsibility_cents = \
+                         t.patient_responsibility_cents + EXCLUDED.patient_responsibility_cents, \
+                     paid_lines = t.paid_lines + EXCLUDED.paid_lines, \
+                     days_to_payment_sum = t.days_to_payment_sum + EXCLUDED.days_to_payment_sum \
+                 RETURNING *) \
+             DELETE FROM {schema}.reimbursement_monthly t USING upserted u \
+             WHERE u.billed_lines = 0 AND u.billed_units = 0 AND u.billed_cents = 0 \
+               AND u.adjudicated_lines = 0 AND u.denied_lines = 0 AND u.allowed_cents = 0 \
+               AND u.paid_cents = 0 AND u.paid_units = 0 \
+               AND u.patient_responsibility_cents = 0 AND u.paid_lines = 0 \
+               AND u.days_to_payment_sum = 0 \
+               AND t.chain_id = u.chain_id AND t.month = u.month AND t.clinic_id = u.clinic_id \
+               AND t.payer_id = u.payer_id AND t.code = u.code"
+        ))
+        .bind(key(|key| key.0))
+        .bind(months)
+        .bind(key(|key| key.2))
+        .bind(key(|key| key.3))
+        .bind(codes)
+        .bind(counter(|c| c.billed_lines))
+        .bind(counter(|c| c.billed_units))
+        .bind(counter(|c| c.billed_cents))
+        .bind(counter(|c| c.adjudicated_lines))
+        .bind(counter(|c| c.denied_lines))
+        .bind(counter(|c| c.allowed_cents))
+        .bind(counter(|c| c.paid_cents))
+        .bind(counter(|c| c.paid_units))
+        .bind(counter(|c| c.patient_responsibility_cents))
+        .bind(counter(|c| c.paid_lines))
+        .bind(counter(|c| c.days_to_payment_sum))
+        .persistent(false)
+        .execute(&mut *connection)
+        .await
+        .map_err(ProjectorError::db("writing reimbursement rollups"))?;
+    }
+
+    let changed: Vec<(&DenialKey, &Denials)> = deltas
+        .denials
+        .iter()
+        .filter(|(_, counters)| **counters != Denials::default())
+        .collect();
+    if !changed.is_empty() {
+        let uuids = |f: fn(&DenialKey) -> Uuid| {
+            changed.iter().map(|(key, _)| f(key)).collect::<Vec<Uuid>>()
+        };
+        let texts = |f: fn(&DenialKey) -> &str| {
+            changed.iter().map(|(key, _)| f(key)).collect::<Vec<&str>>()
+        };
+        let months: Vec<NaiveDate> = changed.iter().map(|(key, _)| key.1).collect();
+        sqlx::query(&format!(
+            "WITH delta AS ( \
+                 SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::uuid[], $4::uuid[], $5::text[], \
+                     $6::text[], $7::text[], $8::int8[], $9::int8[]) \
+                   AS d(chain_id, month, clinic_id, payer_id, code, group_code, reason_code, \
+                     lines, amount_cents)), \
+             upserted AS ( \
+                 INSERT INTO {schema}.denial_reasons_monthly AS t \
+                 SELECT * FROM delta \
+                 ON CONFLICT (chain_id, month, clinic_id, payer_id, code, group_code, reason_code) \
+                 DO UPDATE SET lines = t.lines + EXCLUDED.lines, \
+                     amount_cents = t.amount_cents + EXCLUDED.amount_cents \
+                 RETURNING *) \
+             DELETE FROM {schema}.denial_reasons_monthly t USING upserted u \
+             WHERE u.lines = 0 AND u.amount_cents = 0 \
+               AND t.chain_id = u.chain_id AND t.month = u.month AND t.clinic_id = u.clinic_id \
+               AND t.payer_id = u.payer_id AND t.code = u.code \
+               AND t.group_code = u.group_code AND t.reason_code = u.reason_code"
+        ))
+        .bind(uuids(|key| key.0))
+        .bind(months)
+        .bind(uuids(|key| key.2))
+        .bind(uuids(|key| key.3))
+        .bind(texts(|key| key.4.as_str()))
+        .bind(texts(|key| key.5.as_str()))
+        .bind(texts(|key| key.6.as_str()))
+        .bind(
+            changed
+                .iter()
+                .map(|(_, counters)| counters.lines)
+                .collect::<Vec<i64>>(),
+        )
+        .bind(
+            changed
+                .iter()
+                .map(|(_, counters)| counters.amount_cents)
+                .collect::<Vec<i64>>(),
+        )
+        .persistent(false)
+        .execute(&mut *connection)
+        .await
+        .map_err(ProjectorError::db("writing denial reason rollups"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::{LineResult, OutcomeLine, RemittedAdjustment};
+    use claimledger_claims::claim::ClaimStatus;
+
+    fn claim(result: Option<LineResult>) -> Lifecycle {
+        Lifecycle {
+            chain: Uuid::from_u128(1),
+            session: Uuid::from_u128(2),
+            payer: Uuid::from_u128(3),
+            clinic: Uuid::from_u128(4),
+            date_of_service: NaiveDate::from_ymd_opt(2026, 3, 10),
+            status: ClaimStatus::Paid,
+            submitted_on: NaiveDate::from_ymd_opt(2026, 3, 11),
+            adjudicated_on: NaiveDate::from_ymd_opt(2026, 3, 31),
+            payer_claim_number: None,
+            written_off_cents: 0,
+            resubmissions: 0,
+            lines: vec![OutcomeLine {
+                line_number: 1,
+                code: "97140".to_owned(),
+                modifiers: Vec::new(),
+                units: 2,
+                charge_cents: 9000,
+                result,
+            }],
+        }
+    }
+
+    #[test]
+    fn given_a_claim_added_then_removed_when_summed_then_every_counter_is_zero() {
+        let paid = claim(Some(LineResult {
+            allowed_cents: 8000,
+            paid_cents: 8000,
+            patient_responsibility_cents: 0,
+            paid_units: 2,
+            adjustments: vec![RemittedAdjustment {
+                group: "CO".to_owned(),
+                reason: "45".to_owned(),
+                amount_cents: 1000,
+            }],
+        }));
+        let mut deltas = RollupDeltas::default();
+        deltas.add_claim(&paid, 1);
+        let key = (
+            paid.chain,
+            NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            paid.clinic,
+            paid.payer,
+            "97140".to_owned(),
+        );
+        let counters = deltas.reimbursement[&key];
+        assert_eq!(counters.paid_lines, 1);
+        assert_eq!(counters.days_to_payment_sum, 21);
+        assert!(deltas.denials.is_empty(), "a paid line is not a denial");
+        deltas.add_claim(&paid, -1);
+        assert_eq!(deltas.reimbursement[&key], Reimbursement::default());
+    }
+
+    #[test]
+    fn given_a_denied_line_when_added_then_its_adjustments_are_denial_reasons() {
+        let denied = claim(Some(LineResult {
+            allowed_cents: 0,
+            paid_cents: 0,
+            patient_responsibility_cents: 0,
+            paid_units: 0,
+            adjustments: vec![RemittedAdjustment {
+                group: "CO".to_owned(),
+                reason: "50".to_owned(),
+                amount_cents: 9000,
+            }],
+        }));
+        let mut deltas = RollupDeltas::default();
+        deltas.add_claim(&denied, 1);
+        let (key, counters) = deltas.denials.iter().next().expect("one reason");
+        assert_eq!((key.5.as_str(), key.6.as_str()), ("CO", "50"));
+        assert_eq!(
+            *counters,
+            Denials {
+                lines: 1,
+                amount_cents: 9000
+            }
+        );
+        let reimbursement = deltas.reimbursement.values().next().expect("one row");
+        assert_eq!(reimbursement.denied_lines, 1);
+        assert_eq!(reimbursement.paid_lines, 0);
+        assert_eq!(reimbursement.days_to_payment_sum, 0);
+    }
+}
