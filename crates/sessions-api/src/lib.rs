@@ -5,11 +5,13 @@
 //! - [`config`]: [`config::Settings`], loaded from the environment.
 //! - [`auth`]: API keys (hashed, chain-scoped, optional clinic scope, roles) and the bootstrap helper.
 //! - [`sessions`]: the session lifecycle endpoints. [`reference`]: reference data and keys.
+//! - [`claims`]: the claim lifecycle endpoints (submit, adjudications, resubmit, write-off, read).
 //! - [`idempotency`]: `Idempotency-Key` handling. [`extract`]: body and header extractors.
 //! - [`error`]: [`error::ApiError`] and its application/problem+json rendering.
 //! - [`dto`]: the wire shapes. [`openapi`]: the OpenAPI document served at `/openapi.json`.
 
 pub mod auth;
+pub mod claims;
 pub mod config;
 pub mod dto;
 pub mod error;

@@ -7,7 +7,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{auth, dto, error, reference, sessions};
+use crate::{auth, claims, dto, error, reference, sessions};
 
 /// The API's OpenAPI description.
 #[derive(Debug, OpenApi)]
@@ -33,11 +33,17 @@ use crate::{auth, dto, error, reference, sessions};
         sessions::cancel,
         sessions::no_show,
         sessions::amend,
+        claims::get_claim,
+        claims::submit,
+        claims::adjudicate,
+        claims::resubmit,
+        claims::write_off,
     ),
     components(schemas(auth::Role, error::Problem, dto::PaymentDto)),
     modifiers(&BearerKey),
     tags(
         (name = "sessions", description = "The session lifecycle"),
+        (name = "claims", description = "The claim lifecycle: submission, remittances, resubmission, write-off"),
         (name = "reference", description = "Clinics, therapists, payers, patients, coverages, referrals"),
         (name = "keys", description = "API keys"),
     )

@@ -23,7 +23,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::{ConfigError, Settings};
 use crate::error::{ApiError, ServerFailure};
 use crate::sessions::SessionCache;
-use crate::{openapi, reference, sessions};
+use crate::{claims, openapi, reference, sessions};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -148,6 +148,14 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/sessions/{id}/cancel", post(sessions::cancel))
         .route("/v1/sessions/{id}/no-show", post(sessions::no_show))
         .route("/v1/sessions/{id}/amend", post(sessions::amend))
+        .route("/v1/claims/{claim_id}", get(claims::get_claim))
+        .route("/v1/claims/{claim_id}/submit", post(claims::submit))
+        .route(
+            "/v1/claims/{claim_id}/adjudications",
+            post(claims::adjudicate),
+        )
+        .route("/v1/claims/{claim_id}/resubmit", post(claims::resubmit))
+        .route("/v1/claims/{claim_id}/write-off", post(claims::write_off))
         .fallback(|| async { ApiError::not_found("path", "resource").into_response() })
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -3,6 +3,7 @@
 
 mod access;
 mod bodies;
+mod claims;
 mod concurrency;
 mod helpers;
 mod lifecycle;
