@@ -16,6 +16,7 @@
 //!   amounts, balancing).
 //! - [`error`]: [`error::ClaimError`], every refusal naming the field and the reason.
 //! - [`schema`]: explicit conversions between these domain events and the log's archived events.
+//! - [`simulator`]: the remittance a payer with a given policy would send (demos), from a seed.
 
 pub mod claim;
 pub mod command;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod event;
 pub mod remittance;
 pub mod schema;
+pub mod simulator;
 
 #[cfg(test)]
 mod tests;
