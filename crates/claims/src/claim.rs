@@ -150,8 +150,13 @@ impl Claim {
         (self.billed_cents() - settled - self.written_off_cents).max(0)
     }
 
-    /// Folds one event into the state. Events are facts: applying never fails.
+    /// Folds one event into the state. Events are facts: applying never fails. An event that
+    /// needs a submission (which decisions never produce without one, but another writer could)
+    /// is ignored, as the projector parks it: the claim is whatever its submissions made it.
     pub fn apply(&mut self, event: &ClaimEvent) {
+        if self.submission.is_none() && !matches!(event, ClaimEvent::Submitted { .. }) {
+            return;
+        }
         match event {
             ClaimEvent::Submitted {
                 session,

@@ -238,6 +238,14 @@ fn given_a_write_off_above_the_balance_when_decided_then_the_amount_is_refused()
 }
 
 #[test]
+fn given_a_remittance_event_without_a_submission_when_applied_then_it_is_ignored() {
+    let given = given(&[submit(), ClaimCommand::Adjudicate(remittance())]);
+    let stray = ClaimEvent::Adjudicated(given.adjudication().expect("adjudicated").clone());
+    let claim = Claim::from_events(&[stray]);
+    assert_eq!(claim, Claim::default());
+}
+
+#[test]
 fn given_a_draft_when_adjudicated_or_written_off_then_the_status_is_refused() {
     let draft = Claim::default();
     assert_eq!(

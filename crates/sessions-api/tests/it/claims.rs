@@ -7,7 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use claimledger_events::{ClaimId, PayerId, SessionId, UtcMicros};
+use claimledger_events::claim::ClaimAdjudicated;
+use claimledger_events::{
+    Actor, ActorKind, AggregateKind, ClaimId, ClinicId, CommandId, Commit, CorrelationId, EpochDay,
+    Event, EventId, EventRecord, PayerId, SessionId, UtcMicros,
+};
+use claimledger_log::AggregateAddress;
 use claimledger_payer_rules::load_dir;
 use claimledger_payer_rules::publish::publish;
 use claimledger_projector::checksum::read_model_checksums;
@@ -727,4 +732,87 @@ async fn a_claim_that_could_not_be_derived_cannot_be_submitted() {
             .contains("could not be derived")
     );
     assert_eq!(app.total_commits().await, before);
+}
+
+/// A remittance commit written straight to the log, as another writer might.
+fn remittance_commit(app: &TestApp, clinic: Uuid, claim: Uuid) -> (AggregateAddress, Commit) {
+    let address = AggregateAddress {
+        chain: app.chain,
+        clinic: Some(ClinicId::from(clinic)),
+        kind: AggregateKind::Claim,
+        id: ClaimId::from(claim).into(),
+    };
+    let commit = Commit {
+        command_id: CommandId::from(Uuid::now_v7()),
+        chain: app.chain,
+        clinic: address.clinic,
+        aggregate_kind: AggregateKind::Claim,
+        aggregate_id: address.id,
+        recorded_at: UtcMicros(0),
+        actor: Actor {
+            kind: ActorKind::Service,
+            id: "test".to_owned(),
+        },
+        correlation_id: CorrelationId::from(Uuid::now_v7()),
+        causation_id: None,
+        events: vec![EventRecord {
+            event_id: EventId::from(Uuid::now_v7()),
+            occurred_at: UtcMicros(0),
+            event: Event::ClaimAdjudicated(ClaimAdjudicated {
+                payer_claim_number: "X".to_owned(),
+                adjudicated_on: EpochDay(20_000),
+                lines: Vec::new(),
+            }),
+        }],
+    };
+    (address, commit)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_commits_that_do_not_fit_are_parked_and_change_nothing() {
+    let app = spawn_app().await;
+    let world = billing_world(&app).await;
+    let mut projector =
+        Projector::build(app.log.clone(), app.pool.clone(), projector_config()).expect("builds");
+    let derived = visit(&app, &world, 0, &[("swedish_massage", "97124", 30)]).await;
+    drain(&mut projector).await;
+    let before = read_model_checksums(&app.pool, LIVE_SCHEMA, None)
+        .await
+        .expect("checksums");
+    // A remittance for a claim that was never derived, and one for a claim never submitted.
+    for claim in [Uuid::now_v7(), derived] {
+        let (address, commit) = remittance_commit(&app, world.clinic, claim);
+        app.log
+            .append(&address, 0, &commit)
+            .await
+            .expect("appended");
+    }
+    drain(&mut projector).await;
+    let parked: Vec<String> =
+        sqlx::query_scalar("SELECT error FROM parked_events ORDER BY sequence")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(parked.len(), 2, "{parked:?}");
+    assert!(parked[0].contains("never derived"), "{parked:?}");
+    assert!(parked[1].contains("never submitted"), "{parked:?}");
+    let after = read_model_checksums(&app.pool, LIVE_SCHEMA, None)
+        .await
+        .expect("checksums");
+    assert_eq!(before, after);
+    // The API ignores the stray remittance as the projector does: the claim is still a draft,
+    // at the version the stray commit gave its subject.
+    let reply = submit_with_version(&app, &world.billing, derived).await;
+    assert_eq!(reply.body["status"], "submitted");
+}
+
+/// Submits with the claim's current version as `If-Match` (the parked commit moved it).
+async fn submit_with_version(app: &TestApp, key: &str, claim: Uuid) -> Reply {
+    let current = app.get(&format!("/v1/claims/{claim}"), key).send().await;
+    assert_eq!(current.status, StatusCode::OK, "{current:?}");
+    assert_eq!(current.body["status"], "draft");
+    app.post(&format!("/v1/claims/{claim}/submit"), key)
+        .header("if-match", &current.etag())
+        .send()
+        .await
 }
