@@ -161,7 +161,8 @@ const ROLLUP: &str = "
     SELECT * FROM read_models.reimbursement_monthly
     WHERE chain_id = $1 AND month >= date_trunc('month', $2::date)::date AND month <= $3";
 
-/// The adjustments of denied lines shaped like `denial_reasons_monthly`.
+/// The adjustments of denied lines shaped like `denial_reasons_monthly`: a line counts once per
+/// distinct group and reason, with the amounts of repeated adjustments summed.
 const DENIALS_FROM_LINES: &str = "
     SELECT l.chain_id,
            date_trunc('month', c.date_of_service)::date AS month,
@@ -169,12 +170,14 @@ const DENIALS_FROM_LINES: &str = "
            adjustment.value->>'group' AS group_code,
            adjustment.value->>'reason' AS reason_code,
            1::bigint AS lines,
-           (adjustment.value->>'amount_cents')::bigint AS amount_cents
+           sum((adjustment.value->>'amount_cents')::bigint)::bigint AS amount_cents
     FROM read_models.claim_line_outcomes l
     JOIN read_models.claims c
       ON c.chain_id = l.chain_id AND c.session_id = l.session_id AND c.payer_id = l.payer_id
     CROSS JOIN LATERAL jsonb_array_elements(l.adjustments) AS adjustment(value)
-    WHERE l.chain_id = $1 AND l.denied AND c.date_of_service BETWEEN $2 AND $3";
+    WHERE l.chain_id = $1 AND l.denied AND c.date_of_service BETWEEN $2 AND $3
+    GROUP BY l.chain_id, l.session_id, l.payer_id, l.line_number, c.date_of_service, c.clinic_id,
+             l.code, adjustment.value->>'group', adjustment.value->>'reason'";
 
 /// The monthly denial-reason rollup.
 const DENIAL_ROLLUP: &str = "

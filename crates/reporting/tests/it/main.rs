@@ -9,3 +9,4 @@ mod known;
 mod openapi;
 mod queries;
 mod rls;
+mod terminal;
