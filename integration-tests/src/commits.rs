@@ -84,8 +84,9 @@ pub fn scheduled() -> Event {
         patient: Uuid::new_v4().into(),
         coverage: Coverage::Payer {
             payer: Uuid::new_v4().into(),
-            member_id: "XJH-4471-02".to_owned(),
+            coverage: Uuid::new_v4().into(),
         },
+        referral: None,
         scheduled_start: now(),
         planned_minutes: 60,
     })

@@ -16,9 +16,10 @@ use crate::event::Event;
 use crate::ids::{AggregateId, CausationId, ChainId, ClinicId, CommandId, CorrelationId, EventId};
 use crate::time::UtcMicros;
 use crate::v1::{CommitV1, upcast_commit_v1_to_v2};
+use crate::v2::{CommitV2, upcast_commit_v2_to_v3};
 
 /// The schema version new commits are written with.
-pub const CURRENT_SCHEMA_VERSION: u16 = 2;
+pub const CURRENT_SCHEMA_VERSION: u16 = 3;
 
 /// The kind of aggregate a commit belongs to; its subject token names it on the log.
 ///
@@ -188,8 +189,11 @@ impl Commit {
 pub enum VersionedCommit {
     /// Schema version 1 (frozen).
     V1(#[rkyv(with = AsBox)] CommitV1),
-    /// Schema version 2 (current): `ServiceRecorded` gained `body_side`.
-    V2(#[rkyv(with = AsBox)] Commit),
+    /// Schema version 2 (frozen): `ServiceRecorded` gained `body_side`.
+    V2(#[rkyv(with = AsBox)] CommitV2),
+    /// Schema version 3 (current): `SessionScheduled` gained `referral`, and its payer coverage
+    /// names a typed coverage id instead of `member_id` text.
+    V3(#[rkyv(with = AsBox)] Commit),
 }
 
 impl VersionedCommit {
@@ -198,14 +202,16 @@ impl VersionedCommit {
         match self {
             Self::V1(_) => 1,
             Self::V2(_) => 2,
+            Self::V3(_) => 3,
         }
     }
 
     /// Converts any version to the current shape through the named upcasters.
     pub fn into_current(self) -> Commit {
         match self {
-            Self::V1(commit) => upcast_commit_v1_to_v2(commit),
-            Self::V2(commit) => commit,
+            Self::V1(commit) => upcast_commit_v2_to_v3(upcast_commit_v1_to_v2(commit)),
+            Self::V2(commit) => upcast_commit_v2_to_v3(commit),
+            Self::V3(commit) => commit,
         }
     }
 }
@@ -232,15 +238,18 @@ pub struct DecodeError {
 /// byte-for-byte that of [`VersionedCommit`]; a property test compares the two encodings.
 #[derive(Archive, Serialize)]
 enum VersionedCommitRef<'a> {
-    /// Never written any more; present so that `V2` keeps tag 1.
+    /// Never written any more; present so that `V3` keeps tag 2.
     #[allow(dead_code)]
     V1(#[rkyv(with = InlineAsBox)] &'a CommitV1),
-    V2(#[rkyv(with = InlineAsBox)] &'a Commit),
+    /// Never written any more; present so that `V3` keeps tag 2.
+    #[allow(dead_code)]
+    V2(#[rkyv(with = InlineAsBox)] &'a CommitV2),
+    V3(#[rkyv(with = InlineAsBox)] &'a Commit),
 }
 
 /// Encodes a commit with the current schema version.
 pub fn encode(commit: &Commit) -> Result<Vec<u8>, EncodeError> {
-    rkyv::to_bytes::<rancor::Error>(&VersionedCommitRef::V2(commit))
+    rkyv::to_bytes::<rancor::Error>(&VersionedCommitRef::V3(commit))
         .map(AlignedVec::into_vec)
         .map_err(EncodeError)
 }

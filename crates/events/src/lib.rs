@@ -6,7 +6,8 @@
 //! - [`ids`]: identifier newtypes. [`time`]: UTC instants and calendar days as integers.
 //! - [`session`], [`rules`], [`reference`], [`claim`]: event payloads. [`Event`]: the event enum and its versioning rule.
 //! - [`envelope`]: the per-command [`Commit`], [`encode`], and checked [`decode`].
-//! - [`v1`]: frozen shapes of schema version 1 and the upcasters to the current version.
+//! - [`v1`], [`v2`]: frozen shapes of schema versions 1 and 2 and the upcasters between versions
+//!   (v1 → v2 → v3, the current one).
 
 pub mod claim;
 pub mod codes;
@@ -18,6 +19,7 @@ pub mod rules;
 pub mod session;
 pub mod time;
 pub mod v1;
+pub mod v2;
 
 pub use codes::{CptCode, FieldError, Icd10Code};
 pub use envelope::{

@@ -7,25 +7,25 @@
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::codes::{CptCode, Icd10Code};
-use crate::ids::{EventId, PatientId, PayerId, TherapistId};
+use crate::ids::{CoverageId, EventId, PatientId, PayerId, ReferralId, TherapistId};
 use crate::time::UtcMicros;
 
-/// Who pays for a session.
+/// Who pays for a session (schema version 3 shape; see [`crate::v2::CoverageV2`]).
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub enum Coverage {
-    /// A third-party payer covers the session under the patient's membership.
+    /// A third-party payer covers the session under one of the patient's recorded coverages.
     Payer {
         /// The payer whose rules price the claim.
         payer: PayerId,
-        /// The patient's member or policy number at that payer.
-        member_id: String,
+        /// The coverage (`CoverageRecorded`); its member id is PHI and stays in PostgreSQL.
+        coverage: CoverageId,
     },
     /// The patient pays the clinic directly.
     SelfPay,
 }
 
-/// A session was booked.
+/// A session was booked (schema version 3 shape; see [`crate::v2::SessionScheduledV2`]).
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct SessionScheduled {
@@ -35,6 +35,8 @@ pub struct SessionScheduled {
     pub patient: PatientId,
     /// Who pays.
     pub coverage: Coverage,
+    /// The referral or prescription the visit is given under, if any (`ReferralRecorded`).
+    pub referral: Option<ReferralId>,
     /// The booked start, as a UTC instant.
     pub scheduled_start: UtcMicros,
     /// The booked length in minutes.

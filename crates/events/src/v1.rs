@@ -1,23 +1,25 @@
-//! Frozen shapes of schema version 1 and the named upcasters that lift them to the current version.
+//! Frozen shapes of schema version 1 and the named upcasters that lift them to version 2 (and
+//! through [`crate::v2`] to the current version).
 //!
 //! Nothing in this module may change: the golden fixture test encodes these types and compares the
-//! bytes with `tests/fixtures/commit_v1.bin`. Structs that did not change between versions (for
-//! example [`SessionScheduled`]) are shared with the current version; the day one of them has to
-//! change, its released shape is first copied here under a `V1` name.
+//! bytes with `tests/fixtures/commit_v1.bin`. Structs that did not change between versions are
+//! shared with the later version that still has them (for example `SessionScheduled`, frozen as
+//! [`SessionScheduledV2`] when version 3 changed it); the day one of them has to change, its
+//! released shape is first copied under a versioned name.
 
 use rkyv::with::AsBox;
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::codes::CptCode;
-use crate::envelope::{Actor, AggregateKind, Commit, EventRecord};
-use crate::event::Event;
+use crate::envelope::{Actor, AggregateKind};
 use crate::ids::{AggregateId, CausationId, ChainId, ClinicId, CommandId, CorrelationId, EventId};
 use crate::rules::RulesChanged;
 use crate::session::{
     BodyRegion, DiagnosesAttached, ModalityRecorded, ServiceRecorded, SessionAmended,
-    SessionCancelled, SessionScheduled, Technique,
+    SessionCancelled, Technique,
 };
 use crate::time::UtcMicros;
+use crate::v2::{CommitV2, EventRecordV2, EventV2, SessionScheduledV2};
 
 /// `ServiceRecorded` as released in version 1: no body side.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -39,8 +41,8 @@ pub struct ServiceRecordedV1 {
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub enum EventV1 {
-    /// Unchanged in version 2.
-    SessionScheduled(#[rkyv(with = AsBox)] SessionScheduled),
+    /// Unchanged in version 2 (changed in version 3).
+    SessionScheduled(#[rkyv(with = AsBox)] SessionScheduledV2),
     /// Unchanged in version 2.
     CheckedIn,
     /// Gained `body_side` in version 2.
@@ -119,25 +121,25 @@ pub fn upcast_service_recorded_v1_to_v2(service: ServiceRecordedV1) -> ServiceRe
 }
 
 /// Upcaster v1 → v2 for one event.
-pub fn upcast_event_v1_to_v2(event: EventV1) -> Event {
+pub fn upcast_event_v1_to_v2(event: EventV1) -> EventV2 {
     match event {
-        EventV1::SessionScheduled(payload) => Event::SessionScheduled(payload),
-        EventV1::CheckedIn => Event::CheckedIn,
+        EventV1::SessionScheduled(payload) => EventV2::SessionScheduled(payload),
+        EventV1::CheckedIn => EventV2::CheckedIn,
         EventV1::ServiceRecorded(payload) => {
-            Event::ServiceRecorded(upcast_service_recorded_v1_to_v2(payload))
+            EventV2::ServiceRecorded(upcast_service_recorded_v1_to_v2(payload))
         }
-        EventV1::ModalityRecorded(payload) => Event::ModalityRecorded(payload),
-        EventV1::DiagnosesAttached(payload) => Event::DiagnosesAttached(payload),
-        EventV1::SessionCompleted => Event::SessionCompleted,
-        EventV1::SessionCancelled(payload) => Event::SessionCancelled(payload),
-        EventV1::SessionNoShow => Event::SessionNoShow,
-        EventV1::SessionAmended(payload) => Event::SessionAmended(payload),
-        EventV1::RulesChanged(payload) => Event::RulesChanged(payload),
+        EventV1::ModalityRecorded(payload) => EventV2::ModalityRecorded(payload),
+        EventV1::DiagnosesAttached(payload) => EventV2::DiagnosesAttached(payload),
+        EventV1::SessionCompleted => EventV2::SessionCompleted,
+        EventV1::SessionCancelled(payload) => EventV2::SessionCancelled(payload),
+        EventV1::SessionNoShow => EventV2::SessionNoShow,
+        EventV1::SessionAmended(payload) => EventV2::SessionAmended(payload),
+        EventV1::RulesChanged(payload) => EventV2::RulesChanged(payload),
     }
 }
 
 /// Upcaster v1 → v2 for a whole commit: the envelope is unchanged, each event is upcast.
-pub fn upcast_commit_v1_to_v2(commit: CommitV1) -> Commit {
+pub fn upcast_commit_v1_to_v2(commit: CommitV1) -> CommitV2 {
     let CommitV1 {
         command_id,
         chain,
@@ -150,7 +152,7 @@ pub fn upcast_commit_v1_to_v2(commit: CommitV1) -> Commit {
         causation_id,
         events,
     } = commit;
-    Commit {
+    CommitV2 {
         command_id,
         chain,
         clinic,
@@ -162,7 +164,7 @@ pub fn upcast_commit_v1_to_v2(commit: CommitV1) -> Commit {
         causation_id,
         events: events
             .into_iter()
-            .map(|record| EventRecord {
+            .map(|record| EventRecordV2 {
                 event_id: record.event_id,
                 occurred_at: record.occurred_at,
                 event: upcast_event_v1_to_v2(record.event),

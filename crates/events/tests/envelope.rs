@@ -1,5 +1,5 @@
 //! Envelope tests: round trips of arbitrary commits, hostile bytes, and schema evolution against the
-//! committed golden fixture of version 1 bytes.
+//! committed golden fixtures of version 1 and version 2 bytes.
 
 use std::path::PathBuf;
 
@@ -9,6 +9,9 @@ use claimledger_events::session::{
     SessionAmended, SessionCancelled, SessionScheduled, Technique,
 };
 use claimledger_events::v1::{CommitV1, EventRecordV1, EventV1, ServiceRecordedV1};
+use claimledger_events::v2::{
+    CommitV2, CoverageV2, EventRecordV2, EventV2, SessionScheduledV2, upcast_coverage_v2_to_v3,
+};
 use claimledger_events::{
     Actor, ActorKind, AggregateKind, Commit, CptCode, EpochDay, Event, EventRecord, Icd10Code,
     UtcMicros, VersionedCommit, decode, decode_versioned, encode, encode_versioned,
@@ -90,23 +93,32 @@ fn body_side() -> impl Strategy<Value = BodySide> {
 fn coverage() -> impl Strategy<Value = Coverage> {
     prop_oneof![
         Just(Coverage::SelfPay),
-        (id(), text()).prop_map(|(payer, member_id)| Coverage::Payer { payer, member_id }),
+        (id(), id()).prop_map(|(payer, coverage)| Coverage::Payer { payer, coverage }),
     ]
 }
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        (id(), id(), coverage(), any::<i64>(), any::<u16>()).prop_map(
-            |(therapist, patient, coverage, start, planned_minutes)| {
-                Event::SessionScheduled(SessionScheduled {
-                    therapist,
-                    patient,
-                    coverage,
-                    scheduled_start: UtcMicros(start),
-                    planned_minutes,
-                })
-            }
-        ),
+        (
+            id(),
+            id(),
+            coverage(),
+            option::of(id()),
+            any::<i64>(),
+            any::<u16>()
+        )
+            .prop_map(
+                |(therapist, patient, coverage, referral, start, planned_minutes)| {
+                    Event::SessionScheduled(SessionScheduled {
+                        therapist,
+                        patient,
+                        coverage,
+                        referral,
+                        scheduled_start: UtcMicros(start),
+                        planned_minutes,
+                    })
+                }
+            ),
         Just(Event::CheckedIn),
         (
             technique(),
@@ -204,10 +216,10 @@ proptest! {
     }
 
     #[test]
-    fn encode_writes_exactly_the_bytes_of_the_owned_version_2_envelope(commit in commit()) {
+    fn encode_writes_exactly_the_bytes_of_the_owned_version_3_envelope(commit in commit()) {
         // `encode` serializes a borrowed twin of `VersionedCommit`; the layouts must be identical.
         let borrowed = encode(&commit).expect("encoding succeeds");
-        let owned = encode_versioned(&VersionedCommit::V2(commit)).expect("encoding succeeds");
+        let owned = encode_versioned(&VersionedCommit::V3(commit)).expect("encoding succeeds");
         prop_assert_eq!(borrowed, owned);
     }
 
@@ -258,6 +270,10 @@ proptest! {
 
 fn fixture_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/commit_v1.bin")
+}
+
+fn v2_fixture_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/commit_v2.bin")
 }
 
 fn uuid(text: &str) -> uuid::Uuid {
@@ -345,11 +361,12 @@ fn committed_v1_bytes_decode_and_upcast_to_the_current_shape() {
 }
 
 #[test]
-fn current_commits_are_written_as_version_2() {
-    let current = claimledger_events::v1::upcast_commit_v1_to_v2(golden_v1_commit());
+fn current_commits_are_written_as_version_3() {
+    let current = decode(&std::fs::read(fixture_path()).expect("the fixture is committed"))
+        .expect("v1 bytes decode");
     let bytes = encode(&current).expect("encodes");
     let versioned = decode_versioned(&bytes).expect("decodes");
-    assert_eq!(versioned.schema_version(), 2);
+    assert_eq!(versioned.schema_version(), 3);
     assert_eq!(
         versioned.schema_version(),
         claimledger_events::CURRENT_SCHEMA_VERSION
@@ -361,7 +378,8 @@ fn current_commits_are_written_as_version_2() {
 
 #[test]
 fn validate_names_the_offending_field() {
-    let mut commit = claimledger_events::v1::upcast_commit_v1_to_v2(golden_v1_commit());
+    let mut commit = decode(&std::fs::read(fixture_path()).expect("the fixture is committed"))
+        .expect("v1 bytes decode");
     assert_eq!(commit.validate(), Ok(()));
 
     commit.clinic = None;
@@ -370,4 +388,136 @@ fn validate_names_the_offending_field() {
     commit.clinic = Some(uuid("0190f1a2-0000-7000-8000-0000000000c2").into());
     commit.events.clear();
     assert_eq!(commit.validate().unwrap_err().field, "events");
+}
+
+/// The commit stored in the version 2 golden fixture, built with the frozen version 2 types: a
+/// booking paid by a payer (its coverage id written as text in `member_id`, as the sessions API
+/// did), a service with a side, and a reference event appended to version 2.
+fn golden_v2_commit() -> CommitV2 {
+    CommitV2 {
+        command_id: uuid("0190f1a2-0000-7000-8000-000000000002").into(),
+        chain: uuid("0190f1a2-0000-7000-8000-0000000000c1").into(),
+        clinic: Some(uuid("0190f1a2-0000-7000-8000-0000000000c2").into()),
+        aggregate_kind: AggregateKind::Session,
+        aggregate_id: uuid("0190f1a2-0000-7000-8000-0000000000a2").into(),
+        recorded_at: UtcMicros(1_790_000_000_000_000),
+        actor: Actor {
+            kind: ActorKind::Staff,
+            id: "front-desk-7".to_owned(),
+        },
+        correlation_id: uuid("0190f1a2-0000-7000-8000-0000000000d2").into(),
+        causation_id: None,
+        events: vec![
+            EventRecordV2 {
+                event_id: uuid("0190f1a2-0000-7000-8000-0000000000f1").into(),
+                occurred_at: UtcMicros(1_789_990_000_000_000),
+                event: EventV2::SessionScheduled(SessionScheduledV2 {
+                    therapist: uuid("0190f1a2-0000-7000-8000-0000000000b1").into(),
+                    patient: uuid("0190f1a2-0000-7000-8000-0000000000b2").into(),
+                    coverage: CoverageV2::Payer {
+                        payer: uuid("0190f1a2-0000-7000-8000-0000000000b3").into(),
+                        member_id: "0190f1a2-0000-7000-8000-0000000000b4".to_owned(),
+                    },
+                    scheduled_start: UtcMicros(1_789_999_000_000_000),
+                    planned_minutes: 60,
+                }),
+            },
+            EventRecordV2 {
+                event_id: uuid("0190f1a2-0000-7000-8000-0000000000f2").into(),
+                occurred_at: UtcMicros(1_789_999_900_000_000),
+                event: EventV2::ServiceRecorded(ServiceRecorded {
+                    technique: Technique::DeepTissue,
+                    cpt_code: CptCode::new("97124").expect("valid"),
+                    minutes: 30,
+                    body_region: BodyRegion::Shoulder,
+                    body_side: Some(BodySide::Left),
+                    description: None,
+                }),
+            },
+            EventRecordV2 {
+                event_id: uuid("0190f1a2-0000-7000-8000-0000000000f3").into(),
+                occurred_at: UtcMicros(1_789_999_950_000_000),
+                event: EventV2::SessionCompleted,
+            },
+        ],
+    }
+}
+
+#[test]
+fn frozen_v2_types_still_encode_to_the_committed_fixture() {
+    let bytes = encode_versioned(&VersionedCommit::V2(golden_v2_commit())).expect("encodes");
+    if std::env::var_os("CLAIMLEDGER_WRITE_FIXTURES").is_some() {
+        std::fs::write(v2_fixture_path(), &bytes).expect("fixture written");
+    }
+    let committed = std::fs::read(v2_fixture_path()).expect("the fixture is committed");
+    assert_eq!(
+        bytes, committed,
+        "the version 2 shapes changed; released shapes are frozen (see claimledger_events::Event)"
+    );
+}
+
+#[test]
+fn committed_v2_bytes_decode_and_upcast_to_the_current_shape() {
+    let committed = std::fs::read(v2_fixture_path()).expect("the fixture is committed");
+    assert_eq!(
+        decode_versioned(&committed)
+            .expect("v2 bytes decode")
+            .schema_version(),
+        2
+    );
+    let current = decode(&committed).expect("v2 bytes decode into the current type");
+    assert_eq!(current.events.len(), 3);
+    assert_eq!(
+        current.events[0].event,
+        Event::SessionScheduled(SessionScheduled {
+            therapist: uuid("0190f1a2-0000-7000-8000-0000000000b1").into(),
+            patient: uuid("0190f1a2-0000-7000-8000-0000000000b2").into(),
+            coverage: Coverage::Payer {
+                payer: uuid("0190f1a2-0000-7000-8000-0000000000b3").into(),
+                coverage: uuid("0190f1a2-0000-7000-8000-0000000000b4").into(),
+            },
+            referral: None,
+            scheduled_start: UtcMicros(1_789_999_000_000_000),
+            planned_minutes: 60,
+        })
+    );
+    assert_eq!(current.events[2].event, Event::SessionCompleted);
+}
+
+#[test]
+fn a_v2_member_id_that_is_not_a_uuid_upcasts_to_the_same_derived_id_every_time() {
+    let payer = uuid("0190f1a2-0000-7000-8000-0000000000b3").into();
+    let text = |member_id: &str| CoverageV2::Payer {
+        payer,
+        member_id: member_id.to_owned(),
+    };
+    let first = upcast_coverage_v2_to_v3(text("W123456789"));
+    let again = upcast_coverage_v2_to_v3(text("W123456789"));
+    let other = upcast_coverage_v2_to_v3(text("W123456780"));
+    let empty = upcast_coverage_v2_to_v3(text(""));
+    assert_eq!(first, again);
+    assert_ne!(first, other);
+    assert_ne!(first, empty);
+    let Coverage::Payer {
+        payer: kept,
+        coverage,
+    } = first
+    else {
+        panic!("a payer coverage stays a payer coverage");
+    };
+    assert_eq!(kept, payer);
+    assert_eq!(coverage.as_uuid().get_version_num(), 5);
+    assert_eq!(
+        upcast_coverage_v2_to_v3(CoverageV2::SelfPay),
+        Coverage::SelfPay
+    );
+}
+
+#[test]
+fn v1_commits_upcast_through_version_2_to_the_current_shape() {
+    let through_v2 = claimledger_events::v2::upcast_commit_v2_to_v3(
+        claimledger_events::v1::upcast_commit_v1_to_v2(golden_v1_commit()),
+    );
+    let committed = std::fs::read(fixture_path()).expect("the fixture is committed");
+    assert_eq!(decode(&committed).expect("v1 bytes decode"), through_v2);
 }
