@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use claimledger_billing::codes::{CptCode, Technique};
 use claimledger_billing::validation::Icd10Code;
-use claimledger_events::{ClinicId, PatientId, PayerId, TherapistId};
+use claimledger_events::{ClinicId, EventId, PatientId, PayerId, TherapistId};
 use uuid::Uuid;
 
 use crate::body::{BodyRegion, BodySide};
@@ -67,6 +67,9 @@ pub struct ScheduleSession {
 /// Record a billable service delivered during the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordService {
+    /// The id the recorded service will have: the log event's id, by which it can be voided. The
+    /// caller chooses it, like any new entity's id.
+    pub id: EventId,
     /// How it was delivered.
     pub technique: Technique,
     /// The code it is billed under; it must cover the technique.
@@ -84,6 +87,8 @@ pub struct RecordService {
 /// Record a supervised modality such as hot or cold packs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordModality {
+    /// The id the recorded modality will have (the log event's id).
+    pub id: EventId,
     /// The modality's code (an untimed supervised modality: 97010 or 97012).
     pub code: CptCode,
     /// Minutes applied.
@@ -117,6 +122,14 @@ pub enum SessionCommand {
         /// Why.
         reason: String,
     },
+    /// Void a service or modality recorded by mistake: it stops counting for minutes and units,
+    /// and the original stays on the log.
+    VoidService {
+        /// The event id of the recorded service or modality.
+        service: EventId,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl SessionCommand {
@@ -132,6 +145,7 @@ impl SessionCommand {
             SessionCommand::Cancel { .. } => "cancel",
             SessionCommand::NoShow => "no_show",
             SessionCommand::Amend { .. } => "amend",
+            SessionCommand::VoidService { .. } => "void_service",
         }
     }
 }

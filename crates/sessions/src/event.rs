@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use claimledger_billing::codes::{CptCode, Technique};
 use claimledger_billing::validation::Icd10Code;
-use claimledger_events::{ClinicId, PatientId, TherapistId};
+use claimledger_events::{ClinicId, EventId, PatientId, TherapistId};
 
 use crate::body::{BodyRegion, BodySide};
-use crate::command::Payment;
+use crate::command::{Payment, ReferralId};
 
 /// A booked session, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub struct Scheduled {
     pub patient: PatientId,
     /// Who pays.
     pub payment: Payment,
+    /// The referral the visit is given under, if any.
+    pub referral: Option<ReferralId>,
     /// The booked start.
     pub scheduled_start: DateTime<Utc>,
     /// The booked length in minutes.
@@ -29,6 +31,8 @@ pub struct Scheduled {
 /// A delivered service, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceRecorded {
+    /// Its id: the id of the log event that records it.
+    pub id: EventId,
     /// How it was delivered.
     pub technique: Technique,
     /// The code it is billed under.
@@ -46,6 +50,8 @@ pub struct ServiceRecorded {
 /// An applied modality, as recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModalityRecorded {
+    /// Its id: the id of the log event that records it.
+    pub id: EventId,
     /// The modality's code.
     pub code: CptCode,
     /// Minutes applied.
@@ -85,6 +91,13 @@ pub enum SessionEvent {
     NoShow,
     /// A completed record was reopened for correction.
     Amended {
+        /// Why.
+        reason: String,
+    },
+    /// A service or modality recorded by mistake was voided.
+    ServiceVoided {
+        /// The voided service's or modality's id.
+        service: EventId,
         /// Why.
         reason: String,
     },

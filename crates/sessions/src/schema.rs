@@ -5,19 +5,19 @@
 //! - The log's generic `TherapeuticExercise` (data recorded without the kind of exercise) reads back
 //!   as range-of-motion exercise: all four kinds bill as 97110, so the billing outcome is the same.
 //!   New data records the kind with its own variant.
-//! - The log's `Coverage::Payer` has a `member_id` field. A member id is PHI, which never enters the
-//!   log, so the field carries the coverage's id instead and the member id stays in PostgreSQL.
+//! - The log's `Coverage::Payer` names the coverage by id (schema version 3; version 2 carried the
+//!   same id as text in a field called `member_id`). The member id itself is PHI, which never
+//!   enters the log: it stays in PostgreSQL.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use claimledger_billing::codes::{CptCode, Technique};
 use claimledger_billing::validation::{FieldError, Icd10Code};
 use claimledger_events::session as log;
-use claimledger_events::{ClinicId, Event, UtcMicros};
+use claimledger_events::{ClinicId, EpochDay, Event, EventId, UtcMicros};
 use thiserror::Error;
-use uuid::Uuid;
 
 use crate::body::{BodyRegion, BodySide};
-use crate::command::{CoverageId, Payment};
+use crate::command::{CoverageId, Payment, ReferralId};
 use crate::event::{ModalityRecorded, Scheduled, ServiceRecorded, SessionEvent};
 
 /// The text the log's free-text technique carries for the billing core's unlisted technique (the
@@ -30,11 +30,11 @@ pub enum SchemaError {
     /// A code on the log is not in the billing core's catalogue.
     #[error("the log holds a code the billing core does not know")]
     UnknownCode(#[source] FieldError),
-    /// The coverage reference on the log is not a UUID.
-    #[error("the log's coverage reference {value:?} is not a coverage id")]
-    CoverageReference {
-        /// The stored text.
-        value: String,
+    /// A day on the log is outside the representable range.
+    #[error("the log holds a day out of range: {days} days from 1970-01-01")]
+    DayOutOfRange {
+        /// The stored day count.
+        days: i32,
     },
     /// An instant on the log is outside the representable range.
     #[error("the log holds an instant out of range: {micros} µs")]
@@ -55,6 +55,22 @@ pub fn from_micros(micros: UtcMicros) -> Result<DateTime<Utc>, SchemaError> {
         .ok_or(SchemaError::InstantOutOfRange { micros: micros.0 })
 }
 
+/// The first day of the log's day count (`EpochDay(0)`).
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
+
+/// Converts a calendar day to the log's day count.
+pub fn to_epoch_day(day: NaiveDate) -> EpochDay {
+    // Every NaiveDate is within ±262,143 years of 1970, far inside i32 days.
+    EpochDay(i32::try_from((day - EPOCH).num_days()).unwrap_or(i32::MAX))
+}
+
+/// Converts the log's day count to a calendar day.
+pub fn from_epoch_day(day: EpochDay) -> Result<NaiveDate, SchemaError> {
+    EPOCH
+        .checked_add_signed(chrono::Duration::days(i64::from(day.0)))
+        .ok_or(SchemaError::DayOutOfRange { days: day.0 })
+}
+
 /// When a domain event happened, for the log's `occurred_at`: its own instant if it carries one,
 /// else `decided_at`, the instant the command was decided.
 pub fn occurred_at(event: &SessionEvent, decided_at: DateTime<Utc>) -> DateTime<Utc> {
@@ -73,10 +89,13 @@ pub fn to_log_event(event: &SessionEvent) -> Event {
             coverage: match scheduled.payment {
                 Payment::Payer { payer, coverage } => log::Coverage::Payer {
                     payer,
-                    member_id: coverage.0.hyphenated().to_string(),
+                    coverage: claimledger_events::CoverageId::from(coverage.0),
                 },
                 Payment::SelfPay => log::Coverage::SelfPay,
             },
+            referral: scheduled
+                .referral
+                .map(|referral| claimledger_events::ReferralId::from(referral.0)),
             scheduled_start: to_micros(scheduled.scheduled_start),
             planned_minutes: scheduled.planned_minutes,
         }),
@@ -108,13 +127,31 @@ pub fn to_log_event(event: &SessionEvent) -> Event {
         SessionEvent::Amended { reason } => Event::SessionAmended(log::SessionAmended {
             reason: reason.clone(),
         }),
+        SessionEvent::ServiceVoided { service, reason } => {
+            Event::ServiceVoided(log::ServiceVoided {
+                service_event: *service,
+                reason: reason.clone(),
+            })
+        }
+    }
+}
+
+/// The log event id a domain event must be written under: a recorded service or modality is
+/// identified by its event's id (that is how it is voided); other events get a fresh id.
+pub fn recorded_id(event: &SessionEvent) -> Option<EventId> {
+    match event {
+        SessionEvent::ServiceRecorded(service) => Some(service.id),
+        SessionEvent::ModalityRecorded(modality) => Some(modality.id),
+        _ => None,
     }
 }
 
 /// Reads a log event of a session back as a domain event. `clinic` comes from the commit that
-/// carried it; `None` means the event is not a session event (for example payer rules).
+/// carried it and `event_id` from the event's record (it identifies recorded services and
+/// modalities); `None` means the event is not a session event (for example payer rules).
 pub fn from_log_event(
     clinic: ClinicId,
+    event_id: EventId,
     occurred_at: DateTime<Utc>,
     event: &Event,
 ) -> Result<Option<SessionEvent>, SchemaError> {
@@ -124,23 +161,21 @@ pub fn from_log_event(
             therapist: scheduled.therapist,
             patient: scheduled.patient,
             payment: match &scheduled.coverage {
-                log::Coverage::Payer { payer, member_id } => {
-                    let coverage =
-                        Uuid::parse_str(member_id).map_err(|_| SchemaError::CoverageReference {
-                            value: member_id.clone(),
-                        })?;
-                    Payment::Payer {
-                        payer: *payer,
-                        coverage: CoverageId(coverage),
-                    }
-                }
+                log::Coverage::Payer { payer, coverage } => Payment::Payer {
+                    payer: *payer,
+                    coverage: CoverageId(coverage.as_uuid()),
+                },
                 log::Coverage::SelfPay => Payment::SelfPay,
             },
+            referral: scheduled
+                .referral
+                .map(|referral| ReferralId(referral.as_uuid())),
             scheduled_start: from_micros(scheduled.scheduled_start)?,
             planned_minutes: scheduled.planned_minutes,
         }),
         Event::CheckedIn => SessionEvent::CheckedIn { at: occurred_at },
         Event::ServiceRecorded(service) => SessionEvent::ServiceRecorded(ServiceRecorded {
+            id: event_id,
             technique: from_log_technique(&service.technique),
             code: from_log_code(&service.cpt_code)?,
             minutes: service.minutes,
@@ -149,6 +184,7 @@ pub fn from_log_event(
             description: service.description.clone(),
         }),
         Event::ModalityRecorded(modality) => SessionEvent::ModalityRecorded(ModalityRecorded {
+            id: event_id,
             code: from_log_code(&modality.code)?,
             minutes: modality.minutes,
         }),
@@ -168,6 +204,10 @@ pub fn from_log_event(
         Event::SessionNoShow => SessionEvent::NoShow,
         Event::SessionAmended(amended) => SessionEvent::Amended {
             reason: amended.reason.clone(),
+        },
+        Event::ServiceVoided(voided) => SessionEvent::ServiceVoided {
+            service: voided.service_event,
+            reason: voided.reason.clone(),
         },
         _ => return Ok(None),
     };

@@ -12,11 +12,11 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc};
 use claimledger_billing::codes::CptCode;
 use claimledger_billing::validation::Icd10Code;
-use claimledger_events::{ClinicId, PatientId, TherapistId};
+use claimledger_events::{ClinicId, EventId, PatientId, TherapistId};
 
 use crate::command::{
     DecisionContext, MAX_DIAGNOSES, MAX_PLANNED_MINUTES, MAX_TEXT_LENGTH, Payment, RecordModality,
-    RecordService, ScheduleSession, SessionCommand,
+    RecordService, ReferralId, ScheduleSession, SessionCommand,
 };
 use crate::error::SessionError;
 use crate::event::{ModalityRecorded, Scheduled, ServiceRecorded, SessionEvent};
@@ -85,6 +85,8 @@ pub struct Booking {
     pub patient: PatientId,
     /// Who pays.
     pub payment: Payment,
+    /// The referral the visit is given under, if any.
+    pub referral: Option<ReferralId>,
     /// The booked start.
     pub scheduled_start: DateTime<Utc>,
     /// The booked length in minutes.
@@ -103,6 +105,16 @@ pub struct Session {
     diagnoses: Vec<Icd10Code>,
     cancellation_reason: Option<String>,
     amendment_reasons: Vec<String>,
+    voided: Vec<Voided>,
+}
+
+/// A service or modality that was voided, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voided {
+    /// The voided service's or modality's id.
+    pub service: EventId,
+    /// Why it was voided.
+    pub reason: String,
 }
 
 impl Session {
@@ -135,12 +147,12 @@ impl Session {
         self.completed_at
     }
 
-    /// The recorded services, in order.
+    /// The recorded services that count (voided ones excluded), in order.
     pub fn services(&self) -> &[ServiceRecorded] {
         &self.services
     }
 
-    /// The recorded modalities, in order.
+    /// The recorded modalities that count (voided ones excluded), in order.
     pub fn modalities(&self) -> &[ModalityRecorded] {
         &self.modalities
     }
@@ -160,7 +172,13 @@ impl Session {
         &self.amendment_reasons
     }
 
-    /// The minutes of services recorded so far, which the visit's length caps.
+    /// The voided services and modalities, oldest first.
+    pub fn voided(&self) -> &[Voided] {
+        &self.voided
+    }
+
+    /// The minutes of services recorded so far (voided ones excluded), which the visit's length
+    /// caps.
     pub fn recorded_service_minutes(&self) -> u32 {
         self.services
             .iter()
@@ -189,6 +207,7 @@ impl Session {
                     therapist: scheduled.therapist,
                     patient: scheduled.patient,
                     payment: scheduled.payment,
+                    referral: scheduled.referral,
                     scheduled_start: scheduled.scheduled_start,
                     planned_minutes: scheduled.planned_minutes,
                 });
@@ -214,6 +233,14 @@ impl Session {
             SessionEvent::Amended { reason } => {
                 self.status = SessionStatus::Amending;
                 self.amendment_reasons.push(reason.clone());
+            }
+            SessionEvent::ServiceVoided { service, reason } => {
+                self.services.retain(|recorded| recorded.id != *service);
+                self.modalities.retain(|recorded| recorded.id != *service);
+                self.voided.push(Voided {
+                    service: *service,
+                    reason: reason.clone(),
+                });
             }
         }
     }
@@ -288,7 +315,39 @@ impl Session {
                 let reason = required_text("reason", reason)?;
                 Ok(vec![SessionEvent::Amended { reason }])
             }
+            SessionCommand::VoidService { service, reason } => {
+                self.require_open_record(command)?;
+                self.decide_void(*service, reason)
+            }
         }
+    }
+
+    /// Voiding is a correction: allowed while the record is open (checked in, or reopened by an
+    /// amendment), for a service or modality of this session that is not voided yet.
+    fn decide_void(
+        &self,
+        service: EventId,
+        reason: &str,
+    ) -> Result<Vec<SessionEvent>, SessionError> {
+        if self.voided.iter().any(|voided| voided.service == service) {
+            return Err(SessionError::invalid(
+                "event_id",
+                "this service was already voided",
+            ));
+        }
+        let recorded = self.services.iter().any(|recorded| recorded.id == service)
+            || self
+                .modalities
+                .iter()
+                .any(|recorded| recorded.id == service);
+        if !recorded {
+            return Err(SessionError::invalid(
+                "event_id",
+                "no service or modality with this event id was recorded in the session",
+            ));
+        }
+        let reason = required_text("reason", reason)?;
+        Ok(vec![SessionEvent::ServiceVoided { service, reason }])
     }
 
     fn decide_schedule(
@@ -374,6 +433,7 @@ impl Session {
             therapist: schedule.therapist,
             patient: schedule.patient,
             payment: schedule.payment,
+            referral: schedule.referral,
             scheduled_start: schedule.scheduled_start,
             planned_minutes: schedule.planned_minutes,
         })])
@@ -422,6 +482,7 @@ impl Session {
             });
         }
         Ok(vec![SessionEvent::ServiceRecorded(ServiceRecorded {
+            id: service.id,
             technique: service.technique,
             code: service.code,
             minutes: service.minutes,
@@ -508,6 +569,7 @@ fn decide_modality(
     // capped by the visit's length on their own rather than added to the services' total.
     check_minutes(modality.minutes, booking.planned_minutes)?;
     Ok(vec![SessionEvent::ModalityRecorded(ModalityRecorded {
+        id: modality.id,
         code: modality.code,
         minutes: modality.minutes,
     })])

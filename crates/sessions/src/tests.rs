@@ -3,7 +3,7 @@
 use chrono::{Duration, NaiveDate};
 use claimledger_billing::codes::{CptCode, Technique};
 use claimledger_billing::validation::Icd10Code;
-use claimledger_events::{ClinicId, PatientId, PayerId, TherapistId};
+use claimledger_events::{ClinicId, EventId, PatientId, PayerId, TherapistId};
 use uuid::Uuid;
 
 use crate::body::{BodyRegion, BodySide};
@@ -24,6 +24,10 @@ const CLINIC: ClinicId = ClinicId::from_bytes([4; 16]);
 const THERAPIST: TherapistId = TherapistId::from_bytes([5; 16]);
 const COVERAGE: CoverageId = CoverageId(Uuid::from_bytes([6; 16]));
 const REFERRAL: ReferralId = ReferralId(Uuid::from_bytes([7; 16]));
+const SERVICE: EventId = EventId::from_bytes([8; 16]);
+const MODALITY: EventId = EventId::from_bytes([9; 16]);
+/// The id of a log event that is neither a service nor a modality.
+const OTHER_EVENT: EventId = EventId::from_bytes([10; 16]);
 
 fn day(year: i32, month: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(year, month, day).expect("a valid date")
@@ -51,6 +55,7 @@ fn scheduled() -> SessionEvent {
         therapist: command.therapist,
         patient: command.patient,
         payment: command.payment,
+        referral: command.referral,
         scheduled_start: command.scheduled_start,
         planned_minutes: command.planned_minutes,
     })
@@ -88,6 +93,7 @@ fn schedule_context() -> DecisionContext {
 
 fn massage(minutes: u16) -> RecordService {
     RecordService {
+        id: SERVICE,
         technique: Technique::SwedishMassage,
         code: CptCode::Massage,
         minutes,
@@ -99,6 +105,7 @@ fn massage(minutes: u16) -> RecordService {
 
 fn recorded(service: &RecordService) -> SessionEvent {
     SessionEvent::ServiceRecorded(ServiceRecorded {
+        id: service.id,
         technique: service.technique,
         code: service.code,
         minutes: service.minutes,
@@ -280,6 +287,7 @@ fn given_a_self_pay_session_when_scheduled_then_no_coverage_is_needed() {
             therapist: THERAPIST,
             patient: PATIENT,
             payment: Payment::SelfPay,
+            referral: None,
             scheduled_start: command.scheduled_start,
             planned_minutes: 60,
         })]);
@@ -296,10 +304,21 @@ fn given_a_referral_in_force_when_scheduled_then_the_session_is_booked() {
         referral: Some(referral_terms()),
         ..schedule_context()
     };
-    given([])
+    // The booking records the referral it is given under (on the log since schema version 3).
+    let session = given([])
         .with_context(context)
         .when(SessionCommand::Schedule(command))
-        .then([scheduled()]);
+        .then([SessionEvent::Scheduled(Scheduled {
+            referral: Some(REFERRAL),
+            ..match scheduled() {
+                SessionEvent::Scheduled(inner) => inner,
+                _ => unreachable!("scheduled() builds a Scheduled event"),
+            }
+        })]);
+    assert_eq!(
+        session.booking().and_then(|booking| booking.referral),
+        Some(REFERRAL)
+    );
 }
 
 #[test]
@@ -534,12 +553,14 @@ fn given_services_when_the_visit_is_filled_exactly_then_it_is_accepted() {
 #[test]
 fn given_a_checked_in_session_when_hot_packs_are_recorded_then_the_modality_is_kept() {
     let command = RecordModality {
+        id: MODALITY,
         code: CptCode::HotColdPacks,
         minutes: 10,
     };
     let session = given([scheduled(), checked_in()])
         .when(SessionCommand::RecordModality(command))
         .then([SessionEvent::ModalityRecorded(ModalityRecorded {
+            id: MODALITY,
             code: CptCode::HotColdPacks,
             minutes: 10,
         })]);
@@ -549,6 +570,7 @@ fn given_a_checked_in_session_when_hot_packs_are_recorded_then_the_modality_is_k
 #[test]
 fn given_a_timed_code_when_recorded_as_a_modality_then_the_code_is_refused() {
     let command = RecordModality {
+        id: MODALITY,
         code: CptCode::ManualTherapy,
         minutes: 10,
     };
@@ -561,6 +583,7 @@ fn given_a_timed_code_when_recorded_as_a_modality_then_the_code_is_refused() {
 #[test]
 fn given_a_modality_longer_than_the_visit_when_recorded_then_minutes_are_refused() {
     let command = RecordModality {
+        id: MODALITY,
         code: CptCode::HotColdPacks,
         minutes: 61,
     };
@@ -662,6 +685,7 @@ fn given_a_completed_session_when_a_service_is_recorded_then_the_record_is_close
 #[test]
 fn given_a_completed_session_when_diagnoses_or_modalities_are_added_then_the_record_is_closed() {
     let modality = RecordModality {
+        id: MODALITY,
         code: CptCode::HotColdPacks,
         minutes: 10,
     };
@@ -851,6 +875,7 @@ fn given_a_checked_in_session_when_marked_no_show_then_the_status_is_refused() {
 #[test]
 fn given_every_domain_event_when_converted_to_the_log_and_back_then_it_is_unchanged() {
     let cupping = RecordService {
+        id: EventId::from_bytes([11; 16]),
         technique: Technique::OtherUnlisted,
         code: CptCode::UnlistedTherapeuticProcedure,
         body_region: BodyRegion::Other("jaw".to_owned()),
@@ -871,6 +896,7 @@ fn given_every_domain_event_when_converted_to_the_log_and_back_then_it_is_unchan
         recorded(&massage(30)),
         recorded(&cupping),
         SessionEvent::ModalityRecorded(ModalityRecorded {
+            id: MODALITY,
             code: CptCode::HotColdPacks,
             minutes: 10,
         }),
@@ -883,11 +909,23 @@ fn given_every_domain_event_when_converted_to_the_log_and_back_then_it_is_unchan
             reason: "moved".to_owned(),
         },
         SessionEvent::NoShow,
+        SessionEvent::ServiceVoided {
+            service: SERVICE,
+            reason: "recorded on the wrong session".to_owned(),
+        },
+        SessionEvent::Scheduled(Scheduled {
+            referral: Some(REFERRAL),
+            ..match scheduled() {
+                SessionEvent::Scheduled(inner) => inner,
+                _ => unreachable!("scheduled() builds a Scheduled event"),
+            }
+        }),
     ];
     for event in events {
         let log_event = schema::to_log_event(&event);
         let at = schema::occurred_at(&event, fixed_now());
-        let back = schema::from_log_event(CLINIC, at, &log_event)
+        let event_id = schema::recorded_id(&event).unwrap_or(OTHER_EVENT);
+        let back = schema::from_log_event(CLINIC, event_id, at, &log_event)
             .expect("decodes")
             .expect("is a session event");
         assert_eq!(back, event);
@@ -908,9 +946,10 @@ fn given_each_exercise_kind_when_converted_to_the_log_and_back_then_the_kind_is_
             ..massage(20)
         };
         let event = recorded(&service);
-        let back = schema::from_log_event(CLINIC, fixed_now(), &schema::to_log_event(&event))
-            .expect("decodes")
-            .expect("is a session event");
+        let back =
+            schema::from_log_event(CLINIC, SERVICE, fixed_now(), &schema::to_log_event(&event))
+                .expect("decodes")
+                .expect("is a session event");
         assert_eq!(back, event);
     }
 }
@@ -926,7 +965,7 @@ fn given_a_generic_therapeutic_exercise_on_the_log_when_read_then_it_still_bills
             body_side: None,
             description: None,
         });
-    let back = schema::from_log_event(CLINIC, fixed_now(), &log_event)
+    let back = schema::from_log_event(CLINIC, SERVICE, fixed_now(), &log_event)
         .expect("decodes")
         .expect("is a session event");
     let SessionEvent::ServiceRecorded(back) = back else {
@@ -937,23 +976,34 @@ fn given_a_generic_therapeutic_exercise_on_the_log_when_read_then_it_still_bills
 }
 
 #[test]
-fn given_a_member_id_that_is_not_a_coverage_id_when_read_back_then_it_is_a_schema_error() {
+fn given_a_schema_v3_booking_on_the_log_when_read_back_then_coverage_and_referral_are_kept() {
     let log_event = claimledger_events::Event::SessionScheduled(
         claimledger_events::session::SessionScheduled {
             therapist: THERAPIST,
             patient: PATIENT,
             coverage: claimledger_events::session::Coverage::Payer {
                 payer: PAYER,
-                member_id: "W123456789".to_owned(),
+                coverage: COVERAGE.0.into(),
             },
+            referral: Some(REFERRAL.0.into()),
             scheduled_start: schema::to_micros(fixed_now()),
             planned_minutes: 60,
         },
     );
-    assert!(matches!(
-        schema::from_log_event(CLINIC, fixed_now(), &log_event),
-        Err(schema::SchemaError::CoverageReference { .. })
-    ));
+    let back = schema::from_log_event(CLINIC, OTHER_EVENT, fixed_now(), &log_event)
+        .expect("decodes")
+        .expect("is a session event");
+    let SessionEvent::Scheduled(back) = back else {
+        panic!("expected a booking, got {back:?}")
+    };
+    assert_eq!(
+        back.payment,
+        Payment::Payer {
+            payer: PAYER,
+            coverage: COVERAGE
+        }
+    );
+    assert_eq!(back.referral, Some(REFERRAL));
 }
 
 #[test]
@@ -986,6 +1036,7 @@ fn visit_facts() -> crate::visit::VisitFacts {
 fn given_a_completed_session_when_converted_then_the_visit_carries_its_services_and_local_date() {
     let mut history = vec![scheduled(), checked_in(), recorded(&massage(30))];
     history.push(SessionEvent::ModalityRecorded(ModalityRecorded {
+        id: MODALITY,
         code: CptCode::HotColdPacks,
         minutes: 10,
     }));
@@ -1069,4 +1120,127 @@ fn given_the_crate_manifest_when_read_then_no_io_crate_is_a_normal_dependency() 
             "the pure session domain must not depend on {forbidden}"
         );
     }
+}
+
+fn void(service: EventId) -> SessionCommand {
+    SessionCommand::VoidService {
+        service,
+        reason: "recorded on the wrong patient".to_owned(),
+    }
+}
+
+fn voided(service: EventId) -> SessionEvent {
+    SessionEvent::ServiceVoided {
+        service,
+        reason: "recorded on the wrong patient".to_owned(),
+    }
+}
+
+#[test]
+fn given_a_recorded_service_when_voided_then_it_no_longer_counts_for_minutes() {
+    let session = given([scheduled(), checked_in(), recorded(&massage(45))])
+        .when(void(SERVICE))
+        .then([voided(SERVICE)]);
+    assert!(session.services().is_empty());
+    assert_eq!(session.recorded_service_minutes(), 0);
+    assert_eq!(session.voided().len(), 1);
+    // The 45 voided minutes are free again within the 60-minute visit.
+    let again = RecordService {
+        id: EventId::from_bytes([12; 16]),
+        ..massage(45)
+    };
+    given([
+        scheduled(),
+        checked_in(),
+        recorded(&massage(45)),
+        voided(SERVICE),
+    ])
+    .when(SessionCommand::RecordService(again.clone()))
+    .then([recorded(&again)]);
+}
+
+#[test]
+fn given_a_recorded_modality_when_voided_then_it_is_gone() {
+    let hot_packs = SessionEvent::ModalityRecorded(ModalityRecorded {
+        id: MODALITY,
+        code: CptCode::HotColdPacks,
+        minutes: 10,
+    });
+    let session = given([scheduled(), checked_in(), hot_packs])
+        .when(void(MODALITY))
+        .then([voided(MODALITY)]);
+    assert!(session.modalities().is_empty());
+}
+
+#[test]
+fn given_a_completed_session_when_a_service_is_voided_then_the_record_is_closed_until_amended() {
+    let error = given(completed_history())
+        .when(void(SERVICE))
+        .then_refused();
+    assert_eq!(
+        error,
+        SessionError::CompletedRecordIsClosed {
+            command: "void_service"
+        }
+    );
+    let mut amending = completed_history();
+    amending.push(SessionEvent::Amended {
+        reason: "wrong service".to_owned(),
+    });
+    let session = given(amending).when(void(SERVICE)).then([voided(SERVICE)]);
+    assert!(session.services().is_empty());
+}
+
+#[test]
+fn given_an_unknown_or_already_voided_service_when_voided_then_the_event_id_is_refused() {
+    let unknown = given([scheduled(), checked_in(), recorded(&massage(30))])
+        .when(void(OTHER_EVENT))
+        .then_refused();
+    assert_eq!(unknown.field(), "event_id");
+    let twice = given([
+        scheduled(),
+        checked_in(),
+        recorded(&massage(30)),
+        voided(SERVICE),
+    ])
+    .when(void(SERVICE))
+    .then_refused();
+    assert_eq!(twice.field(), "event_id");
+    assert!(twice.reason().contains("already voided"), "{twice}");
+}
+
+#[test]
+fn given_a_void_without_reason_or_before_check_in_when_decided_then_it_is_refused() {
+    let no_reason = given([scheduled(), checked_in(), recorded(&massage(30))])
+        .when(SessionCommand::VoidService {
+            service: SERVICE,
+            reason: "  ".to_owned(),
+        })
+        .then_refused();
+    assert_eq!(no_reason.field(), "reason");
+    let scheduled_only = given([scheduled()]).when(void(SERVICE)).then_refused();
+    assert_eq!(scheduled_only.field(), "status");
+}
+
+#[test]
+fn given_a_voided_service_when_the_visit_is_billed_then_it_is_not_on_the_visit() {
+    let kept = RecordService {
+        id: EventId::from_bytes([13; 16]),
+        code: CptCode::ManualTherapy,
+        technique: Technique::MyofascialRelease,
+        ..massage(20)
+    };
+    let history = vec![
+        scheduled(),
+        checked_in(),
+        recorded(&massage(30)),
+        recorded(&kept),
+        voided(SERVICE),
+        diagnosed(),
+        completed(),
+    ];
+    let visit = crate::visit::completed_visit(&Session::from_events(&history), &visit_facts())
+        .expect("a completed visit");
+    assert_eq!(visit.services.len(), 1);
+    assert_eq!(visit.services[0].code, CptCode::ManualTherapy);
 }
