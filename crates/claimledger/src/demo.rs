@@ -8,6 +8,7 @@
 //! never disturb each other.
 
 mod api;
+mod billing;
 mod workload;
 
 use std::io::Write;
@@ -125,6 +126,16 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         key: front_desk_key,
     };
 
+    let analyst_key = api
+        .post(
+            "/v1/api-keys",
+            &json!({"role": "analyst", "label": "demo analyst"}),
+        )
+        .await?["key"]
+        .as_str()
+        .context("the API returned no key")?
+        .to_owned();
+
     let payer_keys: Vec<String> = rules.payer_ids().into_iter().map(str::to_owned).collect();
     let started = Instant::now();
     let recorded = workload::record_chain(&api, &front_desk, args, &payer_keys).await?;
@@ -151,21 +162,87 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     )?;
 
-    print_report(&mut out, &pool, chain.as_uuid()).await?;
-    writeln!(out)?;
-    writeln!(out, "Where to look:")?;
+    // The billing office works the derived claims; simulated payers answer with remittances.
+    let billing_key = api
+        .post(
+            "/v1/api-keys",
+            &json!({"role": "billing", "label": "demo billing office"}),
+        )
+        .await?["key"]
+        .as_str()
+        .context("the API returned no key")?
+        .to_owned();
+    let billing = Api {
+        http: api.http.clone(),
+        base_url: base_url.clone(),
+        key: billing_key,
+    };
+    let started = Instant::now();
+    let billed = billing::bill_chain(
+        &billing,
+        &pool,
+        chain.as_uuid(),
+        &rules,
+        args.seed,
+        Utc::now().date_naive(),
+    )
+    .await?;
     writeln!(
         out,
-        "  sessions API    {base_url}/openapi.json (stopped when the demo ends; --keep-serving keeps it)"
+        "billed {} claims: {} paid, {} denied, {} resubmitted with the other code ({} then paid), {} with denied lines written off; {} HTTP requests, {:.1} s",
+        billed.submitted,
+        billed.paid,
+        billed.denied,
+        billed.resubmitted,
+        billed.paid_after_resubmission,
+        billed.written_off,
+        billed.requests,
+        started.elapsed().as_secs_f64()
+    )?;
+    let applied = catch_up(log.clone(), pool.clone(), &args.rules_dir).await?;
+    writeln!(
+        out,
+        "projector caught up with the remittances: {applied} log positions applied"
+    )?;
+
+    let reporting_settings = claimledger_reporting::config::Settings::from_env()
+        .context("reading the reporting settings")?;
+    let reporting =
+        claimledger_reporting::startup::Application::build_with(reporting_settings, pool.clone())
+            .await
+            .context("starting the reporting service")?;
+    let reporting_url = format!("http://127.0.0.1:{}", reporting.port());
+    let reporting_server = tokio::spawn(reporting.run_until_stopped(shutdown.clone()));
+
+    print_report(&mut out, &pool, chain.as_uuid()).await?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Where to look (an analyst key for the chain: {analyst_key}):"
     )?;
     writeln!(
         out,
-        "  read models     psql \"$DATABASE_URL\" -c 'SELECT * FROM read_models.claims WHERE chain_id = '\\''{chain}'\\'' LIMIT 5'"
+        "  charts          {reporting_url}/charts#key={analyst_key}"
+    )?;
+    writeln!(
+        out,
+        "  reporting API   {reporting_url}/openapi.json, e.g. curl -H 'Authorization: Bearer {analyst_key}' '{reporting_url}/v1/reports/reimbursement?group_by=code,payer&format=csv'"
+    )?;
+    writeln!(out, "  sessions API    {base_url}/openapi.json")?;
+    writeln!(
+        out,
+        "  the terminal    claimledger report best-code --chain {chain}"
     )?;
     writeln!(
         out,
         "  the projector   claimledger projector run  (health and metrics on 127.0.0.1:9464)"
     )?;
+    if !args.keep_serving {
+        writeln!(
+            out,
+            "  (the APIs stop when the demo ends; run with --keep-serving to keep them up until Ctrl-C)"
+        )?;
+    }
     drop(out);
 
     if args.keep_serving {
@@ -173,6 +250,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     server.await??;
+    reporting_server.await??;
     Ok(())
 }
 
@@ -192,79 +270,41 @@ async fn catch_up(log: EventLog, pool: PgPool, rules_dir: &std::path::Path) -> a
     }
 }
 
-/// Prints the draft claims' charges by payer and code for the chain, from the read models.
+/// Prints what the chain was paid per payer and code, and which code pays best per payer, through
+/// the reporting service's query layer (row-level security on the chain, as the API does).
 async fn print_report(
     out: &mut impl Write,
     pool: &PgPool,
     chain: uuid::Uuid,
 ) -> anyhow::Result<()> {
-    let rows: Vec<(Option<String>, String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT c.payer_key, l.code, count(DISTINCT l.session_id), sum(l.units)::bigint, sum(l.charge_cents)::bigint
-         FROM read_models.claims c
-         JOIN read_models.claim_lines l USING (chain_id, session_id, payer_id)
-         WHERE c.chain_id = $1
-         GROUP BY c.payer_key, l.code
-         ORDER BY c.payer_key, l.code",
-    )
-    .bind(chain)
-    .fetch_all(pool)
-    .await
-    .context("reading the claims")?;
-    let (claims, not_derived): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE derivation_error IS NOT NULL)
-         FROM read_models.claims WHERE chain_id = $1",
-    )
-    .bind(chain)
-    .fetch_one(pool)
-    .await?;
+    use claimledger_reporting::filter::{Dimension, ReportFilter, Source};
+    use claimledger_reporting::insights::Thresholds;
+    use claimledger_reporting::reimbursement::ReportQuery;
+    use claimledger_reporting::reports::Reports;
+    use claimledger_reporting::table::Table;
 
+    let reports = Reports::new(pool.clone());
+    let filter = ReportFilter::last_year(Utc::now().date_naive());
+    let reimbursement = reports
+        .reimbursement(
+            chain,
+            &ReportQuery {
+                filter: filter.clone(),
+                group_by: vec![Dimension::Payer, Dimension::Code],
+                source: Source::Rollups,
+            },
+        )
+        .await
+        .context("reading the reimbursement report")?;
     writeln!(out)?;
-    writeln!(
-        out,
-        "Draft claims: {claims} ({not_derived} could not be derived). Charges by payer and code (at the payer's\nfee schedule; a code the payer does not list is charged at a stand-in price and flagged by the scrubber):"
-    )?;
-    writeln!(
-        out,
-        "{:<24} {:<6} {:>7} {:>7} {:>14} {:>12}",
-        "payer", "code", "claims", "units", "charged", "per unit"
-    )?;
-    for (payer, code, sessions, units, cents) in rows {
-        let per_unit = if units > 0 { cents / units } else { 0 };
-        writeln!(
-            out,
-            "{:<24} {:<6} {:>7} {:>7} {:>14} {:>12}",
-            payer.unwrap_or_else(|| "(no rules)".to_owned()),
-            code,
-            sessions,
-            units,
-            dollars(cents),
-            dollars(per_unit)
-        )?;
-    }
+    writeln!(out, "Reimbursement by payer and code (last 12 months):")?;
+    write!(out, "{}", Table::from(&reimbursement).to_text())?;
+    let best = reports
+        .best_code(chain, &filter, Source::Rollups, Thresholds::default())
+        .await
+        .context("reading the best code per payer")?;
+    writeln!(out)?;
+    writeln!(out, "Which code pays best, per payer (observed payments):")?;
+    write!(out, "{}", Table::from(&best).to_text())?;
     Ok(())
-}
-
-/// Cents as dollars for display, e.g. `$1,234.56`.
-fn dollars(cents: i64) -> String {
-    let whole = (cents / 100).to_string();
-    let mut grouped = String::new();
-    for (index, digit) in whole.chars().enumerate() {
-        if index > 0 && (whole.len() - index).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    format!("${grouped}.{:02}", cents % 100)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dollars_group_thousands_and_keep_cents() {
-        assert_eq!(dollars(0), "$0.00");
-        assert_eq!(dollars(2_976), "$29.76");
-        assert_eq!(dollars(123_456_789), "$1,234,567.89");
-    }
 }

@@ -73,6 +73,7 @@ async fn run() -> anyhow::Result<()> {
     let workload = Workload::new();
     workload.seed_directory(&env.db).await?;
     workload.publish_rules(&log).await?;
+    workload.record_directory(&log).await?;
 
     let started = Instant::now();
     workload.append_visits(&log, 0..visits, 512).await?;

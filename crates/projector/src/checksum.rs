@@ -9,13 +9,19 @@ use uuid::Uuid;
 use crate::error::ProjectorError;
 
 /// Every read-model table with its primary key (the dump order).
-pub const READ_MODEL_TABLES: [(&str, &str); 10] = [
+pub const READ_MODEL_TABLES: [(&str, &str); 16] = [
     ("sessions", "chain_id, session_id"),
     ("claims", "chain_id, session_id, payer_id"),
     ("claim_lines", "chain_id, session_id, payer_id, line_number"),
     ("therapist_day_units", "chain_id, therapist_id, day"),
     ("clinic_code_day_units", "chain_id, clinic_id, code, day"),
     ("payer_rules", "chain_id, payer_id, version"),
+    ("clinics", "chain_id, clinic_id"),
+    ("therapists", "chain_id, therapist_id"),
+    ("payers", "chain_id, payer_id"),
+    ("patients", "chain_id, patient_id"),
+    ("coverages", "chain_id, coverage_id"),
+    ("referrals", "chain_id, referral_id"),
     ("claim_ids", "chain_id, claim_id"),
     (
         "claim_line_outcomes",

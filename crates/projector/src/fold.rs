@@ -145,6 +145,8 @@ pub(crate) struct BatchChanges {
     pub clinic_code_day: BTreeMap<(Uuid, Uuid, String, NaiveDate), i64>,
     pub rules: Vec<RulesRow>,
     pub parked: Vec<ParkedRow>,
+    /// Reference rows (clinics, therapists, payers, patients, coverages, referrals).
+    pub reference: crate::reference::ReferenceChanges,
     /// The batch's claim lifecycle commits, converted; [`crate::lifecycle`] writes them.
     pub claim_commits: Vec<crate::lifecycle::ClaimCommit>,
     /// Events folded (parked positions excluded).
@@ -214,7 +216,9 @@ pub(crate) fn fold_batch(
             | AggregateKind::Payer
             | AggregateKind::Patient
             | AggregateKind::Coverage
-            | AggregateKind::Referral => Ok(()),
+            | AggregateKind::Referral => {
+                crate::reference::fold_reference(recorded.sequence, commit, &mut changes.reference)
+            }
             // Claim lifecycles need their stored state, which the batch write reads.
             AggregateKind::Claim => crate::lifecycle::collect(recorded, &mut changes.claim_commits),
         };
@@ -372,7 +376,8 @@ fn to_domain(
     record: &claimledger_events::EventRecord,
 ) -> Result<Option<SessionEvent>, String> {
     let occurred_at = from_micros(record.occurred_at).map_err(|error| error_chain(&error))?;
-    from_log_event(clinic.into(), occurred_at, &record.event).map_err(|error| error_chain(&error))
+    from_log_event(clinic.into(), record.event_id, occurred_at, &record.event)
+        .map_err(|error| error_chain(&error))
 }
 
 /// The session's row, its claim if re-derived, and its unit deltas.

@@ -21,6 +21,7 @@ mod lifecycle;
 pub mod metrics;
 mod projector;
 pub mod rebuild;
+mod reference;
 mod rollup;
 pub mod rules;
 mod store;

@@ -188,7 +188,13 @@ impl Applier {
                 .filter_map(|session| session.footprint.therapist),
         );
         self.directory
-            .load_missing(&self.pool, &clinics, &therapists)
+            .load_missing(
+                &self.pool,
+                &self.target.schema,
+                &items,
+                &clinics,
+                &therapists,
+            )
             .await?;
         let changes = fold_batch(&items, stored, &mut state.rules, &self.directory)?;
         store::write_changes(&mut transaction, &self.target.schema, &changes).await?;

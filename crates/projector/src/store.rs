@@ -212,6 +212,7 @@ pub(crate) async fn write_changes(
     write_totals(connection, schema, changes).await?;
     crate::lifecycle::write_claim_lifecycles(connection, schema, changes).await?;
     write_rules(connection, schema, changes).await?;
+    crate::reference::write_reference(connection, schema, &changes.reference).await?;
     write_parked(connection, changes).await?;
     Ok(())
 }

@@ -15,11 +15,19 @@ impl Api {
     /// POSTs `body` to `path` and returns the JSON answer; anything but 2xx is an error that quotes
     /// the API's problem document.
     pub(super) async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let response = self
+        self.send(path, body, None).await
+    }
+
+    async fn send(&self, path: &str, body: &Value, if_match: Option<u64>) -> anyhow::Result<Value> {
+        let mut request = self
             .http
             .post(format!("{}{path}", self.base_url))
             .bearer_auth(&self.key)
-            .json(body)
+            .json(body);
+        if let Some(version) = if_match {
+            request = request.header("If-Match", format!("\"{version}\""));
+        }
+        let response = request
             .send()
             .await
             .with_context(|| format!("POST {path}"))?;
@@ -29,6 +37,16 @@ impl Api {
             bail!("POST {path} answered {status}: {answer}");
         }
         Ok(answer)
+    }
+
+    /// POSTs with `If-Match` set to the aggregate version the command is based on.
+    pub(super) async fn post_if_match(
+        &self,
+        path: &str,
+        body: &Value,
+        version: u64,
+    ) -> anyhow::Result<Value> {
+        self.send(path, body, Some(version)).await
     }
 
     /// POSTs and returns the `id` of what was created.
