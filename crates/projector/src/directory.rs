@@ -1,9 +1,14 @@
-//! Provider data the log does not carry: each clinic's NPI, tax id, time zone and place of service,
-//! and each therapist's NPI, read from the sessions API's reference tables and cached.
+//! Provider data for claims: each clinic's NPI, tax id, time zone and place of service, and each
+//! therapist's NPI, from the log's `ClinicRegistered` and `TherapistRegistered` events.
 //!
-//! The log deliberately holds no provider identifiers (they are reference data the sessions API
-//! owns), so a claim's billing and rendering providers are looked up here. A rebuild reads the same
-//! tables, so it reproduces the live claims as long as those rows did not change in between.
+//! A batch's directory is built from the projector's own schema (the `clinics` and `therapists`
+//! tables earlier batches wrote, see [`crate::reference`]) plus the reference events of the batch
+//! itself, and cached. It never reads the sessions API's tables, so a rebuild into a fresh schema is
+//! derived from the log alone.
+//!
+//! The batch's events are taken in before its sessions are folded; a session cannot name a clinic
+//! or therapist registered after it (the sessions API validates against what is registered), so the
+//! result does not depend on where batches are cut.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -11,6 +16,8 @@ use std::str::FromStr;
 use chrono_tz::Tz;
 use claimledger_billing::claim::PlaceOfService;
 use claimledger_billing::{Npi, TaxId};
+use claimledger_events::Event;
+use claimledger_log::ReplayItem;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -50,24 +57,28 @@ impl Directory {
         self.therapists.get(&therapist)
     }
 
-    /// Loads the rows of the given clinics and therapists that are not cached yet, in two queries.
-    /// Ids without a row stay unknown and are asked for again next time.
-    pub(crate) async fn load_missing(
+    /// Takes in the batch's clinic and therapist registrations, then loads from `schema` the rows
+    /// of the given clinics and therapists that are still not cached, in two queries. Ids without a
+    /// row stay unknown and are asked for again next time.
+    pub async fn load_missing(
         &mut self,
         pool: &PgPool,
+        schema: &str,
+        items: &[ReplayItem],
         clinics: &HashSet<Uuid>,
         therapists: &HashSet<Uuid>,
     ) -> Result<(), ProjectorError> {
+        self.absorb(items);
         let missing_clinics: Vec<Uuid> = clinics
             .iter()
             .filter(|id| !self.clinics.contains_key(id))
             .copied()
             .collect();
         if !missing_clinics.is_empty() {
-            let rows: Vec<(Uuid, String, String, String, String)> = sqlx::query_as(
-                "SELECT id, npi, tax_id, time_zone, place_of_service FROM public.clinics \
-                 WHERE id = ANY($1)",
-            )
+            let rows: Vec<(Uuid, String, String, String, String)> = sqlx::query_as(&format!(
+                "SELECT clinic_id, npi, tax_id, time_zone, place_of_service FROM {schema}.clinics \
+                 WHERE clinic_id = ANY($1)"
+            ))
             .bind(&missing_clinics)
             .persistent(false)
             .fetch_all(pool)
@@ -86,20 +97,53 @@ impl Directory {
             .copied()
             .collect();
         if !missing_therapists.is_empty() {
-            let rows: Vec<(Uuid, String)> =
-                sqlx::query_as("SELECT id, npi FROM public.therapists WHERE id = ANY($1)")
-                    .bind(&missing_therapists)
-                    .persistent(false)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(ProjectorError::db("reading therapists"))?;
+            let rows: Vec<(Uuid, String)> = sqlx::query_as(&format!(
+                "SELECT therapist_id, npi FROM {schema}.therapists WHERE therapist_id = ANY($1)"
+            ))
+            .bind(&missing_therapists)
+            .persistent(false)
+            .fetch_all(pool)
+            .await
+            .map_err(ProjectorError::db("reading therapists"))?;
             for (id, npi) in rows {
-                let npi = Npi::parse("therapists.npi", &npi).map_err(|error| error.to_string());
-                self.therapists.insert(id, npi);
+                self.therapists.insert(id, therapist_npi(&npi));
             }
         }
         Ok(())
     }
+
+    /// Caches the clinics and therapists registered by `items`.
+    fn absorb(&mut self, items: &[ReplayItem]) {
+        for item in items {
+            let ReplayItem::Commit(recorded) = item else {
+                continue;
+            };
+            let id = recorded.commit.aggregate_id.as_uuid();
+            for record in &recorded.commit.events {
+                match &record.event {
+                    Event::ClinicRegistered(clinic) => {
+                        self.clinics.insert(
+                            id,
+                            clinic_profile(
+                                &clinic.npi,
+                                &clinic.tax_id,
+                                &clinic.time_zone,
+                                &clinic.place_of_service,
+                            ),
+                        );
+                    }
+                    Event::TherapistRegistered(therapist) => {
+                        self.therapists.insert(id, therapist_npi(&therapist.npi));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn therapist_npi(npi: &str) -> Result<Npi, Unusable> {
+    Npi::parse("therapists.npi", npi).map_err(|error| error.to_string())
 }
 
 fn clinic_profile(

@@ -96,7 +96,7 @@ pub struct Therapist {
 }
 
 /// Register a payer.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 #[serde(deny_unknown_fields)]
 pub struct PayerRequest {
     /// The payer's name.
@@ -137,6 +137,15 @@ pub struct Patient {
     /// Its details as registered.
     #[serde(flatten)]
     pub details: PatientRequest,
+}
+
+/// A patient whose PHI was forgotten: only the id remains.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PatientForgottenView {
+    /// The patient's id, which sessions and claims keep referring to.
+    pub id: Uuid,
+    /// Always `true`: the names, date of birth and member ids are gone.
+    pub forgotten: bool,
 }
 
 /// Add a patient's coverage by a payer. The member id is PHI.
@@ -284,6 +293,8 @@ pub struct ReasonRequest {
 /// A recorded service.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ServiceView {
+    /// The id of the event that recorded it: the id to void it by.
+    pub event_id: Uuid,
     /// Technique.
     pub technique: String,
     /// CPT code.
@@ -301,6 +312,8 @@ pub struct ServiceView {
 /// A recorded modality.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ModalityView {
+    /// The id of the event that recorded it: the id to void it by.
+    pub event_id: Uuid,
     /// CPT code.
     pub code: String,
     /// Minutes.

@@ -5,6 +5,7 @@
 //! - [`config`]: [`config::Settings`], loaded from the environment.
 //! - [`auth`]: API keys (hashed, chain-scoped, optional clinic scope, roles) and the bootstrap helper.
 //! - [`sessions`]: the session lifecycle endpoints. [`reference`]: reference data and keys.
+//! - [`projection`]: the reference tables as a projection of the log's reference events.
 //! - [`claims`]: the claim lifecycle endpoints (submit, adjudications, resubmit, write-off, read).
 //! - [`idempotency`]: `Idempotency-Key` handling. [`extract`]: body and header extractors.
 //! - [`error`]: [`error::ApiError`] and its application/problem+json rendering.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod openapi;
+pub mod projection;
 pub mod reference;
 pub mod sessions;
 pub mod startup;

@@ -1,16 +1,32 @@
 //! Reference data and keys, managed over the API: clinics, therapists, payers (admin), patients,
-//! coverages and referrals (admin or front desk), and API keys (admin).
+//! coverages and referrals (admin or front desk), forgetting a patient's PHI (admin), and API keys
+//! (admin).
 //!
-//! Creates are idempotent: with an `Idempotency-Key` the new row's id is derived from (chain, key),
-//! so a retry finds the row it created instead of creating a second one. Every lookup is filtered by
-//! the key's chain, so another chain's ids answer 404.
+//! Every create appends one reference event (`ClinicRegistered`, …) as a new chain-wide aggregate
+//! (its id is the entity's id, expected version 0) and then projects it into the PostgreSQL table
+//! the API validates against ([`crate::projection`]). PHI (a patient's names and date of birth, a
+//! coverage's member id) is never on the log: it is written to its own tables before the append
+//! and removed again if the append is refused.
+//!
+//! Creates are idempotent: with an `Idempotency-Key` the new id and the command id are derived from
+//! (chain, key), so a retry appends nothing new and answers with the same id. Every lookup is
+//! filtered by the key's chain, so another chain's ids answer 404.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use claimledger_billing::validation::{Icd10Code, Npi, TaxId};
-use claimledger_events::{ChainId, ClinicId, PayerId};
+use claimledger_events::reference::{
+    ClinicRegistered, CoverageRecorded, PatientForgotten, PatientRegistered, PayerRegistered,
+    ReferralRecorded, TherapistRegistered,
+};
+use claimledger_events::{
+    Actor, ActorKind, AggregateId, AggregateKind, ChainId, ClinicId, CommandId, Commit,
+    CorrelationId, Event, EventId, EventRecord, PatientId, PayerId,
+};
+use claimledger_log::AggregateAddress;
+use claimledger_sessions::schema::{to_epoch_day, to_micros};
 use serde::Serialize;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -18,11 +34,13 @@ use uuid::Uuid;
 use crate::auth::{Principal, Role, create_api_key};
 use crate::dto::{
     ApiKeyCreated, Clinic, ClinicRequest, Coverage, CoverageRequest, CreateApiKeyRequest, Patient,
-    PatientRequest, Payer, PayerRequest, Referral, ReferralRequest, Therapist, TherapistRequest,
+    PatientForgottenView, PatientRequest, Payer, PayerRequest, ReasonRequest, Referral,
+    ReferralRequest, Therapist, TherapistRequest,
 };
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
-use crate::idempotency::{Answer, derived_id, run_idempotent};
+use crate::idempotency::{Answer, command_id, derived_id, run_idempotent};
+use crate::projection;
 use crate::startup::AppState;
 
 /// The longest free-text name or address line accepted.
@@ -146,6 +164,76 @@ pub async fn create_key(
     .await
 }
 
+/// The current instant at the log's precision (microseconds), so that a row projected on the
+/// command path equals the one a catch-up writes from the log.
+fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+fn reference_address(chain: ChainId, kind: AggregateKind, id: Uuid) -> AggregateAddress {
+    AggregateAddress {
+        chain,
+        clinic: None,
+        kind,
+        id: AggregateId::from(id),
+    }
+}
+
+/// Appends `event` to the reference aggregate `id` of `kind` at `expected_version` (0 = new) and
+/// projects it, so the next request sees it. Returns the commit's sequence.
+async fn record(
+    state: &AppState,
+    principal: &Principal,
+    meta: &CommandMeta,
+    kind: AggregateKind,
+    id: Uuid,
+    expected_version: u64,
+    event: Event,
+) -> Result<u64, ApiError> {
+    let address = reference_address(principal.chain, kind, id);
+    let now = now_micros();
+    let commit = Commit {
+        command_id: CommandId::from(command_id(principal.chain, meta.idempotency_key.as_deref())),
+        chain: principal.chain,
+        clinic: None,
+        aggregate_kind: kind,
+        aggregate_id: address.id,
+        recorded_at: to_micros(now),
+        actor: Actor {
+            kind: ActorKind::Staff,
+            id: format!("api-key:{}", principal.key_id),
+        },
+        correlation_id: CorrelationId::from(meta.correlation_id),
+        causation_id: None,
+        events: vec![EventRecord {
+            event_id: EventId::from(Uuid::now_v7()),
+            occurred_at: to_micros(now),
+            event,
+        }],
+    };
+    let appended = state
+        .log
+        .append(&address, expected_version, &commit)
+        .await?;
+    let mut connection = state.pool.acquire().await?;
+    if appended.duplicate {
+        // A retry: project what the log holds (the first attempt's commit), not this copy.
+        for recorded in state.log.read(&address).await?.commits {
+            projection::apply_commit(&mut connection, recorded.sequence, &recorded.commit).await?;
+        }
+    } else {
+        projection::apply_commit(&mut connection, appended.sequence, &commit).await?;
+    }
+    Ok(appended.sequence)
+}
+
+/// Whether an append failure is definitive (nothing was stored), as opposed to an unknown outcome
+/// that a retry with the same key will settle.
+fn append_refused(error: &ApiError) -> bool {
+    !matches!(error, ApiError::LogUnavailable(_))
+}
+
 /// Registers a clinic (admin).
 #[utoipa::path(post, path = "/v1/clinics", tag = "reference", request_body = ClinicRequest,
     responses((status = 201, body = Clinic), (status = "4XX", body = Problem, content_type = "application/problem+json")),
@@ -175,30 +263,50 @@ pub async fn create_clinic(
                 .time_zone
                 .parse::<chrono_tz::Tz>()
                 .map(|zone| zone.name().to_owned())
-                .map_err(|_| ApiError::invalid("time_zone", format!("{:?} is not an IANA time zone such as America/New_York", request.time_zone)))?,
-            place_of_service: if request.place_of_service.len() == 2 && request.place_of_service.bytes().all(|byte| byte.is_ascii_digit()) {
+                .map_err(|_| {
+                    ApiError::invalid(
+                        "time_zone",
+                        format!(
+                            "{:?} is not an IANA time zone such as America/New_York",
+                            request.time_zone
+                        ),
+                    )
+                })?,
+            place_of_service: if request.place_of_service.len() == 2
+                && request
+                    .place_of_service
+                    .bytes()
+                    .all(|byte| byte.is_ascii_digit())
+            {
                 request.place_of_service.clone()
             } else {
-                return Err(ApiError::invalid("place_of_service", "must be a two-digit CMS place-of-service code such as 11"));
+                return Err(ApiError::invalid(
+                    "place_of_service",
+                    "must be a two-digit CMS place-of-service code such as 11",
+                ));
             },
         };
         let id = new_id(&principal, &meta, "clinic");
-        sqlx::query(
-            "INSERT INTO clinics (id, chain_id, name, npi, tax_id, address_line, city, state, postal_code, time_zone, place_of_service) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
+        let event = Event::ClinicRegistered(ClinicRegistered {
+            name: details.name.clone(),
+            npi: details.npi.clone(),
+            tax_id: details.tax_id.clone(),
+            address_line: details.address_line.clone(),
+            city: details.city.clone(),
+            state: details.state.clone(),
+            postal_code: details.postal_code.clone(),
+            time_zone: details.time_zone.clone(),
+            place_of_service: details.place_of_service.clone(),
+        });
+        record(
+            &state,
+            &principal,
+            &meta,
+            AggregateKind::Clinic,
+            id,
+            0,
+            event,
         )
-        .bind(id)
-        .bind(principal.chain.as_uuid())
-        .bind(&details.name)
-        .bind(&details.npi)
-        .bind(&details.tax_id)
-        .bind(&details.address_line)
-        .bind(&details.city)
-        .bind(&details.state)
-        .bind(&details.postal_code)
-        .bind(&details.time_zone)
-        .bind(&details.place_of_service)
-        .execute(&state.pool)
         .await?;
         created(format!("/v1/clinics/{id}"), &Clinic { id, details })
     })
@@ -248,17 +356,21 @@ pub async fn create_therapist(
             licence_state: state_code("licence_state", &request.licence_state)?,
         };
         let id = new_id(&principal, &meta, "therapist");
-        sqlx::query(
-            "INSERT INTO therapists (id, chain_id, name, npi, licence_number, licence_state) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (id) DO NOTHING",
+        let event = Event::TherapistRegistered(TherapistRegistered {
+            name: details.name.clone(),
+            npi: details.npi.clone(),
+            licence_number: details.licence_number.clone(),
+            licence_state: details.licence_state.clone(),
+        });
+        record(
+            &state,
+            &principal,
+            &meta,
+            AggregateKind::Therapist,
+            id,
+            0,
+            event,
         )
-        .bind(id)
-        .bind(principal.chain.as_uuid())
-        .bind(&details.name)
-        .bind(&details.npi)
-        .bind(&details.licence_number)
-        .bind(&details.licence_state)
-        .execute(&state.pool)
         .await?;
         created(format!("/v1/therapists/{id}"), &Therapist { id, details })
     })
@@ -284,24 +396,35 @@ pub async fn create_payer(
             name: text("name", &request.name)?,
             rules_key: rules_key("rules_key", &request.rules_key)?,
         };
-        // Registering the same rules key again names the same payer: the id derives from the key.
+        // Registering the same rules key again names the same payer: the id derives from the key,
+        // and the payer's aggregate already exists, so nothing new is appended.
         let id = PayerId::from_rules_key(&details.rules_key).as_uuid();
-        sqlx::query(
-            "INSERT INTO payers (id, chain_id, name, rules_key) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (chain_id, id) DO NOTHING",
+        let address = reference_address(principal.chain, AggregateKind::Payer, id);
+        if state.log.version(&address).await? == 0 {
+            let event = Event::PayerRegistered(PayerRegistered {
+                name: details.name.clone(),
+                rules_key: details.rules_key.clone(),
+            });
+            match record(&state, &principal, &meta, AggregateKind::Payer, id, 0, event).await {
+                Ok(_) | Err(ApiError::VersionConflict { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let registered: Option<PayerRequest> = sqlx::query_as(
+            "SELECT name, rules_key FROM payers WHERE chain_id = $1 AND id = $2 AND rules_key IS NOT NULL",
         )
-        .bind(id)
         .bind(principal.chain.as_uuid())
-        .bind(&details.name)
-        .bind(&details.rules_key)
-        .execute(&state.pool)
+        .bind(id)
+        .fetch_optional(&state.pool)
         .await?;
+        let details = registered.unwrap_or(details);
         created(format!("/v1/payers/{id}"), &Payer { id, details })
     })
     .await
 }
 
-/// Registers a patient (admin or front desk). The details are PHI and stay in PostgreSQL.
+/// Registers a patient (admin or front desk). The details are PHI: they stay in PostgreSQL and the
+/// log records only that the id exists.
 #[utoipa::path(post, path = "/v1/patients", tag = "reference", request_body = PatientRequest,
     responses((status = 201, body = Patient), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -325,23 +448,48 @@ pub async fn create_patient(
             return Err(ApiError::invalid("date_of_birth", "must be on or after 1900-01-01"));
         }
         let id = new_id(&principal, &meta, "patient");
+        let chain = principal.chain.as_uuid();
         sqlx::query(
-            "INSERT INTO patients (id, chain_id, given_name, family_name, date_of_birth) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO patient_phi (chain_id, patient_id, given_name, family_name, date_of_birth) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chain_id, patient_id) DO NOTHING",
         )
+        .bind(chain)
         .bind(id)
-        .bind(principal.chain.as_uuid())
         .bind(&details.given_name)
         .bind(&details.family_name)
         .bind(details.date_of_birth)
         .execute(&state.pool)
         .await?;
+        let event = Event::PatientRegistered(PatientRegistered {});
+        if let Err(error) = record(&state, &principal, &meta, AggregateKind::Patient, id, 0, event).await {
+            if append_refused(&error) && !patient_on_log(&state, &principal, id).await? {
+                let mut connection = state.pool.acquire().await?;
+                projection::delete_phi(&mut connection, chain, id).await?;
+            }
+            return Err(error);
+        }
         created(format!("/v1/patients/{id}"), &Patient { id, details })
     })
     .await
 }
 
-/// Reads a patient (admin, front desk or billing: the answer holds PHI).
+/// Whether the patient's aggregate is on the log (a refused append must not delete the PHI of a
+/// patient a first attempt did register).
+async fn patient_on_log(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<bool, ApiError> {
+    let address = reference_address(principal.chain, AggregateKind::Patient, id);
+    Ok(state.log.version(&address).await? > 0)
+}
+
+/// A patient's projected row joined with their PHI: forgotten, given name, family name, date of
+/// birth (the PHI is absent once forgotten).
+type PatientRow = (bool, Option<String>, Option<String>, Option<NaiveDate>);
+
+/// Reads a patient (admin, front desk or billing: the answer holds PHI). A forgotten patient
+/// answers 404: only their id remains.
 #[utoipa::path(get, path = "/v1/patients/{id}", tag = "reference", params(("id" = Uuid, Path, description = "The patient's id")),
     responses((status = 200, body = Patient), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -351,14 +499,26 @@ pub async fn get_patient(
     Path(id): Path<Uuid>,
 ) -> Result<Answer, ApiError> {
     principal.require_role(&[Role::Admin, Role::FrontDesk, Role::Billing])?;
-    let row: Option<(String, String, NaiveDate)> =
-        sqlx::query_as("SELECT given_name, family_name, date_of_birth FROM patients WHERE chain_id = $1 AND id = $2")
-            .bind(principal.chain.as_uuid())
-            .bind(id)
-            .fetch_optional(&state.pool)
-            .await?;
-    let (given_name, family_name, date_of_birth) =
-        row.ok_or_else(|| ApiError::not_found("id", "patient"))?;
+    let row: Option<PatientRow> = sqlx::query_as(
+        "SELECT p.forgotten, phi.given_name, phi.family_name, phi.date_of_birth FROM patients p \
+         LEFT JOIN patient_phi phi ON phi.chain_id = p.chain_id AND phi.patient_id = p.id \
+         WHERE p.chain_id = $1 AND p.id = $2",
+    )
+    .bind(principal.chain.as_uuid())
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some((forgotten, given_name, family_name, date_of_birth)) = row else {
+        return Err(ApiError::not_found("id", "patient"));
+    };
+    let (Some(given_name), Some(family_name), Some(date_of_birth), false) =
+        (given_name, family_name, date_of_birth, forgotten)
+    else {
+        return Err(ApiError::NotFound {
+            field: "id".to_owned(),
+            reason: "the patient's details were forgotten; only their id remains".to_owned(),
+        });
+    };
     Ok(Answer::ok(serde_json::to_value(Patient {
         id,
         details: PatientRequest {
@@ -367,6 +527,64 @@ pub async fn get_patient(
             date_of_birth,
         },
     })?))
+}
+
+/// Forgets a patient's PHI (admin): appends `PatientForgotten` and deletes their names, date of
+/// birth and coverages' member ids. The patient stays, pseudonymous, so sessions and claims still
+/// add up. Forgetting a forgotten patient changes nothing.
+#[utoipa::path(delete, path = "/v1/patients/{id}/phi", tag = "reference", request_body = ReasonRequest,
+    params(("id" = Uuid, Path, description = "The patient's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first answer")),
+    responses((status = 200, body = PatientForgottenView), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn forget_patient(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: CommandMeta,
+    Path(id): Path<Uuid>,
+    body: JsonBody<ReasonRequest>,
+) -> Response {
+    if let Err(error) = principal.require_role(&[Role::Admin]) {
+        return error.into_response();
+    }
+    run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
+        let request = body.parse()?;
+        let reason = text("reason", &request.reason)?;
+        let chain = principal.chain.as_uuid();
+        let forgotten: Option<bool> =
+            sqlx::query_scalar("SELECT forgotten FROM patients WHERE chain_id = $1 AND id = $2")
+                .bind(chain)
+                .bind(id)
+                .fetch_optional(&state.pool)
+                .await?;
+        match forgotten {
+            None => return Err(ApiError::not_found("id", "patient")),
+            Some(true) => {
+                let mut connection = state.pool.acquire().await?;
+                projection::delete_phi(&mut connection, chain, id).await?;
+            }
+            Some(false) => {
+                let address = reference_address(principal.chain, AggregateKind::Patient, id);
+                let version = state.log.version(&address).await?;
+                let event = Event::PatientForgotten(PatientForgotten { reason });
+                record(
+                    &state,
+                    &principal,
+                    &meta,
+                    AggregateKind::Patient,
+                    id,
+                    version,
+                    event,
+                )
+                .await?;
+            }
+        }
+        Ok(Answer::ok(serde_json::to_value(PatientForgottenView {
+            id,
+            forgotten: true,
+        })?))
+    })
+    .await
 }
 
 /// Adds a patient's coverage by a payer (admin or front desk).
@@ -396,19 +614,34 @@ pub async fn create_coverage(
         }
         let details = CoverageRequest { member_id, ..request.clone() };
         let id = new_id(&principal, &meta, "coverage");
+        let chain = principal.chain.as_uuid();
         sqlx::query(
-            "INSERT INTO coverages (id, chain_id, patient_id, payer_id, member_id, valid_from, valid_to) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO coverage_phi (chain_id, coverage_id, patient_id, member_id) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (chain_id, coverage_id) DO NOTHING",
         )
+        .bind(chain)
         .bind(id)
-        .bind(principal.chain.as_uuid())
         .bind(details.patient_id)
-        .bind(details.payer_id)
         .bind(&details.member_id)
-        .bind(details.valid_from)
-        .bind(details.valid_to)
         .execute(&state.pool)
         .await?;
+        let event = Event::CoverageRecorded(CoverageRecorded {
+            patient: PatientId::from(details.patient_id),
+            payer: PayerId::from(details.payer_id),
+            valid_from: to_epoch_day(details.valid_from),
+            valid_to: details.valid_to.map(to_epoch_day),
+        });
+        if let Err(error) = record(&state, &principal, &meta, AggregateKind::Coverage, id, 0, event).await {
+            let address = reference_address(principal.chain, AggregateKind::Coverage, id);
+            if append_refused(&error) && state.log.version(&address).await? == 0 {
+                sqlx::query("DELETE FROM coverage_phi WHERE chain_id = $1 AND coverage_id = $2")
+                    .bind(chain)
+                    .bind(id)
+                    .execute(&state.pool)
+                    .await?;
+            }
+            return Err(error);
+        }
         created(format!("/v1/coverages/{id}"), &Coverage { id, details })
     })
     .await
@@ -434,38 +667,67 @@ pub async fn create_referral(
         }
         let referring_npi = npi("referring_npi", &request.referring_npi)?;
         if request.diagnoses.is_empty() || request.diagnoses.len() > 12 {
-            return Err(ApiError::invalid("diagnoses", "a referral names 1 to 12 diagnoses"));
+            return Err(ApiError::invalid(
+                "diagnoses",
+                "a referral names 1 to 12 diagnoses",
+            ));
         }
+        let mut diagnoses = Vec::with_capacity(request.diagnoses.len());
         for (index, code) in request.diagnoses.iter().enumerate() {
             let field = format!("diagnoses[{index}]");
-            Icd10Code::parse(&field, code).map_err(|error| ApiError::invalid(&field, format!("{:?} {}", error.value, error.problem)))?;
+            let code = Icd10Code::parse(&field, code).map_err(|error| {
+                ApiError::invalid(&field, format!("{:?} {}", error.value, error.problem))
+            })?;
+            diagnoses.push(
+                claimledger_events::Icd10Code::new(code.as_str())
+                    .map_err(|error| ApiError::invalid(&field, error.to_string()))?,
+            );
         }
-        if request.authorised_visits == 0 || request.authorised_visits > 365 {
-            return Err(ApiError::invalid("authorised_visits", "must be between 1 and 365"));
-        }
+        let authorised_visits = u16::try_from(request.authorised_visits)
+            .ok()
+            .filter(|visits| (1..=MAX_AUTHORISED_VISITS).contains(visits))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "authorised_visits",
+                    format!("must be between 1 and {MAX_AUTHORISED_VISITS}"),
+                )
+            })?;
         if request.expires_on < request.issued_on {
-            return Err(ApiError::invalid("expires_on", "must not be before issued_on"));
+            return Err(ApiError::invalid(
+                "expires_on",
+                "must not be before issued_on",
+            ));
         }
-        let details = ReferralRequest { referring_npi, ..request.clone() };
+        let details = ReferralRequest {
+            referring_npi,
+            ..request.clone()
+        };
         let id = new_id(&principal, &meta, "referral");
-        sqlx::query(
-            "INSERT INTO referrals (id, chain_id, patient_id, referring_npi, diagnoses, authorised_visits, issued_on, expires_on) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        let event = Event::ReferralRecorded(ReferralRecorded {
+            patient: PatientId::from(details.patient_id),
+            referring_npi: details.referring_npi.clone(),
+            diagnoses,
+            authorised_visits,
+            issued_on: to_epoch_day(details.issued_on),
+            expires_on: to_epoch_day(details.expires_on),
+        });
+        record(
+            &state,
+            &principal,
+            &meta,
+            AggregateKind::Referral,
+            id,
+            0,
+            event,
         )
-        .bind(id)
-        .bind(principal.chain.as_uuid())
-        .bind(details.patient_id)
-        .bind(&details.referring_npi)
-        .bind(&details.diagnoses)
-        .bind(i32::try_from(details.authorised_visits).unwrap_or(i32::MAX))
-        .bind(details.issued_on)
-        .bind(details.expires_on)
-        .execute(&state.pool)
         .await?;
         created(format!("/v1/referrals/{id}"), &Referral { id, details })
     })
     .await
 }
+
+/// The most visits one referral may authorise.
+const MAX_AUTHORISED_VISITS: u16 = 365;
 
 /// Whether `table` holds `id` in `chain`. `table` is one of this module's constant names.
 pub(crate) async fn exists<'e>(

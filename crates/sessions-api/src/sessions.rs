@@ -29,7 +29,7 @@ use claimledger_sessions::command::{
 use claimledger_sessions::error::SessionError;
 use claimledger_sessions::event::SessionEvent;
 use claimledger_sessions::schema::{
-    from_log_event, from_micros, occurred_at, to_log_event, to_micros,
+    from_log_event, from_micros, occurred_at, recorded_id, to_log_event, to_micros,
 };
 use claimledger_sessions::session::{Session, SessionStatus};
 use sqlx::{PgConnection, PgPool};
@@ -191,9 +191,12 @@ async fn load(
     for recorded in &history.commits {
         command_ids.insert(recorded.commit.command_id);
         for record in &recorded.commit.events {
-            if let Some(event) =
-                from_log_event(clinic, from_micros(record.occurred_at)?, &record.event)?
-            {
+            if let Some(event) = from_log_event(
+                clinic,
+                record.event_id,
+                from_micros(record.occurred_at)?,
+                &record.event,
+            )? {
                 events.push(event);
             }
         }
@@ -228,7 +231,7 @@ fn build_commit(
         events: events
             .iter()
             .map(|event| EventRecord {
-                event_id: EventId::from(Uuid::now_v7()),
+                event_id: recorded_id(event).unwrap_or_else(|| EventId::from(Uuid::now_v7())),
                 occurred_at: to_micros(occurred_at(event, now)),
                 event: to_log_event(event),
             })
@@ -267,6 +270,7 @@ fn view(id: Uuid, loaded: &Loaded, located: &Located) -> Result<SessionView, Api
             .services()
             .iter()
             .map(|service| ServiceView {
+                event_id: service.id.as_uuid(),
                 technique: technique_word(service.technique),
                 code: service.code.as_str().to_owned(),
                 minutes: service.minutes,
@@ -279,6 +283,7 @@ fn view(id: Uuid, loaded: &Loaded, located: &Located) -> Result<SessionView, Api
             .modalities()
             .iter()
             .map(|modality| ModalityView {
+                event_id: modality.id.as_uuid(),
                 code: modality.code.as_str().to_owned(),
                 minutes: modality.minutes,
             })
@@ -762,6 +767,7 @@ fn service_command(request: &RecordServiceRequest) -> Result<SessionCommand, Api
         )
     })?;
     Ok(SessionCommand::RecordService(RecordService {
+        id: EventId::from(Uuid::now_v7()),
         technique,
         code: code("code", &request.code)?,
         minutes: request.minutes,
@@ -866,7 +872,7 @@ command_with_body!(
 command_with_body!(
     /// Records a supervised modality (front desk).
     record_modality, "/v1/sessions/{id}/modalities", RecordModalityRequest,
-    |request| Ok(SessionCommand::RecordModality(RecordModality { code: code("code", &request.code)?, minutes: request.minutes }))
+    |request| Ok(SessionCommand::RecordModality(RecordModality { id: EventId::from(Uuid::now_v7()), code: code("code", &request.code)?, minutes: request.minutes }))
 );
 command_with_body!(
     /// Attaches diagnoses (front desk).
@@ -888,3 +894,28 @@ command_with_body!(
     /// Reopens a completed record for correction (front desk).
     amend, "/v1/sessions/{id}/amend", ReasonRequest, |request| Ok(SessionCommand::Amend { reason: request.reason.clone() })
 );
+
+/// Voids a service or modality recorded by mistake (front desk): it stops counting for minutes and
+/// units and never reaches the claim; the original stays on the log. Allowed while the record is
+/// open (checked in, or reopened with an amendment).
+#[utoipa::path(post, path = "/v1/sessions/{id}/services/{event_id}/void", tag = "sessions", request_body = ReasonRequest,
+    params(("id" = Uuid, Path, description = "The session's id"),
+        ("event_id" = Uuid, Path, description = "The service's or modality's `event_id`"),
+        ("If-Match" = Option<String>, Header, description = "The session version the command is based on (its ETag)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first answer")),
+    responses((status = 200, body = SessionView, headers(("ETag" = String, description = "The new session version"))),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn void_service(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: CommandMeta,
+    Path((id, event_id)): Path<(Uuid, Uuid)>,
+    body: JsonBody<ReasonRequest>,
+) -> Response {
+    let command = body.parse().map(|request| SessionCommand::VoidService {
+        service: EventId::from(event_id),
+        reason: request.reason,
+    });
+    run_command(&state, &principal, &meta, &body.raw, id, command).await
+}

@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use claimledger_log::{EventLog, LogError};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -53,6 +53,9 @@ pub enum StartupError {
     /// The log stream could not be created or verified.
     #[error("could not open the event log")]
     Log(#[from] LogError),
+    /// The reference tables could not be caught up with the log.
+    #[error("could not catch the reference tables up with the log")]
+    Reference(#[from] crate::projection::ProjectionError),
     /// The listener could not be bound, or serving failed.
     #[error("HTTP server failure")]
     Io(#[from] std::io::Error),
@@ -78,12 +81,14 @@ impl Application {
         Application::build_with(settings, pool, log).await
     }
 
-    /// Binds the listener around an existing pool and log (tests and the all-in-one binary).
+    /// Binds the listener around an existing pool and log (tests and the all-in-one binary), after
+    /// catching the reference tables up with the log (rows lost from them are written again).
     pub async fn build_with(
         settings: Settings,
         pool: PgPool,
         log: EventLog,
     ) -> Result<Application, StartupError> {
+        crate::projection::catch_up(&pool, &log).await?;
         let listener =
             TcpListener::bind(SocketAddr::new(settings.http.host, settings.http.port)).await?;
         let state = AppState {
@@ -130,6 +135,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/payers", post(reference::create_payer))
         .route("/v1/patients", post(reference::create_patient))
         .route("/v1/patients/{id}", get(reference::get_patient))
+        .route("/v1/patients/{id}/phi", delete(reference::forget_patient))
         .route("/v1/coverages", post(reference::create_coverage))
         .route("/v1/referrals", post(reference::create_referral))
         .route("/v1/sessions", post(sessions::schedule))
@@ -148,6 +154,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/sessions/{id}/cancel", post(sessions::cancel))
         .route("/v1/sessions/{id}/no-show", post(sessions::no_show))
         .route("/v1/sessions/{id}/amend", post(sessions::amend))
+        .route(
+            "/v1/sessions/{id}/services/{event_id}/void",
+            post(sessions::void_service),
+        )
         .route("/v1/claims/{claim_id}", get(claims::get_claim))
         .route("/v1/claims/{claim_id}/submit", post(claims::submit))
         .route(

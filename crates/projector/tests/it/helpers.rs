@@ -32,6 +32,7 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
     let workload = Workload::new();
     workload.seed_directory(&env.db).await?;
     workload.publish_rules(&log).await?;
+    workload.record_directory(&log).await?;
     Ok(TestApp { env, log, workload })
 }
 

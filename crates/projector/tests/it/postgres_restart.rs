@@ -172,6 +172,7 @@ async fn postgres_restarted_mid_run_the_projector_waits_and_resumes() -> anyhow:
     let workload = Workload::new();
     workload.seed_directory(&pool).await?;
     workload.publish_rules(&log).await?;
+    workload.record_directory(&log).await?;
     workload.append_visits(&log, 0..150, 16).await?;
 
     let projector = Projector::build(log.clone(), pool.clone(), test_config())?;

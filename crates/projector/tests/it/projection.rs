@@ -179,8 +179,9 @@ async fn a_poison_message_is_parked_and_the_projection_goes_on() -> anyhow::Resu
         patient: Uuid::new_v4().into(),
         coverage: Coverage::Payer {
             payer: payer_of(0),
-            member_id: Uuid::new_v4().to_string(),
+            coverage: Uuid::new_v4().into(),
         },
+        referral: None,
         scheduled_start: crate::workload::now(),
         planned_minutes: 30,
     });

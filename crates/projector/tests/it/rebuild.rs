@@ -57,6 +57,7 @@ async fn rebuilding_one_chain_replaces_only_that_chains_rows() -> anyhow::Result
     let other = Workload::new();
     other.seed_directory(&app.env.db).await?;
     other.publish_rules(&app.log).await?;
+    other.record_directory(&app.log).await?;
     app.workload.append_visits(&app.log, 0..30, 8).await?;
     other.append_visits(&app.log, 0..30, 8).await?;
     let mut projector = app.projector()?;

@@ -1,5 +1,5 @@
-//! A deterministic clinic workload on the log: one chain with one clinic and its therapists in the
-//! directory tables, the repository's payer rules published as `RulesChanged`, and visits of about
+//! A deterministic clinic workload on the log: one chain with one clinic and its therapists
+//! registered on the log, the repository's payer rules published as `RulesChanged`, and visits of about
 //! six commits each (some self-pay, some cancelled, some amended and completed again).
 //!
 //! Shared by the integration tests and the replay benchmark (`#[path]`-included there).
@@ -9,13 +9,17 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use claimledger_billing::validation::npi_check_digit;
+use claimledger_events::reference::{
+    ClinicRegistered, CoverageRecorded, PatientRegistered, PayerRegistered, ReferralRecorded,
+    TherapistRegistered,
+};
 use claimledger_events::session::{
     BodyRegion, BodySide, Coverage, DiagnosesAttached, ServiceRecorded, SessionAmended,
     SessionCancelled, SessionScheduled, Technique,
 };
 use claimledger_events::{
-    AggregateKind, ChainId, ClinicId, Commit, CptCode, Event, Icd10Code, PayerId, TherapistId,
-    UtcMicros,
+    Actor, ActorKind, AggregateId, AggregateKind, ChainId, ClinicId, Commit, CptCode, EpochDay,
+    Event, EventRecord, Icd10Code, PatientId, PayerId, TherapistId, UtcMicros,
 };
 use claimledger_log::{AggregateAddress, EventLog};
 use claimledger_payer_rules::load_dir;
@@ -58,38 +62,143 @@ impl Workload {
         }
     }
 
-    /// Inserts the chain, clinic and therapists into the sessions API's directory tables.
+    /// Inserts the chain into the sessions API's `chains` table (API keys hang off it).
     pub async fn seed_directory(&self, db: &PgPool) -> anyhow::Result<()> {
         sqlx::query("INSERT INTO chains (id, name) VALUES ($1, 'Test chain')")
             .bind(self.chain.as_uuid())
             .execute(db)
             .await
             .context("inserting the chain")?;
-        sqlx::query(
-            "INSERT INTO clinics (id, chain_id, name, npi, tax_id, address_line, city, state, \
-             postal_code, time_zone, place_of_service) \
-             VALUES ($1, $2, 'Downtown', '1234567893', '12-3456789', '1 Main St', 'Portland', \
-             'OR', '97201', 'America/Los_Angeles', '11')",
+        Ok(())
+    }
+
+    /// Registers the clinic and the therapists on the log, as the sessions API does; the
+    /// projector's provider directory is built from these events.
+    pub async fn record_directory(&self, log: &EventLog) -> anyhow::Result<()> {
+        let clinic = ClinicRegistered {
+            name: "Downtown".to_owned(),
+            npi: "1234567893".to_owned(),
+            tax_id: "12-3456789".to_owned(),
+            address_line: "1 Main St".to_owned(),
+            city: "Portland".to_owned(),
+            state: "OR".to_owned(),
+            postal_code: "97201".to_owned(),
+            time_zone: "America/Los_Angeles".to_owned(),
+            place_of_service: "11".to_owned(),
+        };
+        self.register(
+            log,
+            AggregateKind::Clinic,
+            self.clinic.into(),
+            Event::ClinicRegistered(clinic),
         )
-        .bind(self.clinic.as_uuid())
-        .bind(self.chain.as_uuid())
-        .execute(db)
-        .await
-        .context("inserting the clinic")?;
+        .await?;
         for (index, therapist) in self.therapists.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO therapists (id, chain_id, name, npi, licence_number, licence_state) \
-                 VALUES ($1, $2, $3, $4, $5, 'OR')",
+            let registered = TherapistRegistered {
+                name: format!("Therapist {index}"),
+                npi: npi(100_000_000 + index as u32 * 7919),
+                licence_number: format!("LMT-{index}"),
+                licence_state: "OR".to_owned(),
+            };
+            self.register(
+                log,
+                AggregateKind::Therapist,
+                (*therapist).into(),
+                Event::TherapistRegistered(registered),
             )
-            .bind(therapist.as_uuid())
-            .bind(self.chain.as_uuid())
-            .bind(format!("Therapist {index}"))
-            .bind(npi(100_000_000 + index as u32 * 7919))
-            .bind(format!("LMT-{index}"))
-            .execute(db)
-            .await
-            .context("inserting a therapist")?;
+            .await?;
         }
+        for rules_key in PAYERS {
+            let payer = payer_id(rules_key);
+            let registered = PayerRegistered {
+                name: rules_key.replace('-', " "),
+                rules_key: rules_key.to_owned(),
+            };
+            self.register(
+                log,
+                AggregateKind::Payer,
+                payer.as_uuid().into(),
+                Event::PayerRegistered(registered),
+            )
+            .await?;
+        }
+        // The first visit's patient, with a coverage and a referral, so every reference table of
+        // the read models has rows to compare.
+        let patient: PatientId = Uuid::from_u64_pair(9, 0).into();
+        self.register(
+            log,
+            AggregateKind::Patient,
+            patient.into(),
+            Event::PatientRegistered(PatientRegistered {}),
+        )
+        .await?;
+        let coverage = CoverageRecorded {
+            patient,
+            payer: payer_of(0),
+            valid_from: EpochDay(20_000),
+            valid_to: None,
+        };
+        self.register(
+            log,
+            AggregateKind::Coverage,
+            Uuid::from_u64_pair(7, 0).into(),
+            Event::CoverageRecorded(coverage),
+        )
+        .await?;
+        let referral = ReferralRecorded {
+            patient,
+            referring_npi: "1234567893".to_owned(),
+            diagnoses: vec![Icd10Code::new("M54.50").context("a valid code")?],
+            authorised_visits: 12,
+            issued_on: EpochDay(20_000),
+            expires_on: EpochDay(20_400),
+        };
+        self.register(
+            log,
+            AggregateKind::Referral,
+            Uuid::from_u64_pair(8, 0).into(),
+            Event::ReferralRecorded(referral),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Appends one reference event as a new chain-wide aggregate.
+    async fn register(
+        &self,
+        log: &EventLog,
+        kind: AggregateKind,
+        id: AggregateId,
+        event: Event,
+    ) -> anyhow::Result<()> {
+        let address = AggregateAddress {
+            chain: self.chain,
+            clinic: None,
+            kind,
+            id,
+        };
+        let commit = Commit {
+            command_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, id.as_bytes()).into(),
+            chain: self.chain,
+            clinic: None,
+            aggregate_kind: kind,
+            aggregate_id: id,
+            recorded_at: now(),
+            actor: Actor {
+                kind: ActorKind::Staff,
+                id: "workload".to_owned(),
+            },
+            correlation_id: Uuid::new_v4().into(),
+            causation_id: None,
+            events: vec![EventRecord {
+                event_id: Uuid::new_v4().into(),
+                occurred_at: now(),
+                event,
+            }],
+        };
+        log.append(&address, 0, &commit)
+            .await
+            .with_context(|| format!("registering {} {id}", kind.subject_token()))?;
         Ok(())
     }
 
@@ -121,7 +230,7 @@ impl Workload {
         } else {
             Coverage::Payer {
                 payer: payer_of(index),
-                member_id: Uuid::from_u64_pair(7, index).to_string(),
+                coverage: Uuid::from_u64_pair(7, index).into(),
             }
         };
         // Visits from June 2025 over about 13 months, so both rule versions of a payer are used.
@@ -130,6 +239,7 @@ impl Workload {
             therapist,
             patient: Uuid::from_u64_pair(9, index).into(),
             coverage,
+            referral: None,
             scheduled_start: start,
             planned_minutes: 60,
         })];
