@@ -3,6 +3,7 @@
 
 mod api;
 mod charts;
+mod end_to_end;
 mod fixture;
 mod helpers;
 mod known;
