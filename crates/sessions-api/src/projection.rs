@@ -106,6 +106,16 @@ pub async fn apply_commit(
     let id = commit.aggregate_id.as_uuid();
     let sequence = i64::try_from(sequence).unwrap_or(i64::MAX);
     let recorded_at = from_micros(commit.recorded_at)?;
+    // Chains and their keys live only in PostgreSQL. When the database was lost and is caught up
+    // from the log, the chain row is recreated so its reference data can be restored; its name is
+    // gone with the database, and an admin key must be issued again (`claimledger keys create`).
+    sqlx::query(
+        "INSERT INTO chains (id, name) VALUES ($1, 'restored from the log: ' || $1::text) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(chain)
+    .execute(&mut *connection)
+    .await?;
     for record in &commit.events {
         let row = Row {
             chain,
