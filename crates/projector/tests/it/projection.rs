@@ -307,3 +307,88 @@ async fn health_and_metrics_report_progress_and_lag() -> anyhow::Result<()> {
     );
     app.env.cleanup().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voided_service_never_reaches_the_claim() -> anyhow::Result<()> {
+    use claimledger_events::session::{BodyRegion, DiagnosesAttached, ServiceVoided};
+    use claimledger_events::{Icd10Code, UtcMicros};
+    use integration_tests::commits::commit_for;
+
+    let app = spawn_app().await?;
+    let address = app.workload.session(5_000);
+    let service = |technique, code: &str, minutes| {
+        Event::ServiceRecorded(ServiceRecorded {
+            technique,
+            cpt_code: CptCode::new(code).expect("a valid code"),
+            minutes,
+            body_region: BodyRegion::LowerBack,
+            body_side: None,
+            description: None,
+        })
+    };
+    let booked = commit_for(
+        &address,
+        vec![
+            Event::SessionScheduled(SessionScheduled {
+                therapist: app.workload.therapists[0],
+                patient: Uuid::new_v4().into(),
+                coverage: Coverage::Payer {
+                    payer: payer_of(0),
+                    coverage: Uuid::new_v4().into(),
+                },
+                referral: None,
+                // 2025-06-16 17:00 UTC, when medicare-like's first rules version is in force.
+                scheduled_start: UtcMicros(1_750_093_200_000_000),
+                planned_minutes: 60,
+            }),
+            Event::CheckedIn,
+        ],
+    );
+    let recorded = commit_for(
+        &address,
+        vec![
+            service(Technique::Swedish, "97124", 30),
+            service(Technique::MyofascialRelease, "97140", 15),
+        ],
+    );
+    let wrong = recorded.events[0].event_id;
+    let corrected = commit_for(
+        &address,
+        vec![
+            Event::ServiceVoided(ServiceVoided {
+                service_event: wrong,
+                reason: "recorded on the wrong session".to_owned(),
+            }),
+            Event::DiagnosesAttached(DiagnosesAttached {
+                icd10_codes: vec![Icd10Code::new("M54.50")?],
+            }),
+            Event::SessionCompleted,
+        ],
+    );
+    let mut version = 0;
+    for commit in [booked, recorded, corrected] {
+        version = app.log.append(&address, version, &commit).await?.sequence;
+    }
+    let mut projector = app.projector()?;
+    drain(&mut projector).await?;
+
+    let session = address.id.as_uuid();
+    let codes: Vec<String> = sqlx::query_scalar(
+        "SELECT code FROM read_models.claim_lines WHERE session_id = $1 ORDER BY line_number",
+    )
+    .bind(session)
+    .fetch_all(&app.env.db)
+    .await?;
+    assert_eq!(codes, ["97140"]);
+    let (status, minutes, error): (String, i32, Option<String>) = sqlx::query_as(
+        "SELECT s.status, s.service_minutes, c.derivation_error FROM read_models.sessions s \
+         JOIN read_models.claims c USING (chain_id, session_id) WHERE s.session_id = $1",
+    )
+    .bind(session)
+    .fetch_one(&app.env.db)
+    .await?;
+    assert_eq!(status, "completed");
+    assert_eq!(minutes, 15);
+    assert_eq!(error, None);
+    app.env.cleanup().await
+}

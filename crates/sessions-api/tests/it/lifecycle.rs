@@ -239,3 +239,77 @@ async fn a_self_pay_session_under_a_referral_is_scheduled() {
     assert_eq!(reply.body["payment"], json!({"kind": "self_pay"}));
     assert_eq!(reply.body["referral_id"], world.referral.to_string());
 }
+
+#[tokio::test]
+async fn a_wrongly_recorded_service_is_voided_and_stops_counting() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let session = checked_in(&app, &world).await;
+    let key = &world.front_desk;
+    let long = json!({"technique": "swedish_massage", "code": "97124", "minutes": 50, "body_region": "lower_back"});
+    let recorded = app
+        .post(&format!("/v1/sessions/{session}/services"), key)
+        .json(&long)
+        .send()
+        .await;
+    assert_eq!(recorded.status, StatusCode::OK, "{recorded:?}");
+    let service = recorded.body["services"][0]["event_id"]
+        .as_str()
+        .expect("the service's event id")
+        .to_owned();
+    // 50 of the visit's 60 minutes are taken: another 30 do not fit.
+    let thirty = json!({"technique": "myofascial_release", "code": "97140", "minutes": 30, "body_region": "neck"});
+    app.post(&format!("/v1/sessions/{session}/services"), key)
+        .json(&thirty)
+        .send()
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "minutes");
+
+    let void_path = format!("/v1/sessions/{session}/services/{service}/void");
+    let commits = app.commits_of(world.clinic, session).await;
+    app.post(&void_path, key)
+        .json(&json!({"reason": ""}))
+        .send()
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "reason");
+    app.post(
+        &format!(
+            "/v1/sessions/{session}/services/{}/void",
+            uuid::Uuid::now_v7()
+        ),
+        key,
+    )
+    .json(&json!({"reason": "wrong patient"}))
+    .send()
+    .await
+    .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "event_id");
+    assert_eq!(app.commits_of(world.clinic, session).await, commits);
+
+    let voided = app
+        .post(&void_path, key)
+        .json(&json!({"reason": "recorded on the wrong session"}))
+        .send()
+        .await;
+    assert_eq!(voided.status, StatusCode::OK, "{voided:?}");
+    assert_eq!(voided.body["services"], json!([]));
+    assert_eq!(voided.body["recorded_service_minutes"], 0);
+    assert_eq!(app.commits_of(world.clinic, session).await, commits + 1);
+    app.post(&void_path, key)
+        .json(&json!({"reason": "again"}))
+        .send()
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "event_id");
+    // The freed minutes count again, and the void survives a read from the log.
+    let reply = app
+        .post(&format!("/v1/sessions/{session}/services"), key)
+        .json(&thirty)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let read = app
+        .get(&format!("/v1/sessions/{session}"), key)
+        .send()
+        .await;
+    assert_eq!(read.body["services"].as_array().map(Vec::len), Some(1));
+    assert_eq!(read.body["services"][0]["code"], "97140");
+}
