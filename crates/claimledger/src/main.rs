@@ -5,6 +5,7 @@ mod demo;
 mod log_args;
 mod payer_rules;
 mod projector;
+mod replay;
 mod sessions;
 mod shutdown;
 mod units;
@@ -40,6 +41,9 @@ enum Command {
     Projector(projector::ProjectorArgs),
     /// API keys: bootstrap a chain with its first admin key, or add keys to a chain.
     Keys(sessions::KeysArgs),
+    /// What proposed payer rules would change: re-derives the claims on the log in memory under
+    /// them and reports changed claims, totals and what can still be resubmitted.
+    Replay(replay::ReplayArgs),
 }
 
 /// The services `claimledger serve` can run.
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Serve(ServeCommand::Sessions(args)) => sessions::run_serve(&args),
         Command::Projector(args) => projector::run(&args),
         Command::Keys(args) => sessions::run_keys(&args),
+        Command::Replay(args) => replay::run(&args),
     };
     let Err(error) = outcome else {
         return ExitCode::SUCCESS;

@@ -47,6 +47,14 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// The clinics and therapists registered by `items` (a whole log, or one chain of it), with no
+    /// database: what `claimledger replay` prices claims with.
+    pub fn from_log(items: &[ReplayItem]) -> Directory {
+        let mut directory = Directory::default();
+        directory.absorb(items);
+        directory
+    }
+
     /// The clinic's profile: `None` when unknown, `Some(Err)` when its row is unusable.
     pub fn clinic(&self, clinic: Uuid) -> Option<&Result<ClinicProfile, Unusable>> {
         self.clinics.get(&clinic)

@@ -23,6 +23,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::directory::Directory;
+use crate::rederive::{StoredDraft, reprice};
 use crate::rules::{LogRules, PreparedVersion};
 
 /// A session's key: chain, then session id.
@@ -157,14 +158,14 @@ pub(crate) struct BatchChanges {
 
 /// The fold state of one session during a batch.
 #[derive(Debug)]
-struct SessionFold {
+pub(crate) struct SessionFold {
     clinic: Uuid,
-    state: Session,
+    pub(crate) state: Session,
     events: Commit,
-    last_sequence: u64,
+    pub(crate) last_sequence: u64,
     previous: Option<Footprint>,
     /// The claim derived at the batch's last completion of this session, if any.
-    claim: Option<ClaimRow>,
+    pub(crate) claim: Option<ClaimRow>,
 }
 
 /// Folds `items` (all above the checkpoint, in log order).
@@ -173,6 +174,7 @@ pub(crate) fn fold_batch(
     mut stored: HashMap<SessionKey, StoredSession>,
     rules: &mut LogRules,
     directory: &Directory,
+    drafts: &[StoredDraft],
 ) -> Result<BatchChanges, EncodeError> {
     let mut changes = BatchChanges::default();
     let mut folds: HashMap<SessionKey, SessionFold> = HashMap::new();
@@ -233,6 +235,16 @@ pub(crate) fn fold_batch(
             }),
         }
     }
+    // Claims the batch's rules versions cover are priced by the rule book as the batch leaves it.
+    reprice(
+        &changes.rules,
+        drafts,
+        &mut folds,
+        &mut order,
+        &mut stored,
+        rules,
+        directory,
+    );
     for key in order {
         if let Some(fold) = folds.remove(&key) {
             finish_session(key, fold, directory, &mut changes)?;
@@ -301,7 +313,10 @@ fn fold_session_commit(
 /// The fold of a session the batch has not seen yet: from its stored state, or empty. A stored
 /// state that does not decode is an error every time, so no commit of that session is applied on
 /// top of a hole.
-fn start_fold(commit: &Commit, stored: Option<&StoredSession>) -> Result<SessionFold, String> {
+pub(crate) fn start_fold(
+    commit: &Commit,
+    stored: Option<&StoredSession>,
+) -> Result<SessionFold, String> {
     let clinic = commit
         .clinic
         .ok_or("a session commit must name its clinic")?
@@ -515,7 +530,7 @@ fn units_of(claim: &ClaimRow) -> Units {
 }
 
 /// Derives the draft claim of a completed session billed to a payer; `None` for self-pay.
-fn derive_claim_row(
+pub(crate) fn derive_claim_row(
     chain: Uuid,
     session_id: Uuid,
     session: &Session,

@@ -21,6 +21,7 @@ mod lifecycle;
 pub mod metrics;
 mod projector;
 pub mod rebuild;
+pub mod rederive;
 mod reference;
 mod rollup;
 pub mod rules;

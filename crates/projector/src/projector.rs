@@ -19,6 +19,7 @@ use crate::directory::Directory;
 use crate::error::ProjectorError;
 use crate::fold::{SessionKey, fold_batch};
 use crate::metrics::Metrics;
+use crate::rederive;
 use claimledger_billing::ReferenceData;
 
 use crate::rules::{LogRules, read_reference};
@@ -180,7 +181,9 @@ impl Applier {
             });
         }
 
-        let (to_load, clinics, mut therapists) = batch_references(&items);
+        let (mut to_load, mut clinics, mut therapists) = batch_references(&items);
+        let drafts = rederive::load_drafts(&mut transaction, &self.target.schema, &items).await?;
+        rederive::add_references(&drafts, &mut to_load, &mut clinics);
         let stored = store::load_sessions(&mut transaction, &self.target.schema, &to_load).await?;
         therapists.extend(
             stored
@@ -196,7 +199,7 @@ impl Applier {
                 &therapists,
             )
             .await?;
-        let changes = fold_batch(&items, stored, &mut state.rules, &self.directory)?;
+        let changes = fold_batch(&items, stored, &mut state.rules, &self.directory, &drafts)?;
         store::write_changes(&mut transaction, &self.target.schema, &changes).await?;
         store::set_checkpoint(&mut transaction, &self.target, new_checkpoint).await?;
         transaction

@@ -180,6 +180,13 @@ impl LogRules {
         );
     }
 
+    /// Every recorded version of `payer` of `chain`, compiled, with the payer's key inside the book
+    /// (what the payer-rules engine needs to judge a line).
+    pub fn payer_book(&self, chain: Uuid, payer: PayerId) -> Option<(&str, &RuleBook)> {
+        let payer = self.payers.get(&(chain, payer))?;
+        Some((&payer.payer_key, &payer.book))
+    }
+
     /// The rules in force for `payer` of `chain` on `date_of_service`, if the log has recorded any.
     pub fn in_force(
         &self,

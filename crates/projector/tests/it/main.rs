@@ -6,4 +6,5 @@ mod helpers;
 mod postgres_restart;
 mod projection;
 mod rebuild;
+mod reprice;
 mod workload;
