@@ -11,6 +11,14 @@ use tokio_util::sync::CancellationToken;
 use crate::helpers::{drain, spawn_app, test_config};
 use crate::workload::Workload;
 
+/// Tables filled by claim lifecycle commits (submissions, remittances), which this workload does
+/// not record; the sessions API's claim tests drive and rebuild them.
+const CLAIM_LIFECYCLE_TABLES: [&str; 3] = [
+    "claim_line_outcomes",
+    "reimbursement_monthly",
+    "denial_reasons_monthly",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_rebuilds_give_identical_checksums_equal_to_the_live_projection() -> anyhow::Result<()>
 {
@@ -19,7 +27,12 @@ async fn two_rebuilds_give_identical_checksums_equal_to_the_live_projection() ->
     let mut projector = app.projector()?;
     drain(&mut projector).await?;
     let live = app.checksums().await?;
-    assert!(live.values().all(|digest| digest.rows > 0), "{live:?}");
+    assert!(
+        live.iter()
+            .filter(|(table, _)| !CLAIM_LIFECYCLE_TABLES.contains(table))
+            .all(|(_, digest)| digest.rows > 0),
+        "{live:?}"
+    );
 
     let mut reported = Vec::new();
     let report = rebuild(
