@@ -47,14 +47,6 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// The clinics and therapists registered by `items` (a whole log, or one chain of it), with no
-    /// database: what `claimledger replay` prices claims with.
-    pub fn from_log(items: &[ReplayItem]) -> Directory {
-        let mut directory = Directory::default();
-        directory.absorb(items);
-        directory
-    }
-
     /// The clinic's profile: `None` when unknown, `Some(Err)` when its row is unusable.
     pub fn clinic(&self, clinic: Uuid) -> Option<&Result<ClinicProfile, Unusable>> {
         self.clinics.get(&clinic)
@@ -118,6 +110,14 @@ impl Directory {
             }
         }
         Ok(())
+    }
+
+    /// The directory of the clinics and therapists registered by `items` (a whole log or a chain's
+    /// part of it), for readers that derive claims without a read-model schema.
+    pub fn from_log(items: &[ReplayItem]) -> Directory {
+        let mut directory = Directory::default();
+        directory.absorb(items);
+        directory
     }
 
     /// Caches the clinics and therapists registered by `items`.
