@@ -6,6 +6,7 @@ mod log_args;
 mod payer_rules;
 mod projector;
 mod replay;
+mod report;
 mod sessions;
 mod shutdown;
 mod units;
@@ -44,6 +45,8 @@ enum Command {
     /// What proposed payer rules would change: re-derives the claims on the log in memory under
     /// them and reports changed claims, totals and what can still be resubmitted.
     Replay(replay::ReplayArgs),
+    /// Reports from the read models: reimbursement, denial reasons, best code per payer, outliers.
+    Report(report::ReportArgs),
 }
 
 /// The services `claimledger serve` can run.
@@ -53,6 +56,8 @@ enum ServeCommand {
     PayerRules(payer_rules::ServePayerRulesArgs),
     /// The sessions HTTP API (clinics record visits).
     Sessions(sessions::ServeSessionsArgs),
+    /// The reporting HTTP API (port 8081, /openapi.json, /charts).
+    Reporting(report::ServeReportingArgs),
 }
 
 /// Runs the command; a failure prints its cause chain on stderr and exits with status 1.
@@ -67,6 +72,8 @@ fn main() -> ExitCode {
         Command::Projector(args) => projector::run(&args),
         Command::Keys(args) => sessions::run_keys(&args),
         Command::Replay(args) => replay::run(&args),
+        Command::Report(args) => report::run_report(&args),
+        Command::Serve(ServeCommand::Reporting(args)) => report::run_serve(&args),
     };
     let Err(error) = outcome else {
         return ExitCode::SUCCESS;

@@ -362,6 +362,11 @@ pub(crate) fn decode_for_subject(
     config: &LogConfig,
 ) -> Result<Commit, InvalidMessage> {
     let commit = decode(payload)?;
+    // Replay checks every message, so the common case compares token by token without building
+    // the expected subject; only a mismatch builds it, for the error.
+    if subject_is_commits_own(subject, &config.subject_prefix, &commit) {
+        return Ok(commit);
+    }
     // Every released aggregate kind has a valid token, so this cannot fail for data this build
     // wrote; a kind it cannot address makes the commit as unusable here as a misfiled one.
     let commit_subject = AggregateAddress::of(&commit)
@@ -373,6 +378,39 @@ pub(crate) fn decode_for_subject(
         return Err(InvalidMessage::WrongSubject { commit_subject });
     }
     Ok(commit)
+}
+
+/// Whether `subject` is exactly the subject [`AggregateAddress::subject`] gives `commit` under
+/// `prefix` (UUIDs in lower-case hyphenated form), compared without allocating.
+fn subject_is_commits_own(subject: &str, prefix: &str, commit: &Commit) -> bool {
+    fn is_uuid(token: &str, uuid: uuid::Uuid) -> bool {
+        let mut buffer = [0_u8; uuid::fmt::Hyphenated::LENGTH];
+        token.as_bytes() == uuid.hyphenated().encode_lower(&mut buffer).as_bytes()
+    }
+    let Some(rest) = subject
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('.'))
+    else {
+        return false;
+    };
+    let mut tokens = rest.split('.');
+    let (Some(chain), Some(clinic), Some(kind), Some(id), None) = (
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+    ) else {
+        return false;
+    };
+    let clinic_matches = match commit.clinic {
+        Some(expected) => is_uuid(clinic, expected.as_uuid()),
+        None => clinic == crate::subject::CHAIN_WIDE_CLINIC_TOKEN,
+    };
+    clinic_matches
+        && kind == commit.aggregate_kind.subject_token()
+        && is_uuid(chain, commit.chain.as_uuid())
+        && is_uuid(id, commit.aggregate_id.as_uuid())
 }
 
 /// Reads N from the server's "wrong last sequence: N" description (error 10071), where N is the
@@ -502,7 +540,60 @@ async fn ensure_stream(context: &Context, wanted: StreamConfig) -> Result<JetStr
 
 #[cfg(test)]
 mod tests {
+    use claimledger_events::{Actor, ActorKind, AggregateKind};
+    use uuid::Uuid;
+
     use super::*;
+
+    fn commit(clinic: Option<Uuid>, kind: AggregateKind) -> Commit {
+        Commit {
+            command_id: Uuid::from_u128(1).into(),
+            chain: Uuid::from_u128(0xc1a1).into(),
+            clinic: clinic.map(Into::into),
+            aggregate_kind: kind,
+            aggregate_id: Uuid::from_u128(0xa9).into(),
+            recorded_at: claimledger_events::UtcMicros(0),
+            actor: Actor {
+                kind: ActorKind::Staff,
+                id: "desk".to_owned(),
+            },
+            correlation_id: Uuid::from_u128(2).into(),
+            causation_id: None,
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_token_comparison_accepts_exactly_the_formatted_subject() {
+        let clinic = Some(Uuid::from_u128(0xc11));
+        for commit in [
+            commit(clinic, AggregateKind::Session),
+            commit(None, AggregateKind::PayerRules),
+        ] {
+            let own = AggregateAddress::of(&commit)
+                .subject("ev.x")
+                .expect("a valid subject");
+            assert!(subject_is_commits_own(&own, "ev.x", &commit), "{own}");
+            let upper = own.to_uppercase().replace("EV.X", "ev.x");
+            let others = [
+                own.replacen("ev.x", "ev.y", 1),
+                format!("{own}.extra"),
+                own.rsplit_once('.')
+                    .map(|(head, _)| head.to_owned())
+                    .unwrap_or_default(),
+                upper,
+                own.replace("-", ""),
+            ];
+            for other in others {
+                assert!(!subject_is_commits_own(&other, "ev.x", &commit), "{other}");
+            }
+        }
+        let session = commit(clinic, AggregateKind::Session);
+        let chain_wide = AggregateAddress::of(&commit(None, AggregateKind::Session))
+            .subject("ev.x")
+            .expect("a valid subject");
+        assert!(!subject_is_commits_own(&chain_wide, "ev.x", &session));
+    }
 
     #[test]
     fn reads_the_actual_sequence_from_the_server_description() {

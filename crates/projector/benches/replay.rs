@@ -4,11 +4,20 @@
 //! - reading (and decoding) the same stream without applying it;
 //! - COPYing the same final rows (every read-model table) into fresh tables of the same shape.
 //!
-//! Also the projector's peak memory (VmHWM, reset just before the projection starts).
+//! Also the projector's peak memory (VmHWM, reset just before the projection starts) and where its
+//! time went (waiting for the log, loading stored state, folding, writing, committing).
 //!
-//! `BENCH_VISITS` sets N (default 3000, well under a minute); `BENCH_VISITS=1000000` is the full
-//! run. `BENCH_BATCH` sets the projector's batch size (default 10000 commits). Uses the local NATS and
-//! PostgreSQL like the integration tests, with its own stream and database, removed at the end.
+//! - `BENCH_VISITS` sets N (default 3000, well under a minute); `BENCH_VISITS=1000000` is the full
+//!   run (about 6M events).
+//! - `BENCH_BATCH` sets the projector's batch size (default: the live projector's).
+//! - `BENCH_REUSE=1` keeps the generated log after the run and reuses it when a later run asks for
+//!   the same N (it is checked to hold exactly the expected commits); without it the log is built
+//!   and deleted in the run.
+//!
+//! The log has its own stream with a short duplicate window: the window's message ids are kept in
+//! the server's memory, and at the generator's append rate the default two minutes would hold
+//! millions of them. Everything else uses the local NATS and PostgreSQL like the integration
+//! tests, with a database of its own, dropped at the end.
 
 // The workload is shared with the integration tests, which use parts the benchmark does not.
 #[allow(dead_code)]
@@ -19,14 +28,19 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use claimledger_log::{ReplayFilter, ReplayItem};
+use claimledger_log::{EventLog, LogConfig, ReplayFilter, ReplayItem};
 use claimledger_projector::checksum::READ_MODEL_TABLES;
 use claimledger_projector::{LIVE_SCHEMA, Outcome, Projector, ProjectorConfig};
 use futures::StreamExt as _;
 use integration_tests::TestEnv;
 use sqlx::postgres::PgPoolCopyExt as _;
+use uuid::Uuid;
 
 use crate::workload::{Workload, rules_dir};
+
+/// The bench log's duplicate window: long enough for the generator's own retries, short enough
+/// that the server keeps only a few seconds of message ids.
+const BENCH_DUPLICATE_WINDOW: Duration = Duration::from_secs(5);
 
 fn env_number(name: &str, default: u64) -> anyhow::Result<u64> {
     match std::env::var(name) {
@@ -64,25 +78,107 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run())
 }
 
-async fn run() -> anyhow::Result<()> {
-    let visits = env_number("BENCH_VISITS", 3000)?;
-    let batch = env_number("BENCH_BATCH", 10_000)?;
-    let mut out = std::io::stdout().lock();
-    let env = TestEnv::start().await?;
-    let log = env.event_log().await?;
-    let workload = Workload::new();
-    workload.seed_directory(&env.db).await?;
+/// The bench's chain, with fixed ids so that a reused log matches the directory rows seeded into
+/// each run's fresh database.
+fn bench_workload() -> Workload {
+    Workload {
+        chain: Uuid::from_u128(0x0b3c_0000_0000_4000_8000_0000_0000_0001).into(),
+        clinic: Uuid::from_u128(0x0b3c_0000_0000_4000_8000_0000_0000_0002).into(),
+        therapists: (3..6)
+            .map(|n| Uuid::from_u128(0x0b3c_0000_0000_4000_8000_0000_0000_0000 + n).into())
+            .collect(),
+    }
+}
+
+/// The bench log's settings for `visits` visits.
+fn bench_log_config(visits: u64) -> LogConfig {
+    let mut config = LogConfig::new(
+        format!("BENCH_REPLAY_{visits}"),
+        format!("bench.replay{visits}"),
+    );
+    config.duplicate_window = BENCH_DUPLICATE_WINDOW;
+    config
+}
+
+/// Deletes the bench log and its parked stream, if they exist.
+async fn delete_log(nats: &async_nats::Client, config: &LogConfig) {
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    for stream in [config.stream_name.clone(), config.parked_stream_name()] {
+        // A missing stream is what we want; any other failure shows up when the log is reopened.
+        let _ = jetstream.delete_stream(&stream).await;
+    }
+}
+
+/// Commits of the payer-rules aggregates (`<prefix>.<chain>._.…`) on the bench log.
+async fn rules_commits(
+    nats: &async_nats::Client,
+    config: &LogConfig,
+    workload: &Workload,
+) -> anyhow::Result<u64> {
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    let stream = jetstream.get_stream(&config.stream_name).await?;
+    let filter = format!("{}.{}._.>", config.subject_prefix, workload.chain.as_uuid());
+    let mut subjects = stream.info_with_subjects(filter).await?;
+    let mut commits = 0;
+    while let Some(subject) = subjects.next().await {
+        commits += subject?.1 as u64;
+    }
+    Ok(commits)
+}
+
+/// Opens the bench log for `visits` visits, building it unless `reuse` finds it complete.
+async fn bench_log(
+    env: &TestEnv,
+    workload: &Workload,
+    visits: u64,
+    reuse: bool,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<EventLog> {
+    let config = bench_log_config(visits);
+    let visit_commits: u64 = (0..visits)
+        .map(|index| workload.visit_commits(index).len() as u64)
+        .sum();
+    if reuse {
+        let log = EventLog::connect(env.nats.clone(), config.clone()).await?;
+        let last = log.last_sequence().await?;
+        let rules = rules_commits(&env.nats, &config, workload).await?;
+        if rules > 0 && last == rules + visit_commits {
+            writeln!(
+                out,
+                "reusing {} ({visits} visits, {last} commits)",
+                config.stream_name
+            )?;
+            return Ok(log);
+        }
+        writeln!(
+            out,
+            "{} holds {last} commits, not the expected {rules} + {visit_commits}; rebuilding it",
+            config.stream_name
+        )?;
+    }
+    delete_log(&env.nats, &config).await;
+    let log = EventLog::connect(env.nats.clone(), config).await?;
     workload.publish_rules(&log).await?;
     workload.record_directory(&log).await?;
-
     let started = Instant::now();
     workload.append_visits(&log, 0..visits, 512).await?;
-    let commits = log.last_sequence().await?;
     writeln!(
         out,
-        "generated {visits} visits ({commits} commits) in {:.1} s",
+        "generated {visits} visits ({visit_commits} commits) in {:.1} s",
         started.elapsed().as_secs_f64()
     )?;
+    Ok(log)
+}
+
+async fn run() -> anyhow::Result<()> {
+    let visits = env_number("BENCH_VISITS", 3000)?;
+    let reuse = env_number("BENCH_REUSE", 0)? == 1;
+    let mut out = std::io::stdout().lock();
+    let env = TestEnv::start().await?;
+    let workload = bench_workload();
+    workload.seed_directory(&env.db).await?;
+    let log = bench_log(&env, &workload, visits, reuse, &mut out).await?;
+    let commits = log.last_sequence().await?;
 
     // Baseline 1: read and decode the stream, apply nothing.
     let started = Instant::now();
@@ -98,9 +194,15 @@ async fn run() -> anyhow::Result<()> {
 
     // The projector, from empty read models to the end of the log.
     let mut config = ProjectorConfig::live(rules_dir());
-    config.max_batch_commits = usize::try_from(batch)?;
+    if let Ok(batch) = std::env::var("BENCH_BATCH") {
+        config.max_batch_commits = batch
+            .parse()
+            .with_context(|| format!("BENCH_BATCH must be a whole number, got {batch:?}"))?;
+    }
     config.idle_wait = Duration::from_millis(20);
+    let batch = config.max_batch_commits;
     let mut projector = Projector::build(log.clone(), env.db.clone(), config)?;
+    let metrics = projector.metrics();
     reset_peak_memory()?;
     let started = Instant::now();
     while projector.process_next_batch().await? != Outcome::Idle {}
@@ -111,6 +213,8 @@ async fn run() -> anyhow::Result<()> {
         "the projector stopped before the end of the log"
     );
     let project_rate = events as f64 / project_seconds;
+    let phases = metrics.snapshot().phases;
+    drop(projector);
 
     // Baseline 2: COPY the final rows into fresh tables of the same shape, streamed from the
     // projected tables (binary COPY out, straight into binary COPY in).
@@ -141,7 +245,10 @@ async fn run() -> anyhow::Result<()> {
     let copy_rate = events as f64 / copy_seconds;
 
     let slower = read_rate.min(copy_rate);
-    writeln!(out, "events: {events} in {commits} commits")?;
+    writeln!(
+        out,
+        "events: {events} in {commits} commits ({visits} visits), batches of up to {batch} commits"
+    )?;
     writeln!(
         out,
         "baseline read (decode, no apply): {read_seconds:.2} s, {read_rate:.0} events/s"
@@ -156,9 +263,22 @@ async fn run() -> anyhow::Result<()> {
          {:.2}x the slower baseline (target >= 0.5)",
         project_rate / slower
     )?;
+    let phase_text: Vec<String> = phases
+        .labelled()
+        .iter()
+        .map(|(phase, seconds)| format!("{phase} {seconds:.2} s"))
+        .collect();
+    writeln!(
+        out,
+        "projector phases (the loop waits on each in turn): {}",
+        phase_text.join(", ")
+    )?;
     writeln!(
         out,
         "projector peak memory (VmHWM): {peak_mib:.0} MiB (target <= 256)"
     )?;
+    if !reuse {
+        delete_log(&env.nats, log.config()).await;
+    }
     env.cleanup().await
 }

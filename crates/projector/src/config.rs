@@ -25,10 +25,15 @@ pub struct ProjectorConfig {
 }
 
 impl ProjectorConfig {
-    /// The live projector over the whole log, with batches of up to 10000 commits or 50 ms.
+    /// The live projector over the whole log, with batches of up to 20000 commits or 50 ms.
+    ///
+    /// A caught-up projector's batches are small (what arrived within 50 ms). Catching up, bigger
+    /// batches cost less per event: fewer sessions span two batches (each such session is read
+    /// back and rewritten) and each batch rewrites the unit totals of the days it touches once.
+    /// With the read-ahead, two batches of commits are in memory at most (about 80 MB at 20000).
     pub fn live(rules_dir: PathBuf) -> Self {
         Self {
-            max_batch_commits: 10_000,
+            max_batch_commits: 20_000,
             max_batch_wait: Duration::from_millis(50),
             idle_wait: Duration::from_millis(200),
             rules_dir,

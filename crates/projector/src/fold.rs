@@ -75,6 +75,8 @@ pub(crate) struct SessionRow {
     pub total_units: i32,
     pub last_sequence: i64,
     pub log_events: Vec<u8>,
+    /// Whether the session had a stored row before this batch (false: the row is new).
+    pub stored: bool,
 }
 
 /// One `claims` row and its lines.
@@ -433,25 +435,7 @@ fn finish_session(
     }
     add_units(chain, &footprint, 1, changes);
 
-    let services: Vec<serde_json::Value> = state
-        .services()
-        .iter()
-        .map(|service| {
-            json!({
-                "technique": service.technique.to_string(),
-                "code": service.code.as_str(),
-                "minutes": service.minutes,
-                "body_region": service.body_region.to_string(),
-                "body_side": service.body_side.map(|side| side.as_str()),
-                "description": service.description,
-            })
-        })
-        .collect();
-    let modalities: Vec<serde_json::Value> = state
-        .modalities()
-        .iter()
-        .map(|modality| json!({ "code": modality.code.as_str(), "minutes": modality.minutes }))
-        .collect();
+    let services_json = services_json(state);
     let payer = booking.and_then(|booking| match booking.payment {
         Payment::Payer { payer, .. } => Some(payer.as_uuid()),
         Payment::SelfPay => None,
@@ -474,13 +458,14 @@ fn finish_session(
             .iter()
             .map(|modality| i32::from(modality.minutes))
             .sum(),
-        services_json: json!({ "services": services, "modalities": modalities }).to_string(),
+        services_json,
         diagnoses: join(state.diagnoses().iter().map(|code| code.as_str())),
         unit_codes: join(footprint.units.iter().map(|(code, _)| code.as_str())),
         unit_counts: join(footprint.units.iter().map(|(_, units)| units.to_string())),
         total_units,
         last_sequence: to_i64(fold.last_sequence),
         log_events: encode(&fold.events)?,
+        stored: fold.previous.is_some(),
     });
     if let Some(claim) = fold.claim {
         if fold.previous.is_some() {
@@ -489,6 +474,54 @@ fn finish_session(
         changes.claims.push(claim);
     }
     Ok(())
+}
+
+/// The `sessions.services` document: what was delivered, serialized straight from borrowed
+/// fields (no intermediate `serde_json::Value` tree, which costs an allocation per key).
+fn services_json(state: &Session) -> String {
+    #[derive(serde::Serialize)]
+    struct Service<'a> {
+        technique: String,
+        code: &'a str,
+        minutes: u16,
+        body_region: String,
+        body_side: Option<&'static str>,
+        description: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
+    struct Modality<'a> {
+        code: &'a str,
+        minutes: u16,
+    }
+    #[derive(serde::Serialize)]
+    struct Document<'a> {
+        services: Vec<Service<'a>>,
+        modalities: Vec<Modality<'a>>,
+    }
+    let document = Document {
+        services: state
+            .services()
+            .iter()
+            .map(|service| Service {
+                technique: service.technique.to_string(),
+                code: service.code.as_str(),
+                minutes: service.minutes,
+                body_region: service.body_region.to_string(),
+                body_side: service.body_side.map(|side| side.as_str()),
+                description: service.description.as_deref(),
+            })
+            .collect(),
+        modalities: state
+            .modalities()
+            .iter()
+            .map(|modality| Modality {
+                code: modality.code.as_str(),
+                minutes: modality.minutes,
+            })
+            .collect(),
+    };
+    // Serializing plain structs of strings and integers cannot fail.
+    serde_json::to_string(&document).unwrap_or_default()
 }
 
 fn add_units(chain: Uuid, footprint: &Footprint, sign: i64, changes: &mut BatchChanges) {

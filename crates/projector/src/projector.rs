@@ -18,12 +18,12 @@ use crate::config::ProjectorConfig;
 use crate::directory::Directory;
 use crate::error::ProjectorError;
 use crate::fold::{SessionKey, fold_batch};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PhaseTimes};
 use crate::rederive;
 use claimledger_billing::ReferenceData;
 
 use crate::rules::{LogRules, read_reference};
-use crate::store::{self, Target};
+use crate::store::{self, NewRows, Target};
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub enum Outcome {
 }
 
 /// What [`Applier::apply`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum ApplyOutcome {
     /// The batch is committed.
     Applied {
@@ -50,6 +50,8 @@ pub(crate) enum ApplyOutcome {
         checkpoint: u64,
         /// `recorded_at` of the last commit applied, in microseconds.
         last_recorded_at: Option<i64>,
+        /// Where the batch's time went (without reading, which the caller measures).
+        phases: PhaseTimes,
     },
     /// Someone else moved the checkpoint (a rebuild was swapped in): nothing was applied, and the
     /// caller must read again from the new checkpoint.
@@ -124,16 +126,32 @@ impl Applier {
     /// rolled-back batch) and the checkpoint are read again.
     pub(crate) async fn apply(
         &mut self,
-        items: Vec<ReplayItem>,
+        mut items: Vec<ReplayItem>,
         covered_through: Option<u64>,
     ) -> Result<ApplyOutcome, ProjectorError> {
         let mut state = match self.state.take() {
             Some(state) => state,
             None => self.load_state().await?,
         };
-        let outcome = self
-            .apply_in_transaction(&mut state, items, covered_through)
-            .await?;
+        // Positions at or below the checkpoint were applied already; if the checkpoint moved
+        // meanwhile, the transaction sees it and nothing is applied.
+        items.retain(|item| item.sequence() > state.checkpoint);
+        let first = self
+            .apply_in_transaction(&mut state, &items, covered_through, NewRows::Copy)
+            .await;
+        let outcome = match first {
+            Err(error) if store::is_existing_row(&error) => {
+                tracing::warn!(
+                    error.message = %error,
+                    error.cause_chain = %crate::fold::error_chain(&error),
+                    "a row the batch took for new exists; applying the batch again with upserts"
+                );
+                state = self.load_state().await?;
+                self.apply_in_transaction(&mut state, &items, covered_through, NewRows::Upsert)
+                    .await?
+            }
+            other => other?,
+        };
         if matches!(outcome, ApplyOutcome::Applied { .. }) {
             self.state = Some(state);
         }
@@ -148,10 +166,13 @@ impl Applier {
     async fn apply_in_transaction(
         &mut self,
         state: &mut AppliedState,
-        mut items: Vec<ReplayItem>,
+        items: &[ReplayItem],
         covered_through: Option<u64>,
+        new_rows: NewRows,
     ) -> Result<ApplyOutcome, ProjectorError> {
         let expected = state.checkpoint;
+        let mut phases = PhaseTimes::default();
+        let started = Instant::now();
         let mut transaction = self
             .pool
             .begin()
@@ -168,7 +189,6 @@ impl Applier {
         if checkpoint != expected {
             return Ok(ApplyOutcome::Moved { checkpoint });
         }
-        items.retain(|item| item.sequence() > checkpoint);
         let last_item = items.last().map_or(checkpoint, ReplayItem::sequence);
         let new_checkpoint = last_item.max(covered_through.unwrap_or(0)).max(checkpoint);
         if items.is_empty() && new_checkpoint == checkpoint {
@@ -178,11 +198,12 @@ impl Applier {
                 parked: 0,
                 checkpoint,
                 last_recorded_at: None,
+                phases,
             });
         }
 
-        let (mut to_load, mut clinics, mut therapists) = batch_references(&items);
-        let drafts = rederive::load_drafts(&mut transaction, &self.target.schema, &items).await?;
+        let (mut to_load, mut clinics, mut therapists) = batch_references(items);
+        let drafts = rederive::load_drafts(&mut transaction, &self.target.schema, items).await?;
         rederive::add_references(&drafts, &mut to_load, &mut clinics);
         let stored = store::load_sessions(&mut transaction, &self.target.schema, &to_load).await?;
         therapists.extend(
@@ -194,18 +215,25 @@ impl Applier {
             .load_missing(
                 &self.pool,
                 &self.target.schema,
-                &items,
+                items,
                 &clinics,
                 &therapists,
             )
             .await?;
-        let changes = fold_batch(&items, stored, &mut state.rules, &self.directory, &drafts)?;
-        store::write_changes(&mut transaction, &self.target.schema, &changes).await?;
+        let loaded = Instant::now();
+        phases.load = (loaded - started).as_secs_f64();
+        let changes = fold_batch(items, stored, &mut state.rules, &self.directory, &drafts)?;
+        let folded = Instant::now();
+        phases.fold = (folded - loaded).as_secs_f64();
+        store::write_changes(&mut transaction, &self.target.schema, &changes, new_rows).await?;
         store::set_checkpoint(&mut transaction, &self.target, new_checkpoint).await?;
+        let written = Instant::now();
+        phases.write = (written - folded).as_secs_f64();
         transaction
             .commit()
             .await
             .map_err(ProjectorError::db("committing a batch"))?;
+        phases.commit = written.elapsed().as_secs_f64();
         state.checkpoint = new_checkpoint;
         Ok(ApplyOutcome::Applied {
             positions: items.len() as u64,
@@ -213,6 +241,7 @@ impl Applier {
             parked: changes.parked.len() as u64,
             checkpoint: new_checkpoint,
             last_recorded_at: changes.last_recorded_at,
+            phases,
         })
     }
 }
@@ -255,7 +284,8 @@ fn batch_references(items: &[ReplayItem]) -> (Vec<SessionKey>, HashSet<Uuid>, Ha
 }
 
 /// Reads the log ahead of the applier in a background task, so that reading the next batch
-/// overlaps with writing the current one. Bounded: at most two batches wait in the channel.
+/// overlaps with writing the current one. Bounded: at most one batch waits in the channel (with
+/// the batch being applied, two batches of commits are in memory at most).
 #[derive(Debug)]
 struct ReadAhead {
     receiver: mpsc::Receiver<Result<ReplayItem, LogError>>,
@@ -265,7 +295,7 @@ struct ReadAhead {
 impl ReadAhead {
     async fn open(log: &EventLog, from: u64, batch: usize) -> Result<Self, LogError> {
         let mut replay = log.follow(from, ReplayFilter::All).await?;
-        let (sender, receiver) = mpsc::channel(batch.saturating_mul(2).max(1));
+        let (sender, receiver) = mpsc::channel(batch.max(1));
         let task = tokio::spawn(async move {
             while let Some(item) = replay.next().await {
                 let failed = item.is_err();
@@ -359,6 +389,7 @@ impl Projector {
             ),
         };
         let mut items: Vec<ReplayItem> = Vec::new();
+        let read_started = Instant::now();
         match tokio::time::timeout(self.config.idle_wait, reader.receiver.recv()).await {
             Err(_elapsed) => {
                 let last = self.log.last_sequence().await?;
@@ -416,6 +447,7 @@ impl Projector {
         if stream_error.is_some() || reader_closed {
             self.reader = None;
         }
+        let read_seconds = read_started.elapsed().as_secs_f64();
         let outcome = self.applier.apply(items, None).await?;
         let applied = match outcome {
             ApplyOutcome::Moved { checkpoint } => {
@@ -432,9 +464,11 @@ impl Projector {
                 parked,
                 checkpoint,
                 last_recorded_at,
+                mut phases,
             } => {
+                phases.read = read_seconds;
                 self.metrics
-                    .record_batch(events, parked, checkpoint, last_recorded_at);
+                    .record_batch(events, parked, checkpoint, last_recorded_at, &phases);
                 positions
             }
         };

@@ -1,12 +1,15 @@
 //! The projector's PostgreSQL statements: the checkpoint, reading back stored state, and the bulk
 //! writes of one batch.
 //!
-//! Every write is one `INSERT … SELECT … FROM UNNEST(…)` per table (one statement per table per
-//! batch, never one per row). Statements name the target schema explicitly and are not kept as
-//! named prepared statements (`persistent(false)`), because a rebuild renames schemas under a live
-//! connection and a cached plan must never outlive the table it was planned for.
+//! Rows of sessions that have no stored row yet (and their claims and lines) are written with one
+//! binary `COPY` per table: the cheapest way into PostgreSQL, and during a replay almost every row.
+//! Rows that already exist (sessions a batch continues, totals) are written with one
+//! `INSERT … SELECT … FROM UNNEST(…) ON CONFLICT` per table. Never one statement per row.
+//! Statements name the target schema explicitly and are not kept as named prepared statements
+//! (`persistent(false)`), because a rebuild renames schemas under a live connection and a cached
+//! plan must never outlive the table it was planned for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use claimledger_billing::ReferenceData;
@@ -16,8 +19,69 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::ProjectorError;
-use crate::fold::{BatchChanges, Footprint, PARKED_PROJECTION, SessionKey, StoredSession};
+use crate::fold::{
+    BatchChanges, ClaimRow, Footprint, PARKED_PROJECTION, SessionKey, SessionRow, StoredSession,
+};
 use crate::rules::LogRules;
+
+mod binary_copy;
+
+use binary_copy::BinaryCopy;
+
+/// How a batch writes the rows it takes for new: those of sessions with no stored row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NewRows {
+    /// COPY them straight into the tables. If one exists after all (a log that schedules a
+    /// session twice), the COPY fails with a unique violation, [`is_existing_row`] recognises the
+    /// error, and the batch is applied again with [`NewRows::Upsert`].
+    Copy,
+    /// Upsert them like every other row.
+    Upsert,
+}
+
+const COPYING_SESSIONS: &str = "copying new sessions";
+const COPYING_CLAIMS: &str = "copying new claims";
+const COPYING_CLAIM_LINES: &str = "copying new claim lines";
+
+/// Whether `error` is a [`NewRows::Copy`] write that met an existing row (the batch should be
+/// applied again with [`NewRows::Upsert`]).
+pub(crate) fn is_existing_row(error: &ProjectorError) -> bool {
+    match error {
+        ProjectorError::Database { operation, source } => {
+            [COPYING_SESSIONS, COPYING_CLAIMS, COPYING_CLAIM_LINES].contains(operation)
+                && source
+                    .as_database_error()
+                    .is_some_and(|error| error.code().as_deref() == Some("23505"))
+        }
+        _ => false,
+    }
+}
+
+/// Runs `statement` (a `COPY … FROM STDIN (FORMAT binary)`) with the rows of `copy`; nothing
+/// when it holds none.
+async fn copy_in(
+    connection: &mut PgConnection,
+    statement: &str,
+    copy: BinaryCopy,
+    operation: &'static str,
+) -> Result<(), ProjectorError> {
+    if copy.rows() == 0 {
+        return Ok(());
+    }
+    let mut sink = connection
+        .copy_in_raw(statement)
+        .await
+        .map_err(ProjectorError::db(operation))?;
+    if let Err(error) = sink.send(copy.finish()).await {
+        // The connection is mid-COPY; abort it so that the transaction can roll back cleanly.
+        sink.abort("the projector failed to send a COPY stream")
+            .await
+            .ok();
+        return Err(ProjectorError::db(operation)(error));
+    }
+    sink.finish().await.map_err(ProjectorError::db(operation))?;
+    Ok(())
+}
 
 /// Which tables and which checkpoint a projector instance owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,9 +270,10 @@ pub(crate) async fn write_changes(
     connection: &mut PgConnection,
     schema: &str,
     changes: &BatchChanges,
+    new_rows: NewRows,
 ) -> Result<(), ProjectorError> {
-    write_sessions(connection, schema, changes).await?;
-    write_claims(connection, schema, changes).await?;
+    write_sessions(connection, schema, changes, new_rows).await?;
+    write_claims(connection, schema, changes, new_rows).await?;
     write_totals(connection, schema, changes).await?;
     crate::lifecycle::write_claim_lifecycles(connection, schema, changes).await?;
     write_rules(connection, schema, changes).await?;
@@ -221,14 +286,19 @@ async fn write_sessions(
     connection: &mut PgConnection,
     schema: &str,
     changes: &BatchChanges,
+    new_rows: NewRows,
 ) -> Result<(), ProjectorError> {
-    let rows = &changes.sessions;
+    let (new, rows): (Vec<&SessionRow>, Vec<&SessionRow>) = changes
+        .sessions
+        .iter()
+        .partition(|row| new_rows == NewRows::Copy && !row.stored);
+    copy_sessions(connection, schema, &new).await?;
     if rows.is_empty() {
         return Ok(());
     }
-    let column = |f: fn(&crate::fold::SessionRow) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
+    let column = |f: fn(&SessionRow) -> Uuid| rows.iter().map(|row| f(row)).collect::<Vec<_>>();
     let optional =
-        |f: fn(&crate::fold::SessionRow) -> Option<Uuid>| rows.iter().map(f).collect::<Vec<_>>();
+        |f: fn(&SessionRow) -> Option<Uuid>| rows.iter().map(|row| f(row)).collect::<Vec<_>>();
     let statuses: Vec<&str> = rows.iter().map(|row| row.status).collect();
     let starts: Vec<Option<DateTime<Utc>>> = rows.iter().map(|row| row.scheduled_start).collect();
     let days: Vec<Option<NaiveDate>> = rows.iter().map(|row| row.date_of_service).collect();
@@ -298,10 +368,128 @@ async fn write_sessions(
     Ok(())
 }
 
+/// COPYs sessions that have no stored row.
+async fn copy_sessions(
+    connection: &mut PgConnection,
+    schema: &str,
+    rows: &[&SessionRow],
+) -> Result<(), ProjectorError> {
+    let mut copy = BinaryCopy::new(19);
+    for row in rows {
+        copy.row();
+        copy.uuid(row.chain);
+        copy.uuid(row.session);
+        copy.uuid(row.clinic);
+        copy.optional_uuid(row.therapist);
+        copy.optional_uuid(row.patient);
+        copy.optional_uuid(row.payer);
+        copy.text(row.status);
+        copy.optional_timestamptz(row.scheduled_start);
+        copy.optional_date(row.date_of_service);
+        copy.optional_int4(row.planned_minutes);
+        copy.int4(row.service_minutes);
+        copy.int4(row.modality_minutes);
+        copy.jsonb(&row.services_json);
+        copy.joined_text_array(&row.diagnoses);
+        copy.joined_text_array(&row.unit_codes);
+        copy.int4_array(
+            row.unit_counts
+                .split(',')
+                .filter(|count| !count.is_empty())
+                .map(|count| count.parse().unwrap_or(i32::MAX))
+                .collect::<Vec<i32>>()
+                .into_iter(),
+        );
+        copy.int4(row.total_units);
+        copy.int8(row.last_sequence);
+        copy.bytea(&row.log_events);
+    }
+    copy_in(
+        connection,
+        &format!(
+            "COPY {schema}.sessions (chain_id, session_id, clinic_id, therapist_id, patient_id, \
+                 payer_id, status, scheduled_start, date_of_service, planned_minutes, \
+                 service_minutes, modality_minutes, services, diagnoses, unit_codes, unit_counts, \
+                 total_units, last_sequence, log_events) FROM STDIN (FORMAT binary)"
+        ),
+        copy,
+        COPYING_SESSIONS,
+    )
+    .await
+}
+
+/// COPYs the claims of sessions that had no stored row, then their lines.
+async fn copy_claims(
+    connection: &mut PgConnection,
+    schema: &str,
+    claims: &[&ClaimRow],
+) -> Result<(), ProjectorError> {
+    let mut copy = BinaryCopy::new(18);
+    let mut lines = BinaryCopy::new(10);
+    for claim in claims {
+        copy.row();
+        copy.uuid(claim.chain);
+        copy.uuid(claim.session);
+        copy.uuid(claim.payer);
+        copy.uuid(claim.clinic);
+        copy.uuid(claim.therapist);
+        copy.uuid(claim.patient);
+        copy.optional_date(claim.date_of_service);
+        copy.optional_text(claim.payer_key.as_deref());
+        copy.optional_int4(claim.rules_version);
+        copy.optional_bytea(claim.rules_sha256.as_deref());
+        copy.optional_text(claim.place_of_service.as_deref());
+        copy.optional_text(claim.billing_npi.as_deref());
+        copy.optional_text(claim.tax_id.as_deref());
+        copy.joined_text_array(&claim.diagnoses);
+        copy.int8(claim.total_charge_cents);
+        copy.jsonb(&claim.findings_json);
+        copy.optional_text(claim.derivation_error.as_deref());
+        copy.int8(claim.last_sequence);
+        for (index, line) in claim.lines.iter().enumerate() {
+            lines.row();
+            lines.uuid(claim.chain);
+            lines.uuid(claim.session);
+            lines.uuid(claim.payer);
+            lines.int2(i16::try_from(index + 1).unwrap_or(i16::MAX));
+            lines.text(&line.code);
+            lines.joined_text_array(&line.modifiers);
+            lines.text(&line.diagnosis_pointers);
+            lines.int4(line.units);
+            lines.int8(line.charge_cents);
+            lines.text(&line.rendering_npi);
+        }
+    }
+    copy_in(
+        connection,
+        &format!(
+            "COPY {schema}.claims (chain_id, session_id, payer_id, clinic_id, therapist_id, \
+                 patient_id, date_of_service, payer_key, rules_version, rules_sha256, \
+                 place_of_service, billing_npi, tax_id, diagnoses, total_charge_cents, findings, \
+                 derivation_error, last_sequence) FROM STDIN (FORMAT binary)"
+        ),
+        copy,
+        COPYING_CLAIMS,
+    )
+    .await?;
+    copy_in(
+        connection,
+        &format!(
+            "COPY {schema}.claim_lines (chain_id, session_id, payer_id, line_number, code, \
+                 modifiers, diagnosis_pointers, units, charge_cents, rendering_npi) \
+             FROM STDIN (FORMAT binary)"
+        ),
+        lines,
+        COPYING_CLAIM_LINES,
+    )
+    .await
+}
+
 async fn write_claims(
     connection: &mut PgConnection,
     schema: &str,
     changes: &BatchChanges,
+    new_rows: NewRows,
 ) -> Result<(), ProjectorError> {
     if !changes.replaced_claims.is_empty() {
         let chains: Vec<Uuid> = changes.replaced_claims.iter().map(|key| key.0).collect();
@@ -318,13 +506,23 @@ async fn write_claims(
         .await
         .map_err(ProjectorError::db("replacing claim lines"))?;
     }
-    let claims = &changes.claims;
+    // A claim is new when its session had no stored row: claims are only ever written with
+    // their session's row.
+    let replaced: HashSet<SessionKey> = changes.replaced_claims.iter().copied().collect();
+    let (new, claims): (Vec<&ClaimRow>, Vec<&ClaimRow>) =
+        changes.claims.iter().partition(|claim| {
+            new_rows == NewRows::Copy && !replaced.contains(&(claim.chain, claim.session))
+        });
+    copy_claims(connection, schema, &new).await?;
     if claims.is_empty() {
         return Ok(());
     }
-    let uuids = |f: fn(&crate::fold::ClaimRow) -> Uuid| claims.iter().map(f).collect::<Vec<_>>();
-    let texts = |f: fn(&crate::fold::ClaimRow) -> Option<&str>| {
-        claims.iter().map(f).collect::<Vec<Option<&str>>>()
+    let uuids = |f: fn(&ClaimRow) -> Uuid| claims.iter().map(|claim| f(claim)).collect::<Vec<_>>();
+    let texts = |f: fn(&ClaimRow) -> Option<&str>| {
+        claims
+            .iter()
+            .map(|claim| f(claim))
+            .collect::<Vec<Option<&str>>>()
     };
     let days: Vec<Option<NaiveDate>> = claims.iter().map(|claim| claim.date_of_service).collect();
     let versions: Vec<Option<i32>> = claims.iter().map(|claim| claim.rules_version).collect();

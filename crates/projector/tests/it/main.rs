@@ -1,6 +1,7 @@
 //! The projector's integration tests, one binary: real NATS JetStream and PostgreSQL, each test with
 //! its own stream and database (see `integration-tests`).
 
+mod batching;
 mod crash;
 mod helpers;
 mod postgres_restart;
