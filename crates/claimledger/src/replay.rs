@@ -9,7 +9,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use claimledger_events::UtcMicros;
 use claimledger_replay::render::{Format, render};
-use claimledger_replay::replay::{ReplayRequest, replay};
+use claimledger_replay::replay::{ReplayRequest, load_proposed, replay};
 use claimledger_replay::report::Scope;
 use uuid::Uuid;
 
@@ -73,6 +73,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         },
         recorded_at: UtcMicros(now.timestamp_micros()),
     };
+    // Invalid proposed rules are reported before anything connects (replay checks them again).
+    load_proposed(&args.rules)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(async {
         let log = args.log.open().await?;

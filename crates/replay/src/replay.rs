@@ -3,13 +3,13 @@
 //! nothing to the log.
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::NaiveDate;
 use claimledger_events::{AggregateKind, EncodeError, Event, UtcMicros};
 use claimledger_log::{EventLog, LogError, RecordedCommit, ReplayFilter, ReplayItem};
-use claimledger_payer_rules::{LoadError, load_dir};
+use claimledger_payer_rules::{LoadError, RuleBook, load_dir};
 use claimledger_projector::ProjectorError;
 use claimledger_projector::directory::Directory;
 use claimledger_projector::rederive::derive_claims;
@@ -83,11 +83,7 @@ pub async fn replay(log: &EventLog, request: &ReplayRequest) -> Result<ReplayRep
     {
         return Err(ReplayError::EmptyRange { from, to });
     }
-    let proposed =
-        load_dir(&request.proposed_dir).map_err(|source| ReplayError::ProposedRules {
-            dir: request.proposed_dir.display().to_string(),
-            source,
-        })?;
+    let proposed = load_proposed(&request.proposed_dir)?;
     let reference = read_reference(&request.reference_dir).map_err(ReplayError::Reference)?;
 
     let filter = scope
@@ -144,6 +140,16 @@ pub async fn replay(log: &EventLog, request: &ReplayRequest) -> Result<ReplayRep
             derive_ms: Timings::millis(derive),
             total_ms: Timings::millis(started.elapsed()),
         },
+    })
+}
+
+/// Loads and validates a proposed rules directory like `rules check` (every problem as
+/// `file:line: field: reason`). The binary calls it before connecting to anything, so invalid
+/// rules are reported first and nothing else runs.
+pub fn load_proposed(dir: &Path) -> Result<RuleBook, ReplayError> {
+    load_dir(dir).map_err(|source| ReplayError::ProposedRules {
+        dir: dir.display().to_string(),
+        source,
     })
 }
 
