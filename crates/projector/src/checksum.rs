@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::error::ProjectorError;
 
 /// Every read-model table with its primary key (the dump order).
-pub const READ_MODEL_TABLES: [(&str, &str); 16] = [
+pub const READ_MODEL_TABLES: [(&str, &str); 17] = [
     ("sessions", "chain_id, session_id"),
     ("claims", "chain_id, session_id, payer_id"),
     ("claim_lines", "chain_id, session_id, payer_id, line_number"),
@@ -34,6 +34,11 @@ pub const READ_MODEL_TABLES: [(&str, &str); 16] = [
     (
         "denial_reasons_monthly",
         "chain_id, month, clinic_id, payer_id, code, group_code, reason_code",
+    ),
+    // Kept from reimbursement_monthly by a trigger (migration 0010).
+    (
+        "reimbursement_monthly_chain",
+        "chain_id, month, payer_id, code",
     ),
 ];
 

@@ -161,6 +161,15 @@ const ROLLUP: &str = "
     SELECT * FROM read_models.reimbursement_monthly
     WHERE chain_id = $1 AND month >= date_trunc('month', $2::date)::date AND month <= $3";
 
+/// The chain-wide monthly rollup (no clinic dimension, kept from the per-clinic one by a trigger,
+/// migration 0010), shaped like it with a NULL clinic: what chain-wide questions read.
+const CHAIN_ROLLUP: &str = "
+    SELECT chain_id, month, NULL::uuid AS clinic_id, payer_id, code, billed_lines, billed_units,
+           billed_cents, adjudicated_lines, denied_lines, allowed_cents, paid_cents, paid_units,
+           patient_responsibility_cents, paid_lines, days_to_payment_sum
+    FROM read_models.reimbursement_monthly_chain
+    WHERE chain_id = $1 AND month >= date_trunc('month', $2::date)::date AND month <= $3";
+
 /// The adjustments of denied lines shaped like `denial_reasons_monthly`: a line counts once per
 /// distinct group and reason, with the amounts of repeated adjustments summed.
 const DENIALS_FROM_LINES: &str = "
@@ -235,9 +244,18 @@ fn grouped_columns(group_by: &[Dimension], prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether the question spans every clinic of the chain: no clinic grouping, no clinic or region
+/// filter (a clinic-scoped key always has a clinic filter).
+fn is_chain_wide(query: &ReportQuery) -> bool {
+    !query.group_by.contains(&Dimension::Clinic)
+        && query.filter.clinics.is_none()
+        && query.filter.region.is_none()
+}
+
 fn reimbursement_sql(query: &ReportQuery, source: Source) -> String {
     let relation = match source {
         Source::Lines => LINES_AS_ROLLUP,
+        Source::Rollups | Source::Auto if is_chain_wide(query) => CHAIN_ROLLUP,
         Source::Rollups | Source::Auto => ROLLUP,
     };
     let sums = SUMS
@@ -522,5 +540,29 @@ mod tests {
         };
         assert!(!reimbursement_sql(&query, Source::Rollups).contains("GROUP BY"));
         assert!(!denial_sql(&query, Source::Lines).contains("PARTITION BY"));
+    }
+
+    #[test]
+    fn given_a_chain_wide_question_then_the_chain_rollup_answers_it() {
+        let filter = ReportFilter::new(
+            NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+        )
+        .unwrap();
+        let mut query = ReportQuery {
+            filter,
+            group_by: vec![Dimension::Code, Dimension::Payer],
+            source: Source::Auto,
+        };
+        assert!(reimbursement_sql(&query, Source::Rollups).contains("reimbursement_monthly_chain"));
+        query.group_by.push(Dimension::Clinic);
+        assert!(
+            !reimbursement_sql(&query, Source::Rollups).contains("reimbursement_monthly_chain")
+        );
+        query.group_by.pop();
+        query.filter.region = Some("NY".to_owned());
+        assert!(
+            !reimbursement_sql(&query, Source::Rollups).contains("reimbursement_monthly_chain")
+        );
     }
 }

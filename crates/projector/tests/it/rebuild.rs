@@ -13,10 +13,11 @@ use crate::workload::Workload;
 
 /// Tables filled by claim lifecycle commits (submissions, remittances), which this workload does
 /// not record; the sessions API's claim tests drive and rebuild them.
-const CLAIM_LIFECYCLE_TABLES: [&str; 3] = [
+const CLAIM_LIFECYCLE_TABLES: [&str; 4] = [
     "claim_line_outcomes",
     "reimbursement_monthly",
     "denial_reasons_monthly",
+    "reimbursement_monthly_chain",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
