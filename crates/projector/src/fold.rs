@@ -148,10 +148,10 @@ pub(crate) struct BatchChanges {
     pub clinic_code_day: BTreeMap<(Uuid, Uuid, String, NaiveDate), i64>,
     pub rules: Vec<RulesRow>,
     pub parked: Vec<ParkedRow>,
-    /// Reference rows (clinics, therapists, payers, patients, coverages, referrals).
-    pub reference: crate::reference::ReferenceChanges,
     /// The batch's claim lifecycle commits, converted; [`crate::lifecycle`] writes them.
     pub claim_commits: Vec<crate::lifecycle::ClaimCommit>,
+    /// Reference rows (clinics, therapists, payers, patients, coverages, referrals).
+    pub reference: crate::reference::ReferenceChanges,
     /// Events folded (parked positions excluded).
     pub events: u64,
     /// The `recorded_at` of the batch's last commit, in microseconds.
@@ -213,8 +213,6 @@ pub(crate) fn fold_batch(
                 rules,
                 directory,
             ),
-            // Reference data is not projected by this version yet: the commits are acknowledged
-            // and skipped, so a log that holds them does not stall.
             AggregateKind::Clinic
             | AggregateKind::Therapist
             | AggregateKind::Payer

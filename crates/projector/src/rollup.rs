@@ -172,32 +172,22 @@ pub(crate) async fn write_rollups(
                      $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[]) \
                    AS d(chain_id, month, clinic_id, payer_id, code, billed_lines, billed_units, \
                      billed_cents, adjudicated_lines, denied_lines, allowed_cents, paid_cents, \
-                     paid_units, patient_responsibility_cents, paid_lines, days_to_payment_sum)), \
-             upserted AS ( \
-                 INSERT INTO {schema}.reimbursement_monthly AS t \
-                 SELECT * FROM delta \
-                 ON CONFLICT (chain_id, month, clinic_id, payer_id, code) DO UPDATE SET \
-                     billed_lines = t.billed_lines + EXCLUDED.billed_lines, \
-                     billed_units = t.billed_units + EXCLUDED.billed_units, \
-                     billed_cents = t.billed_cents + EXCLUDED.billed_cents, \
-                     adjudicated_lines = t.adjudicated_lines + EXCLUDED.adjudicated_lines, \
-                     denied_lines = t.denied_lines + EXCLUDED.denied_lines, \
-                     allowed_cents = t.allowed_cents + EXCLUDED.allowed_cents, \
-                     paid_cents = t.paid_cents + EXCLUDED.paid_cents, \
-                     paid_units = t.paid_units + EXCLUDED.paid_units, \
-                     patient_responsibility_cents = \
-                         t.patient_responsibility_cents + EXCLUDED.patient_responsibility_cents, \
-                     paid_lines = t.paid_lines + EXCLUDED.paid_lines, \
-                     days_to_payment_sum = t.days_to_payment_sum + EXCLUDED.days_to_payment_sum \
-                 RETURNING *) \
-             DELETE FROM {schema}.reimbursement_monthly t USING upserted u \
-             WHERE u.billed_lines = 0 AND u.billed_units = 0 AND u.billed_cents = 0 \
-               AND u.adjudicated_lines = 0 AND u.denied_lines = 0 AND u.allowed_cents = 0 \
-               AND u.paid_cents = 0 AND u.paid_units = 0 \
-               AND u.patient_responsibility_cents = 0 AND u.paid_lines = 0 \
-               AND u.days_to_payment_sum = 0 \
-               AND t.chain_id = u.chain_id AND t.month = u.month AND t.clinic_id = u.clinic_id \
-               AND t.payer_id = u.payer_id AND t.code = u.code"
+                     paid_units, patient_responsibility_cents, paid_lines, days_to_payment_sum)) \
+             INSERT INTO {schema}.reimbursement_monthly AS t \
+             SELECT * FROM delta \
+             ON CONFLICT (chain_id, month, clinic_id, payer_id, code) DO UPDATE SET \
+                 billed_lines = t.billed_lines + EXCLUDED.billed_lines, \
+                 billed_units = t.billed_units + EXCLUDED.billed_units, \
+                 billed_cents = t.billed_cents + EXCLUDED.billed_cents, \
+                 adjudicated_lines = t.adjudicated_lines + EXCLUDED.adjudicated_lines, \
+                 denied_lines = t.denied_lines + EXCLUDED.denied_lines, \
+                 allowed_cents = t.allowed_cents + EXCLUDED.allowed_cents, \
+                 paid_cents = t.paid_cents + EXCLUDED.paid_cents, \
+                 paid_units = t.paid_units + EXCLUDED.paid_units, \
+                 patient_responsibility_cents = \
+                     t.patient_responsibility_cents + EXCLUDED.patient_responsibility_cents, \
+                 paid_lines = t.paid_lines + EXCLUDED.paid_lines, \
+                 days_to_payment_sum = t.days_to_payment_sum + EXCLUDED.days_to_payment_sum"
         ))
         .bind(key(|key| key.0))
         .bind(months)
@@ -219,6 +209,41 @@ pub(crate) async fn write_rollups(
         .execute(&mut *connection)
         .await
         .map_err(ProjectorError::db("writing reimbursement rollups"))?;
+        // A separate statement: sub-statements of one statement share a snapshot, so a DELETE in
+        // the upsert's own WITH would not see the rows the upsert just brought to zero.
+        sqlx::query(&format!(
+            "DELETE FROM {schema}.reimbursement_monthly t \
+             USING UNNEST($1::uuid[], $2::date[], $3::uuid[], $4::uuid[], $5::text[]) \
+               AS d(chain_id, month, clinic_id, payer_id, code) \
+             WHERE t.billed_lines = 0 AND t.billed_units = 0 AND t.billed_cents = 0 \
+               AND t.adjudicated_lines = 0 AND t.denied_lines = 0 AND t.allowed_cents = 0 \
+               AND t.paid_cents = 0 AND t.paid_units = 0 \
+               AND t.patient_responsibility_cents = 0 AND t.paid_lines = 0 \
+               AND t.days_to_payment_sum = 0 \
+               AND t.chain_id = d.chain_id AND t.month = d.month AND t.clinic_id = d.clinic_id \
+               AND t.payer_id = d.payer_id AND t.code = d.code"
+        ))
+        .bind(key(|key| key.0))
+        .bind(
+            changed
+                .iter()
+                .map(|(key, _)| key.1)
+                .collect::<Vec<NaiveDate>>(),
+        )
+        .bind(key(|key| key.2))
+        .bind(key(|key| key.3))
+        .bind(
+            changed
+                .iter()
+                .map(|(key, _)| key.4.as_str())
+                .collect::<Vec<&str>>(),
+        )
+        .persistent(false)
+        .execute(&mut *connection)
+        .await
+        .map_err(ProjectorError::db(
+            "deleting reimbursement rollups that fell to zero",
+        ))?;
     }
 
     let changed: Vec<(&DenialKey, &Denials)> = deltas
@@ -239,19 +264,12 @@ pub(crate) async fn write_rollups(
                  SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::uuid[], $4::uuid[], $5::text[], \
                      $6::text[], $7::text[], $8::int8[], $9::int8[]) \
                    AS d(chain_id, month, clinic_id, payer_id, code, group_code, reason_code, \
-                     lines, amount_cents)), \
-             upserted AS ( \
-                 INSERT INTO {schema}.denial_reasons_monthly AS t \
-                 SELECT * FROM delta \
-                 ON CONFLICT (chain_id, month, clinic_id, payer_id, code, group_code, reason_code) \
-                 DO UPDATE SET lines = t.lines + EXCLUDED.lines, \
-                     amount_cents = t.amount_cents + EXCLUDED.amount_cents \
-                 RETURNING *) \
-             DELETE FROM {schema}.denial_reasons_monthly t USING upserted u \
-             WHERE u.lines = 0 AND u.amount_cents = 0 \
-               AND t.chain_id = u.chain_id AND t.month = u.month AND t.clinic_id = u.clinic_id \
-               AND t.payer_id = u.payer_id AND t.code = u.code \
-               AND t.group_code = u.group_code AND t.reason_code = u.reason_code"
+                     lines, amount_cents)) \
+             INSERT INTO {schema}.denial_reasons_monthly AS t \
+             SELECT * FROM delta \
+             ON CONFLICT (chain_id, month, clinic_id, payer_id, code, group_code, reason_code) \
+             DO UPDATE SET lines = t.lines + EXCLUDED.lines, \
+                 amount_cents = t.amount_cents + EXCLUDED.amount_cents"
         ))
         .bind(uuids(|key| key.0))
         .bind(months)
@@ -276,6 +294,34 @@ pub(crate) async fn write_rollups(
         .execute(&mut *connection)
         .await
         .map_err(ProjectorError::db("writing denial reason rollups"))?;
+        sqlx::query(&format!(
+            "DELETE FROM {schema}.denial_reasons_monthly t \
+             USING UNNEST($1::uuid[], $2::date[], $3::uuid[], $4::uuid[], $5::text[], \
+                 $6::text[], $7::text[]) \
+               AS d(chain_id, month, clinic_id, payer_id, code, group_code, reason_code) \
+             WHERE t.lines = 0 AND t.amount_cents = 0 \
+               AND t.chain_id = d.chain_id AND t.month = d.month AND t.clinic_id = d.clinic_id \
+               AND t.payer_id = d.payer_id AND t.code = d.code \
+               AND t.group_code = d.group_code AND t.reason_code = d.reason_code"
+        ))
+        .bind(uuids(|key| key.0))
+        .bind(
+            changed
+                .iter()
+                .map(|(key, _)| key.1)
+                .collect::<Vec<NaiveDate>>(),
+        )
+        .bind(uuids(|key| key.2))
+        .bind(uuids(|key| key.3))
+        .bind(texts(|key| key.4.as_str()))
+        .bind(texts(|key| key.5.as_str()))
+        .bind(texts(|key| key.6.as_str()))
+        .persistent(false)
+        .execute(&mut *connection)
+        .await
+        .map_err(ProjectorError::db(
+            "deleting denial reason rollups that fell to zero",
+        ))?;
     }
     Ok(())
 }

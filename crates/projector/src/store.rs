@@ -669,25 +669,37 @@ async fn write_totals(
         sqlx::query(&format!(
             "WITH delta AS ( \
                  SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::int8[]) \
-                   AS d(chain_id, therapist_id, day, units)), \
-             upserted AS ( \
-                 INSERT INTO {schema}.therapist_day_units AS t (chain_id, therapist_id, day, units) \
-                 SELECT chain_id, therapist_id, day, units FROM delta \
-                 ON CONFLICT (chain_id, therapist_id, day) \
-                 DO UPDATE SET units = t.units + EXCLUDED.units \
-                 RETURNING chain_id, therapist_id, day, units) \
-             DELETE FROM {schema}.therapist_day_units t USING upserted u \
-             WHERE u.units = 0 AND t.chain_id = u.chain_id \
-               AND t.therapist_id = u.therapist_id AND t.day = u.day"
+                   AS d(chain_id, therapist_id, day, units)) \
+             INSERT INTO {schema}.therapist_day_units AS t (chain_id, therapist_id, day, units) \
+             SELECT chain_id, therapist_id, day, units FROM delta \
+             ON CONFLICT (chain_id, therapist_id, day) \
+             DO UPDATE SET units = t.units + EXCLUDED.units"
         ))
-        .bind(chains)
-        .bind(therapists)
-        .bind(days)
+        .bind(&chains)
+        .bind(&therapists)
+        .bind(&days)
         .bind(units)
         .persistent(false)
         .execute(&mut *connection)
         .await
         .map_err(ProjectorError::db("writing therapist day units"))?;
+        // A separate statement: sub-statements of one statement share a snapshot, so a DELETE in
+        // the upsert's own WITH would not see the totals the upsert just brought to zero.
+        sqlx::query(&format!(
+            "DELETE FROM {schema}.therapist_day_units t \
+             USING UNNEST($1::uuid[], $2::uuid[], $3::date[]) AS d(chain_id, therapist_id, day) \
+             WHERE t.units = 0 AND t.chain_id = d.chain_id \
+               AND t.therapist_id = d.therapist_id AND t.day = d.day"
+        ))
+        .bind(chains)
+        .bind(therapists)
+        .bind(days)
+        .persistent(false)
+        .execute(&mut *connection)
+        .await
+        .map_err(ProjectorError::db(
+            "deleting therapist day units that fell to zero",
+        ))?;
     }
     if !changes.clinic_code_day.is_empty() {
         let mut chains = Vec::new();
@@ -705,27 +717,39 @@ async fn write_totals(
         sqlx::query(&format!(
             "WITH delta AS ( \
                  SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::date[], $5::int8[]) \
-                   AS d(chain_id, clinic_id, code, day, units)), \
-             upserted AS ( \
-                 INSERT INTO {schema}.clinic_code_day_units AS t \
-                     (chain_id, clinic_id, code, day, units) \
-                 SELECT chain_id, clinic_id, code, day, units FROM delta \
-                 ON CONFLICT (chain_id, clinic_id, code, day) \
-                 DO UPDATE SET units = t.units + EXCLUDED.units \
-                 RETURNING chain_id, clinic_id, code, day, units) \
-             DELETE FROM {schema}.clinic_code_day_units t USING upserted u \
-             WHERE u.units = 0 AND t.chain_id = u.chain_id AND t.clinic_id = u.clinic_id \
-               AND t.code = u.code AND t.day = u.day"
+                   AS d(chain_id, clinic_id, code, day, units)) \
+             INSERT INTO {schema}.clinic_code_day_units AS t \
+                 (chain_id, clinic_id, code, day, units) \
+             SELECT chain_id, clinic_id, code, day, units FROM delta \
+             ON CONFLICT (chain_id, clinic_id, code, day) \
+             DO UPDATE SET units = t.units + EXCLUDED.units"
         ))
-        .bind(chains)
-        .bind(clinics)
-        .bind(codes)
-        .bind(days)
+        .bind(&chains)
+        .bind(&clinics)
+        .bind(&codes)
+        .bind(&days)
         .bind(units)
         .persistent(false)
         .execute(&mut *connection)
         .await
         .map_err(ProjectorError::db("writing clinic code day units"))?;
+        sqlx::query(&format!(
+            "DELETE FROM {schema}.clinic_code_day_units t \
+             USING UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::date[]) \
+               AS d(chain_id, clinic_id, code, day) \
+             WHERE t.units = 0 AND t.chain_id = d.chain_id AND t.clinic_id = d.clinic_id \
+               AND t.code = d.code AND t.day = d.day"
+        ))
+        .bind(chains)
+        .bind(clinics)
+        .bind(codes)
+        .bind(days)
+        .persistent(false)
+        .execute(&mut *connection)
+        .await
+        .map_err(ProjectorError::db(
+            "deleting clinic code day units that fell to zero",
+        ))?;
     }
     Ok(())
 }
