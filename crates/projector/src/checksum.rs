@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::error::ProjectorError;
 
 /// Every read-model table with its primary key (the dump order).
-pub const READ_MODEL_TABLES: [(&str, &str); 17] = [
+pub const READ_MODEL_TABLES: [(&str, &str); 18] = [
     ("sessions", "chain_id, session_id"),
     ("claims", "chain_id, session_id, payer_id"),
     ("claim_lines", "chain_id, session_id, payer_id, line_number"),
@@ -40,6 +40,8 @@ pub const READ_MODEL_TABLES: [(&str, &str); 17] = [
         "reimbursement_monthly_chain",
         "chain_id, month, payer_id, code",
     ),
+    // Kept from reimbursement_monthly by a trigger (migration 0011).
+    ("reimbursement_monthly_clinic", "chain_id, month, clinic_id"),
 ];
 
 /// One table's digest.

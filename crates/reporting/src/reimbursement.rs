@@ -170,6 +170,16 @@ const CHAIN_ROLLUP: &str = "
     FROM read_models.reimbursement_monthly_chain
     WHERE chain_id = $1 AND month >= date_trunc('month', $2::date)::date AND month <= $3";
 
+/// The per-clinic monthly rollup without payer and code (migration 0011), shaped like the full one
+/// with NULL payer and code: what questions across clinics read when they do not split by payer or
+/// code.
+const CLINIC_ROLLUP: &str = "
+    SELECT chain_id, month, clinic_id, NULL::uuid AS payer_id, NULL::text AS code, billed_lines,
+           billed_units, billed_cents, adjudicated_lines, denied_lines, allowed_cents, paid_cents,
+           paid_units, patient_responsibility_cents, paid_lines, days_to_payment_sum
+    FROM read_models.reimbursement_monthly_clinic
+    WHERE chain_id = $1 AND month >= date_trunc('month', $2::date)::date AND month <= $3";
+
 /// The adjustments of denied lines shaped like `denial_reasons_monthly`: a line counts once per
 /// distinct group and reason, with the amounts of repeated adjustments summed.
 const DENIALS_FROM_LINES: &str = "
@@ -252,10 +262,19 @@ fn is_chain_wide(query: &ReportQuery) -> bool {
         && query.filter.region.is_none()
 }
 
+/// Whether the question neither splits nor filters by payer or code.
+fn ignores_payer_and_code(query: &ReportQuery) -> bool {
+    !query.group_by.contains(&Dimension::Payer)
+        && !query.group_by.contains(&Dimension::Code)
+        && query.filter.payer.is_none()
+        && query.filter.code.is_none()
+}
+
 fn reimbursement_sql(query: &ReportQuery, source: Source) -> String {
     let relation = match source {
         Source::Lines => LINES_AS_ROLLUP,
         Source::Rollups | Source::Auto if is_chain_wide(query) => CHAIN_ROLLUP,
+        Source::Rollups | Source::Auto if ignores_payer_and_code(query) => CLINIC_ROLLUP,
         Source::Rollups | Source::Auto => ROLLUP,
     };
     let sums = SUMS

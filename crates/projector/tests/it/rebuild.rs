@@ -13,11 +13,12 @@ use crate::workload::Workload;
 
 /// Tables filled by claim lifecycle commits (submissions, remittances), which this workload does
 /// not record; the sessions API's claim tests drive and rebuild them.
-const CLAIM_LIFECYCLE_TABLES: [&str; 4] = [
+const CLAIM_LIFECYCLE_TABLES: [&str; 5] = [
     "claim_line_outcomes",
     "reimbursement_monthly",
     "denial_reasons_monthly",
     "reimbursement_monthly_chain",
+    "reimbursement_monthly_clinic",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
