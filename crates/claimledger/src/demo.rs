@@ -13,6 +13,7 @@ mod workload;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -21,6 +22,7 @@ use claimledger_events::UtcMicros;
 use claimledger_log::EventLog;
 use claimledger_payer_rules::load_dir;
 use claimledger_payer_rules::publish::publish;
+use claimledger_payer_rules::service::{DEFAULT_SUBJECT_PREFIX, PayerRulesService, ServiceConfig};
 use claimledger_projector::{Outcome, Projector, ProjectorConfig};
 use claimledger_sessions_api::auth::bootstrap_chain;
 use claimledger_sessions_api::config::Settings;
@@ -75,7 +77,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let client = async_nats::connect(&settings.nats_url)
         .await
         .with_context(|| format!("connecting to NATS at {}", settings.nats_url))?;
-    let log = EventLog::connect(client, settings.log.clone())
+    let log = EventLog::connect(client.clone(), settings.log.clone())
         .await
         .context("opening the event log")?;
 
@@ -104,6 +106,17 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let base_url = format!("http://127.0.0.1:{}", application.port());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    // The payer-rules service answers code-acceptance questions over NATS for other systems; the
+    // demo serves the same rules it published.
+    let rules_service = PayerRulesService::start(
+        &client,
+        Arc::new(load_dir(&args.rules_dir)?),
+        &ServiceConfig::new(DEFAULT_SUBJECT_PREFIX),
+    )
+    .await
+    .context("starting the payer-rules service")?;
+    let rules_server =
+        tokio::spawn(rules_service.run_until_stopped(shutdown.clone().cancelled_owned()));
     let api = Api {
         http: reqwest::Client::new(),
         base_url: base_url.clone(),
@@ -231,6 +244,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     writeln!(out, "  sessions API    {base_url}/openapi.json")?;
     writeln!(
         out,
+        "  payer rules     NATS service 'payer-rules' on {DEFAULT_SUBJECT_PREFIX}.* (contract: proto/payer_rules.proto; discovery: $SRV.INFO.payer-rules)"
+    )?;
+    writeln!(
+        out,
         "  the terminal    claimledger report best-code --chain {chain}"
     )?;
     writeln!(
@@ -251,6 +268,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     shutdown.cancel();
     server.await??;
     reporting_server.await??;
+    rules_server.await??;
     Ok(())
 }
 
