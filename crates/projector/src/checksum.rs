@@ -35,12 +35,12 @@ pub const READ_MODEL_TABLES: [(&str, &str); 18] = [
         "denial_reasons_monthly",
         "chain_id, month, clinic_id, payer_id, code, group_code, reason_code",
     ),
-    // Kept from reimbursement_monthly by a trigger (migration 0010).
+    // Sums of reimbursement_monthly, written with it by the projector (migrations 0010, 0012).
     (
         "reimbursement_monthly_chain",
         "chain_id, month, payer_id, code",
     ),
-    // Kept from reimbursement_monthly by a trigger (migration 0011).
+    // Sums of reimbursement_monthly, written with it by the projector (migrations 0011, 0012).
     ("reimbursement_monthly_clinic", "chain_id, month, clinic_id"),
 ];
 

@@ -1,10 +1,15 @@
 //! The monthly reimbursement rollups: what each claim contributes to `reimbursement_monthly` and
-//! `denial_reasons_monthly`, and the per-batch deltas written to them.
+//! `denial_reasons_monthly`, and the per-batch deltas written to them and to the coarser
+//! `reimbursement_monthly_chain` (month × payer × code) and `reimbursement_monthly_clinic`
+//! (month × clinic).
 //!
 //! A claim contributes its latest submission's lines and their latest adjudication, counted in the
 //! month of its date of service. A batch that changes a claim adds `after − before` for it, so a
 //! resubmission or a second remittance replaces the claim's contribution instead of adding to it;
-//! rows whose counters all fall to zero are deleted, so the tables do not depend on batching.
+//! rows whose counters all fall to zero are deleted, so the tables do not depend on batching. The
+//! coarser rollups get the sums of the same deltas, so each stays equal to a `GROUP BY` over
+//! `reimbursement_monthly`. Every table is written with one statement for the whole batch, never
+//! one per row.
 
 use std::collections::BTreeMap;
 
@@ -142,108 +147,240 @@ impl RollupDeltas {
     }
 }
 
-/// Adds the batch's deltas to both rollups and deletes the rows that fell to zero.
+/// A `Reimbursement` counter column and how to read it.
+type Counter = (&'static str, fn(&Reimbursement) -> i64);
+
+/// The `Reimbursement` counter columns, in table order.
+const COUNTERS: [Counter; 11] = [
+    ("billed_lines", |c| c.billed_lines),
+    ("billed_units", |c| c.billed_units),
+    ("billed_cents", |c| c.billed_cents),
+    ("adjudicated_lines", |c| c.adjudicated_lines),
+    ("denied_lines", |c| c.denied_lines),
+    ("allowed_cents", |c| c.allowed_cents),
+    ("paid_cents", |c| c.paid_cents),
+    ("paid_units", |c| c.paid_units),
+    ("patient_responsibility_cents", |c| {
+        c.patient_responsibility_cents
+    }),
+    ("paid_lines", |c| c.paid_lines),
+    ("days_to_payment_sum", |c| c.days_to_payment_sum),
+];
+
+/// One key column of a rollup with the batch's values, bound as one array.
+enum KeyColumn<'a> {
+    Uuid(&'static str, Vec<Uuid>),
+    Date(&'static str, Vec<NaiveDate>),
+    Text(&'static str, Vec<&'a str>),
+}
+
+impl KeyColumn<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            KeyColumn::Uuid(name, _) | KeyColumn::Date(name, _) | KeyColumn::Text(name, _) => name,
+        }
+    }
+
+    fn sql_type(&self) -> &'static str {
+        match self {
+            KeyColumn::Uuid(..) => "uuid[]",
+            KeyColumn::Date(..) => "date[]",
+            KeyColumn::Text(..) => "text[]",
+        }
+    }
+}
+
+/// A table with the `Reimbursement` counters, and what its statements are called in errors.
+#[derive(Debug, Clone, Copy)]
+struct CounterTable {
+    name: &'static str,
+    writing: &'static str,
+    deleting: &'static str,
+}
+
+const MONTHLY: CounterTable = CounterTable {
+    name: "reimbursement_monthly",
+    writing: "writing reimbursement rollups",
+    deleting: "deleting reimbursement rollups that fell to zero",
+};
+
+const CHAIN: CounterTable = CounterTable {
+    name: "reimbursement_monthly_chain",
+    writing: "writing chain rollups",
+    deleting: "deleting chain rollups that fell to zero",
+};
+
+const CLINIC: CounterTable = CounterTable {
+    name: "reimbursement_monthly_clinic",
+    writing: "writing clinic rollups",
+    deleting: "deleting clinic rollups that fell to zero",
+};
+
+/// The batch's deltas for one [`CounterTable`], one per key.
+struct CounterDeltas<'a> {
+    table: CounterTable,
+    keys: Vec<KeyColumn<'a>>,
+    counters: Vec<Reimbursement>,
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+impl<'a> CounterDeltas<'a> {
+    /// Keys whose deltas cancelled out are left out: they change nothing.
+    fn new<K>(
+        table: CounterTable,
+        deltas: impl IntoIterator<Item = (K, Reimbursement)>,
+        columns: impl FnOnce(&[K]) -> Vec<KeyColumn<'a>>,
+    ) -> Self {
+        let (keys, counters): (Vec<K>, Vec<Reimbursement>) = deltas
+            .into_iter()
+            .filter(|(_, counters)| *counters != Reimbursement::default())
+            .unzip();
+        CounterDeltas {
+            table,
+            keys: columns(&keys),
+            counters,
+        }
+    }
+
+    fn bind_keys<'q>(&'q self, mut query: PgQuery<'q>) -> PgQuery<'q> {
+        for column in &self.keys {
+            query = match column {
+                KeyColumn::Uuid(_, values) => query.bind(values),
+                KeyColumn::Date(_, values) => query.bind(values),
+                KeyColumn::Text(_, values) => query.bind(values),
+            };
+        }
+        query
+    }
+
+    /// Adds the deltas with one UNNEST upsert, then deletes the rows they brought to zero.
+    async fn write(
+        &self,
+        connection: &mut PgConnection,
+        schema: &str,
+    ) -> Result<(), ProjectorError> {
+        if self.counters.is_empty() {
+            return Ok(());
+        }
+        let table = self.table.name;
+        let key_names: Vec<&str> = self.keys.iter().map(KeyColumn::name).collect();
+        let key_names = key_names.join(", ");
+        let counter_names: Vec<&str> = COUNTERS.iter().map(|(name, _)| *name).collect();
+        let counter_names = counter_names.join(", ");
+        let key_arrays: Vec<String> = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(index, column)| format!("${}::{}", index + 1, column.sql_type()))
+            .collect();
+        let counter_arrays: Vec<String> = (0..COUNTERS.len())
+            .map(|index| format!("${}::int8[]", self.keys.len() + index + 1))
+            .collect();
+        let updates: Vec<String> = COUNTERS
+            .iter()
+            .map(|(name, _)| format!("{name} = t.{name} + EXCLUDED.{name}"))
+            .collect();
+        let upsert = format!(
+            "INSERT INTO {schema}.{table} AS t ({key_names}, {counter_names}) \
+             SELECT * FROM UNNEST({}, {}) AS d({key_names}, {counter_names}) \
+             ON CONFLICT ({key_names}) DO UPDATE SET {}",
+            key_arrays.join(", "),
+            counter_arrays.join(", "),
+            updates.join(", "),
+        );
+        let mut query = self.bind_keys(sqlx::query(&upsert));
+        for (_, counter) in COUNTERS {
+            query = query.bind(self.counters.iter().map(counter).collect::<Vec<i64>>());
+        }
+        query
+            .persistent(false)
+            .execute(&mut *connection)
+            .await
+            .map_err(ProjectorError::db(self.table.writing))?;
+
+        // A separate statement: sub-statements of one statement share a snapshot, so a DELETE in
+        // the upsert's own WITH would not see the rows the upsert just brought to zero.
+        let all_zero: Vec<String> = COUNTERS
+            .iter()
+            .map(|(name, _)| format!("t.{name} = 0"))
+            .collect();
+        let same_key: Vec<String> = self
+            .keys
+            .iter()
+            .map(|column| format!("t.{0} = d.{0}", column.name()))
+            .collect();
+        let delete = format!(
+            "DELETE FROM {schema}.{table} t USING UNNEST({}) AS d({key_names}) WHERE {} AND {}",
+            key_arrays.join(", "),
+            all_zero.join(" AND "),
+            same_key.join(" AND "),
+        );
+        self.bind_keys(sqlx::query(&delete))
+            .persistent(false)
+            .execute(&mut *connection)
+            .await
+            .map_err(ProjectorError::db(self.table.deleting))?;
+        Ok(())
+    }
+}
+
+/// Adds the batch's deltas to every rollup and deletes the rows that fell to zero.
+///
+/// The chain rollup (month × payer × code, migration 0010) and the clinic rollup (month × clinic,
+/// migration 0011) are sums of `reimbursement_monthly`, so their deltas are sums of its deltas:
+/// they are aggregated here, in memory, and written like it, with one statement per table (they
+/// used to be kept by row triggers, which ran four statements per changed row; migration 0012).
 pub(crate) async fn write_rollups(
     connection: &mut PgConnection,
     schema: &str,
     deltas: &RollupDeltas,
 ) -> Result<(), ProjectorError> {
-    let changed: Vec<(&ReimbursementKey, &Reimbursement)> = deltas
-        .reimbursement
-        .iter()
-        .filter(|(_, counters)| **counters != Reimbursement::default())
-        .collect();
-    if !changed.is_empty() {
-        let key = |f: fn(&ReimbursementKey) -> Uuid| {
-            changed.iter().map(|(key, _)| f(key)).collect::<Vec<Uuid>>()
-        };
-        let counter = |f: fn(&Reimbursement) -> i64| {
-            changed
-                .iter()
-                .map(|(_, counters)| f(counters))
-                .collect::<Vec<i64>>()
-        };
-        let months: Vec<NaiveDate> = changed.iter().map(|(key, _)| key.1).collect();
-        let codes: Vec<&str> = changed.iter().map(|(key, _)| key.4.as_str()).collect();
-        sqlx::query(&format!(
-            "WITH delta AS ( \
-                 SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::uuid[], $4::uuid[], $5::text[], \
-                     $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], \
-                     $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[]) \
-                   AS d(chain_id, month, clinic_id, payer_id, code, billed_lines, billed_units, \
-                     billed_cents, adjudicated_lines, denied_lines, allowed_cents, paid_cents, \
-                     paid_units, patient_responsibility_cents, paid_lines, days_to_payment_sum)) \
-             INSERT INTO {schema}.reimbursement_monthly AS t \
-             SELECT * FROM delta \
-             ON CONFLICT (chain_id, month, clinic_id, payer_id, code) DO UPDATE SET \
-                 billed_lines = t.billed_lines + EXCLUDED.billed_lines, \
-                 billed_units = t.billed_units + EXCLUDED.billed_units, \
-                 billed_cents = t.billed_cents + EXCLUDED.billed_cents, \
-                 adjudicated_lines = t.adjudicated_lines + EXCLUDED.adjudicated_lines, \
-                 denied_lines = t.denied_lines + EXCLUDED.denied_lines, \
-                 allowed_cents = t.allowed_cents + EXCLUDED.allowed_cents, \
-                 paid_cents = t.paid_cents + EXCLUDED.paid_cents, \
-                 paid_units = t.paid_units + EXCLUDED.paid_units, \
-                 patient_responsibility_cents = \
-                     t.patient_responsibility_cents + EXCLUDED.patient_responsibility_cents, \
-                 paid_lines = t.paid_lines + EXCLUDED.paid_lines, \
-                 days_to_payment_sum = t.days_to_payment_sum + EXCLUDED.days_to_payment_sum"
-        ))
-        .bind(key(|key| key.0))
-        .bind(months)
-        .bind(key(|key| key.2))
-        .bind(key(|key| key.3))
-        .bind(codes)
-        .bind(counter(|c| c.billed_lines))
-        .bind(counter(|c| c.billed_units))
-        .bind(counter(|c| c.billed_cents))
-        .bind(counter(|c| c.adjudicated_lines))
-        .bind(counter(|c| c.denied_lines))
-        .bind(counter(|c| c.allowed_cents))
-        .bind(counter(|c| c.paid_cents))
-        .bind(counter(|c| c.paid_units))
-        .bind(counter(|c| c.patient_responsibility_cents))
-        .bind(counter(|c| c.paid_lines))
-        .bind(counter(|c| c.days_to_payment_sum))
-        .persistent(false)
-        .execute(&mut *connection)
-        .await
-        .map_err(ProjectorError::db("writing reimbursement rollups"))?;
-        // A separate statement: sub-statements of one statement share a snapshot, so a DELETE in
-        // the upsert's own WITH would not see the rows the upsert just brought to zero.
-        sqlx::query(&format!(
-            "DELETE FROM {schema}.reimbursement_monthly t \
-             USING UNNEST($1::uuid[], $2::date[], $3::uuid[], $4::uuid[], $5::text[]) \
-               AS d(chain_id, month, clinic_id, payer_id, code) \
-             WHERE t.billed_lines = 0 AND t.billed_units = 0 AND t.billed_cents = 0 \
-               AND t.adjudicated_lines = 0 AND t.denied_lines = 0 AND t.allowed_cents = 0 \
-               AND t.paid_cents = 0 AND t.paid_units = 0 \
-               AND t.patient_responsibility_cents = 0 AND t.paid_lines = 0 \
-               AND t.days_to_payment_sum = 0 \
-               AND t.chain_id = d.chain_id AND t.month = d.month AND t.clinic_id = d.clinic_id \
-               AND t.payer_id = d.payer_id AND t.code = d.code"
-        ))
-        .bind(key(|key| key.0))
-        .bind(
-            changed
-                .iter()
-                .map(|(key, _)| key.1)
-                .collect::<Vec<NaiveDate>>(),
-        )
-        .bind(key(|key| key.2))
-        .bind(key(|key| key.3))
-        .bind(
-            changed
-                .iter()
-                .map(|(key, _)| key.4.as_str())
-                .collect::<Vec<&str>>(),
-        )
-        .persistent(false)
-        .execute(&mut *connection)
-        .await
-        .map_err(ProjectorError::db(
-            "deleting reimbursement rollups that fell to zero",
-        ))?;
+    let mut chain: BTreeMap<(Uuid, NaiveDate, Uuid, &str), Reimbursement> = BTreeMap::new();
+    let mut clinic: BTreeMap<(Uuid, NaiveDate, Uuid), Reimbursement> = BTreeMap::new();
+    for ((chain_id, month, clinic_id, payer_id, code), counters) in &deltas.reimbursement {
+        chain
+            .entry((*chain_id, *month, *payer_id, code.as_str()))
+            .or_default()
+            .add(counters, 1);
+        clinic
+            .entry((*chain_id, *month, *clinic_id))
+            .or_default()
+            .add(counters, 1);
+    }
+    let monthly = CounterDeltas::new(
+        MONTHLY,
+        deltas
+            .reimbursement
+            .iter()
+            .map(|(key, counters)| (key, *counters)),
+        |keys: &[&ReimbursementKey]| {
+            vec![
+                KeyColumn::Uuid("chain_id", keys.iter().map(|key| key.0).collect()),
+                KeyColumn::Date("month", keys.iter().map(|key| key.1).collect()),
+                KeyColumn::Uuid("clinic_id", keys.iter().map(|key| key.2).collect()),
+                KeyColumn::Uuid("payer_id", keys.iter().map(|key| key.3).collect()),
+                KeyColumn::Text("code", keys.iter().map(|key| key.4.as_str()).collect()),
+            ]
+        },
+    );
+    let chain = CounterDeltas::new(CHAIN, chain, |keys: &[(Uuid, NaiveDate, Uuid, &str)]| {
+        vec![
+            KeyColumn::Uuid("chain_id", keys.iter().map(|key| key.0).collect()),
+            KeyColumn::Date("month", keys.iter().map(|key| key.1).collect()),
+            KeyColumn::Uuid("payer_id", keys.iter().map(|key| key.2).collect()),
+            KeyColumn::Text("code", keys.iter().map(|key| key.3).collect()),
+        ]
+    });
+    let clinic = CounterDeltas::new(CLINIC, clinic, |keys: &[(Uuid, NaiveDate, Uuid)]| {
+        vec![
+            KeyColumn::Uuid("chain_id", keys.iter().map(|key| key.0).collect()),
+            KeyColumn::Date("month", keys.iter().map(|key| key.1).collect()),
+            KeyColumn::Uuid("clinic_id", keys.iter().map(|key| key.2).collect()),
+        ]
+    });
+    for table in [&monthly, &chain, &clinic] {
+        table.write(connection, schema).await?;
     }
 
     let changed: Vec<(&DenialKey, &Denials)> = deltas

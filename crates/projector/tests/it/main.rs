@@ -2,10 +2,12 @@
 //! its own stream and database (see `integration-tests`).
 
 mod batching;
+mod claim_workload;
 mod crash;
 mod helpers;
 mod postgres_restart;
 mod projection;
 mod rebuild;
 mod reprice;
+mod rollups;
 mod workload;

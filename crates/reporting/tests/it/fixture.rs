@@ -263,6 +263,26 @@ impl ChainData {
             rows,
         )
         .await?;
+        // The projector writes the chain and clinic rollups with the same deltas (migration 0012:
+        // no trigger fills them any more); here they are the sums of the rows just written.
+        for (table, keys) in [
+            (
+                "reimbursement_monthly_chain",
+                "chain_id, month, payer_id, code",
+            ),
+            ("reimbursement_monthly_clinic", "chain_id, month, clinic_id"),
+        ] {
+            sqlx::query(&format!(
+                "INSERT INTO read_models.{table} SELECT {keys}, sum(billed_lines), \
+                 sum(billed_units), sum(billed_cents), sum(adjudicated_lines), sum(denied_lines), \
+                 sum(allowed_cents), sum(paid_cents), sum(paid_units), \
+                 sum(patient_responsibility_cents), sum(paid_lines), sum(days_to_payment_sum) \
+                 FROM read_models.reimbursement_monthly WHERE chain_id = $1 GROUP BY {keys}"
+            ))
+            .bind(chain)
+            .execute(&mut *connection)
+            .await?;
+        }
         let mut rows = String::new();
         for ((month, clinic, payer, code, group, reason), (lines, amount)) in denials {
             rows.push_str(&format!(
