@@ -1,5 +1,7 @@
-//! A forward cursor over raw stream messages: an ordered consumer (no acks, flow-controlled batches)
-//! that stops at the last sequence that existed when it was opened, or never in follow mode.
+//! A forward cursor over raw stream messages that stops at the last sequence that existed when it
+//! was opened, or never in follow mode. It reads through a direct connection ([`crate::direct`])
+//! where one was offered and works, and otherwise through an async-nats ordered consumer (no acks,
+//! flow-controlled batches).
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::DeliverPolicy;
@@ -8,6 +10,7 @@ use async_nats::jetstream::stream::Stream as JetStream;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use crate::direct::{DirectPull, DirectTarget, Pulled};
 use crate::error::LogError;
 
 /// One stored message as read from the stream, before decoding.
@@ -28,9 +31,15 @@ pub(crate) enum CursorEnd {
     Follow,
 }
 
+/// Where a cursor's messages come from.
+enum Source {
+    Ordered(Box<Ordered>),
+    Direct(Box<DirectPull>),
+}
+
 /// A forward cursor; see the module documentation.
 pub(crate) struct Cursor {
-    messages: Option<Ordered>,
+    messages: Option<Source>,
     /// The last sequence to deliver, for snapshot cursors.
     last_sequence: Option<u64>,
 }
@@ -39,6 +48,7 @@ impl std::fmt::Debug for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cursor")
             .field("open", &self.messages.is_some())
+            .field("direct", &matches!(self.messages, Some(Source::Direct(_))))
             .field("last_sequence", &self.last_sequence)
             .finish()
     }
@@ -46,12 +56,13 @@ impl std::fmt::Debug for Cursor {
 
 impl Cursor {
     /// Opens a cursor at `from_sequence` (1 or 0 = the beginning) over the messages matching
-    /// `filter_subject` (`None` = all).
+    /// `filter_subject` (`None` = all), reading through `direct` when given and usable.
     pub(crate) async fn open(
         stream: &JetStream,
         from_sequence: u64,
         filter_subject: Option<String>,
         end: CursorEnd,
+        direct: Option<&DirectTarget>,
     ) -> Result<Self, LogError> {
         let last_sequence = match end {
             CursorEnd::Snapshot => {
@@ -74,6 +85,21 @@ impl Cursor {
                 start_sequence: from_sequence,
             }
         };
+        if let Some(target) = direct
+            && let Some(pull) = DirectPull::open(
+                target,
+                stream,
+                deliver_policy,
+                filter_subject.clone(),
+                end == CursorEnd::Follow,
+            )
+            .await?
+        {
+            return Ok(Self {
+                messages: Some(Source::Direct(Box::new(pull))),
+                last_sequence,
+            });
+        }
         let consumer = stream
             .create_consumer(OrderedConfig {
                 filter_subject: filter_subject.unwrap_or_default(),
@@ -90,7 +116,7 @@ impl Cursor {
             .await
             .map_err(LogError::nats("starting an ordered consumer"))?;
         Ok(Self {
-            messages: Some(messages),
+            messages: Some(Source::Ordered(Box::new(messages))),
             last_sequence,
         })
     }
@@ -104,24 +130,19 @@ impl Cursor {
 
     /// The next message, `None` at the end, or an error (after which the cursor is exhausted).
     pub(crate) async fn next(&mut self) -> Option<Result<RawMessage, LogError>> {
-        let messages = self.messages.as_mut()?;
-        let message = match messages.next().await? {
-            Ok(message) => message,
-            Err(error) => {
-                self.messages = None;
-                return Some(Err(LogError::nats("reading from an ordered consumer")(
-                    error,
-                )));
-            }
+        let next = match self.messages.as_mut()? {
+            Source::Ordered(messages) => next_ordered(messages).await,
+            Source::Direct(pull) => next_direct(pull).await,
         };
-        let (sequence, pending) = match message.info() {
-            Ok(info) => (info.stream_sequence, info.pending),
-            Err(error) => {
+        let (message, sequence, pending) = match next {
+            Some(Ok(next)) => next,
+            Some(Err(error)) => {
                 self.messages = None;
-                return Some(Err(LogError::Nats {
-                    operation: "reading message metadata",
-                    source: error,
-                }));
+                return Some(Err(error));
+            }
+            None => {
+                self.messages = None;
+                return None;
             }
         };
         if let Some(last) = self.last_sequence {
@@ -135,12 +156,58 @@ impl Cursor {
                 self.messages = None;
             }
         }
-        let message = message.message;
-        Some(Ok(RawMessage {
+        Some(Ok(message))
+    }
+}
+
+/// A message with its stream sequence and the consumer's pending count.
+type Positioned = (RawMessage, u64, u64);
+
+async fn next_ordered(messages: &mut Ordered) -> Option<Result<Positioned, LogError>> {
+    let message = match messages.next().await? {
+        Ok(message) => message,
+        Err(error) => {
+            return Some(Err(LogError::nats("reading from an ordered consumer")(
+                error,
+            )));
+        }
+    };
+    let (sequence, pending) = match message.info() {
+        Ok(info) => (info.stream_sequence, info.pending),
+        Err(error) => {
+            return Some(Err(LogError::Nats {
+                operation: "reading message metadata",
+                source: error,
+            }));
+        }
+    };
+    let message = message.message;
+    Some(Ok((
+        RawMessage {
             sequence,
             subject: message.subject.to_string(),
             headers: message.headers,
             payload: message.payload,
-        }))
+        },
+        sequence,
+        pending,
+    )))
+}
+
+async fn next_direct(pull: &mut DirectPull) -> Option<Result<Positioned, LogError>> {
+    match pull.next().await {
+        Ok(Pulled::Message(message)) => Some(Ok((
+            RawMessage {
+                sequence: message.stream_sequence,
+                subject: message.subject,
+                // Only replays read directly, and they need no header.
+                headers: None,
+                payload: message.payload,
+            },
+            message.stream_sequence,
+            message.pending,
+        ))),
+        Ok(Pulled::Exhausted) => None,
+        Err(error) => Some(Err(error)),
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod config;
 mod cursor;
+mod direct;
 pub mod error;
 mod log;
 pub mod replay;

@@ -16,6 +16,7 @@ use tracing::{Span, field};
 
 use crate::config::{LogConfig, LogStorage};
 use crate::cursor::{Cursor, CursorEnd};
+use crate::direct::DirectTarget;
 use crate::error::{InvalidMessage, LogError};
 use crate::replay::{Parker, Replay};
 use crate::subject::{AggregateAddress, ReplayFilter};
@@ -70,6 +71,8 @@ struct Shared {
     config: LogConfig,
     stream: JetStream,
     parker: Parker,
+    /// Where replays read directly (see [`crate::direct`]); `None` reads through async-nats.
+    direct: Option<DirectTarget>,
 }
 
 impl EventLog {
@@ -79,14 +82,36 @@ impl EventLog {
         let context = jetstream::new(client);
         let (stream, parked) = ensure_streams(&context, &config).await?;
         let parker = Parker::new(context.clone(), parked, &config);
+        let direct = DirectTarget::detect(&context.client());
         Ok(Self {
             shared: Arc::new(Shared {
                 context,
                 config,
                 stream,
                 parker,
+                direct,
             }),
         })
+    }
+
+    /// This log with replays read through async-nats only: the fallback path of
+    /// [`crate::direct`], which tests and the replay benchmark compare against.
+    pub fn without_direct_reads(&self) -> Self {
+        let shared = &self.shared;
+        Self {
+            shared: Arc::new(Shared {
+                context: shared.context.clone(),
+                config: shared.config.clone(),
+                stream: shared.stream.clone(),
+                parker: shared.parker.clone(),
+                direct: None,
+            }),
+        }
+    }
+
+    /// Whether replays read through a direct connection when they can.
+    pub fn reads_directly(&self) -> bool {
+        self.shared.direct.is_some()
     }
 
     /// Creates the streams if missing, or checks that the existing ones match the configuration.
@@ -235,6 +260,7 @@ impl EventLog {
             after_sequence + 1,
             Some(subject.to_owned()),
             CursorEnd::Snapshot,
+            None,
         )
         .await?;
         while let Some(message) = cursor.next().await {
@@ -279,6 +305,7 @@ impl EventLog {
             1,
             Some(subject.clone()),
             CursorEnd::Snapshot,
+            None,
         )
         .await?;
         let mut commits = Vec::new();
@@ -335,7 +362,16 @@ impl EventLog {
         end: CursorEnd,
     ) -> Result<Replay, LogError> {
         let filter_subject = filter.filter_subject(&self.shared.config.subject_prefix)?;
-        let cursor = Cursor::open(&self.shared.stream, from_sequence, filter_subject, end).await?;
+        // Replays are the bulk reads: they go through the direct connection when there is one.
+        // One aggregate's reads (above) are a handful of messages and stay on the shared connection.
+        let cursor = Cursor::open(
+            &self.shared.stream,
+            from_sequence,
+            filter_subject,
+            end,
+            self.shared.direct.as_ref(),
+        )
+        .await?;
         Ok(Replay::new(
             cursor,
             self.shared.parker.clone(),
