@@ -46,6 +46,13 @@ pub enum ProjectorError {
     /// Another rebuild holds the rebuild lock.
     #[error("another rebuild is running")]
     RebuildRunning,
+    /// The task writing a batch in the background panicked or was cancelled; the batch's
+    /// transaction did not commit.
+    #[error("the batch writer stopped: {reason}")]
+    WriterStopped {
+        /// The task's join error.
+        reason: String,
+    },
 }
 
 impl ProjectorError {

@@ -77,6 +77,9 @@ pub(crate) struct SessionRow {
     pub log_events: Vec<u8>,
     /// Whether the session had a stored row before this batch (false: the row is new).
     pub stored: bool,
+    /// What the row will hold once written, for a batch folded before this one's write commits
+    /// (the projector's pipeline): the history `log_events` encodes, and the footprint.
+    pub next_stored: Option<StoredSession>,
 }
 
 /// One `claims` row and its lines.
@@ -179,9 +182,12 @@ pub(crate) fn fold_batch(
     drafts: &[StoredDraft],
 ) -> Result<BatchChanges, EncodeError> {
     let mut changes = BatchChanges::default();
-    let mut folds: HashMap<SessionKey, SessionFold> = HashMap::new();
+    // Sized up front for a typical batch (a visit is about six commits): growing a map of folds
+    // rehashes and moves every entry, and a fold is large.
+    let sessions_hint = items.len() / 4;
+    let mut folds: HashMap<SessionKey, SessionFold> = HashMap::with_capacity(sessions_hint);
     // Sessions in first-touch order, so rows are written in a stable order.
-    let mut order: Vec<SessionKey> = Vec::new();
+    let mut order: Vec<SessionKey> = Vec::with_capacity(sessions_hint);
     for item in items {
         let recorded = match item {
             ReplayItem::Invalid {
@@ -464,6 +470,10 @@ fn finish_session(
         last_sequence: to_i64(fold.last_sequence),
         log_events: encode(&fold.events)?,
         stored: fold.previous.is_some(),
+        next_stored: Some(StoredSession {
+            events: Ok(fold.events),
+            footprint,
+        }),
     });
     if let Some(claim) = fold.claim {
         if fold.previous.is_some() {

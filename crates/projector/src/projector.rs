@@ -1,7 +1,7 @@
 //! The live projector: a step function that applies one batch in one transaction, and the loop that
 //! repeats it until shut down.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::config::ProjectorConfig;
 use crate::directory::Directory;
 use crate::error::ProjectorError;
-use crate::fold::{SessionKey, fold_batch};
+use crate::fold::{SessionKey, StoredSession, fold_batch};
 use crate::metrics::{Metrics, PhaseTimes};
 use crate::rederive;
 use claimledger_billing::ReferenceData;
@@ -246,6 +246,208 @@ impl Applier {
     }
 }
 
+/// A batch folded while the batch before it is still being written (see [`Projector`]): its rows,
+/// ready to write, and the positions it covers.
+#[derive(Debug)]
+pub(crate) struct Folded {
+    /// The batch's positions, kept for the upsert fallback.
+    items: Vec<ReplayItem>,
+    changes: crate::fold::BatchChanges,
+    /// The checkpoint the write expects to find (the previous batch's).
+    expected_checkpoint: u64,
+    checkpoint: u64,
+    phases: PhaseTimes,
+}
+
+/// What writing a [`Folded`] batch did.
+#[derive(Debug)]
+enum Written {
+    Applied {
+        positions: u64,
+        events: u64,
+        parked: u64,
+        checkpoint: u64,
+        last_recorded_at: Option<i64>,
+        phases: PhaseTimes,
+    },
+    /// Someone else moved the checkpoint: nothing was written.
+    Moved { checkpoint: u64 },
+    /// A row the batch took for new exists: nothing was written; apply the positions again with
+    /// upserts.
+    ExistingRow(Vec<ReplayItem>),
+}
+
+/// Sessions folded but not yet committed: the next batch continues them from here instead of from
+/// the database, which does not hold them yet.
+pub(crate) type Carry = HashMap<SessionKey, StoredSession>;
+
+impl Applier {
+    /// Folds `items` for a write that will follow the batch now being written (if any), whose
+    /// sessions are in `carry`. Reads only committed state from the database, outside any
+    /// transaction; the write checks that the checkpoint is still the one folded against. Draft
+    /// re-pricing needs the previous batch committed: the caller waits for it when
+    /// [`needs_committed_state`] says so.
+    pub(crate) async fn fold_ahead(
+        &mut self,
+        mut items: Vec<ReplayItem>,
+        carry: Carry,
+    ) -> Result<Folded, ProjectorError> {
+        let mut state = match self.state.take() {
+            Some(state) => state,
+            None => self.load_state().await?,
+        };
+        let started = Instant::now();
+        items.retain(|item| item.sequence() > state.checkpoint);
+        let expected_checkpoint = state.checkpoint;
+        let checkpoint = items
+            .last()
+            .map_or(expected_checkpoint, ReplayItem::sequence);
+        let (to_load, mut clinics, mut therapists) = batch_references(&items);
+        let mut connection = self
+            .pool
+            .acquire()
+            .await
+            .map_err(ProjectorError::db("connecting"))?;
+        let drafts = rederive::load_drafts(&mut connection, &self.target.schema, &items).await?;
+        let mut to_load = to_load;
+        rederive::add_references(&drafts, &mut to_load, &mut clinics);
+        let mut carry = carry;
+        let mut stored: HashMap<SessionKey, StoredSession> = HashMap::new();
+        let mut from_database = Vec::with_capacity(to_load.len());
+        for key in to_load {
+            match carry.remove(&key) {
+                Some(session) => {
+                    stored.insert(key, session);
+                }
+                None => from_database.push(key),
+            }
+        }
+        stored.extend(
+            store::load_sessions(&mut connection, &self.target.schema, &from_database).await?,
+        );
+        drop(connection);
+        therapists.extend(
+            stored
+                .values()
+                .filter_map(|session| session.footprint.therapist),
+        );
+        self.directory
+            .load_missing(
+                &self.pool,
+                &self.target.schema,
+                &items,
+                &clinics,
+                &therapists,
+            )
+            .await?;
+        let loaded = Instant::now();
+        let changes = fold_batch(&items, stored, &mut state.rules, &self.directory, &drafts)?;
+        let phases = PhaseTimes {
+            load: (loaded - started).as_secs_f64(),
+            fold: loaded.elapsed().as_secs_f64(),
+            ..PhaseTimes::default()
+        };
+        // The rule book now includes this batch's versions; if its write fails, `reset` drops it.
+        state.checkpoint = checkpoint;
+        self.state = Some(state);
+        Ok(Folded {
+            items,
+            changes,
+            expected_checkpoint,
+            checkpoint,
+            phases,
+        })
+    }
+}
+
+impl Folded {
+    /// The sessions this batch leaves behind, for folding the next batch before this one commits.
+    fn take_carry(&mut self) -> Carry {
+        self.changes
+            .sessions
+            .iter_mut()
+            .filter_map(|row| {
+                let stored = row.next_stored.take()?;
+                Some(((row.chain, row.session), stored))
+            })
+            .collect()
+    }
+}
+
+/// Whether folding `items` needs every earlier batch committed: re-pricing reads draft claims from
+/// the database, and the batch being written may hold some.
+fn needs_committed_state(items: &[ReplayItem]) -> bool {
+    rederive::has_rules_changes(items)
+}
+
+/// Writes a folded batch and its checkpoint in one transaction, if the checkpoint is still the one
+/// it was folded against.
+async fn write_folded(
+    pool: PgPool,
+    target: Target,
+    folded: Folded,
+) -> Result<Written, ProjectorError> {
+    let Folded {
+        items,
+        changes,
+        expected_checkpoint,
+        checkpoint,
+        mut phases,
+    } = folded;
+    let started = Instant::now();
+    let mut transaction = pool
+        .begin()
+        .await
+        .map_err(ProjectorError::db("beginning a batch"))?;
+    // As in `apply_in_transaction`: a batch lost in a database crash loses its checkpoint too.
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .persistent(false)
+        .execute(&mut *transaction)
+        .await
+        .map_err(ProjectorError::db("beginning a batch"))?;
+    let found = store::lock_checkpoint(&mut transaction, &target).await?;
+    if found != expected_checkpoint {
+        return Ok(Written::Moved { checkpoint: found });
+    }
+    if items.is_empty() {
+        return Ok(Written::Applied {
+            positions: 0,
+            events: 0,
+            parked: 0,
+            checkpoint: found,
+            last_recorded_at: None,
+            phases,
+        });
+    }
+    match store::write_changes(&mut transaction, &target.schema, &changes, NewRows::Copy).await {
+        Err(error) if store::is_existing_row(&error) => {
+            tracing::warn!(
+                error.message = %error,
+                error.cause_chain = %crate::fold::error_chain(&error),
+                "a row the batch took for new exists; applying the batch again with upserts"
+            );
+            return Ok(Written::ExistingRow(items));
+        }
+        other => other?,
+    }
+    store::set_checkpoint(&mut transaction, &target, checkpoint).await?;
+    let written = Instant::now();
+    phases.write = (written - started).as_secs_f64();
+    transaction
+        .commit()
+        .await
+        .map_err(ProjectorError::db("committing a batch"))?;
+    phases.commit = written.elapsed().as_secs_f64();
+    Ok(Written::Applied {
+        positions: items.len() as u64,
+        events: changes.events,
+        parked: changes.parked.len() as u64,
+        checkpoint,
+        last_recorded_at: changes.last_recorded_at,
+        phases,
+    })
+}
+
 /// The sessions whose stored state the batch needs, and the clinics and therapists its claims may
 /// need. A session whose first commit in the batch schedules it is new: scheduling is only ever
 /// decided for a session with no events (the session domain refuses it otherwise), so it has no
@@ -314,7 +516,35 @@ impl Drop for ReadAhead {
     }
 }
 
+/// The write of one batch, running while the next batch is read and folded.
+#[derive(Debug)]
+struct InFlight {
+    task: JoinHandle<Result<Written, ProjectorError>>,
+}
+
+impl InFlight {
+    async fn finish(mut self) -> Result<Written, ProjectorError> {
+        let joined = (&mut self.task).await;
+        joined.map_err(|error| ProjectorError::WriterStopped {
+            reason: error.to_string(),
+        })?
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // A projector dropped mid-write rolls the batch back rather than leaving a writer behind
+        // that could commit after a successor started.
+        self.task.abort();
+    }
+}
+
 /// The live projector over the whole log, writing the live schema.
+///
+/// Batches are pipelined: while one batch's rows are written (PostgreSQL's work), the next batch is
+/// read and folded (ours), continuing the sessions of the batch being written from memory. Writes
+/// still commit one at a time, in log order, each with its checkpoint; a failed write discards the
+/// batch folded on top of it, and the projector resumes from the committed checkpoint.
 #[derive(Debug)]
 pub struct Projector {
     log: EventLog,
@@ -323,6 +553,11 @@ pub struct Projector {
     reader: Option<ReadAhead>,
     metrics: Arc<Metrics>,
     last_stream_check: Option<Instant>,
+    in_flight: Option<InFlight>,
+    /// The sessions of the batch in flight, as its write will leave them.
+    carry: Carry,
+    /// Bumped whenever the pipeline is reset, so a batch folded before the reset is dropped.
+    generation: u64,
 }
 
 /// How often a busy projector asks the log for its last sequence (for the lag metrics).
@@ -350,6 +585,9 @@ impl Projector {
             reader: None,
             metrics: Arc::new(Metrics::default()),
             last_stream_check: None,
+            in_flight: None,
+            carry: Carry::new(),
+            generation: 0,
         })
     }
 
@@ -358,8 +596,9 @@ impl Projector {
         Arc::clone(&self.metrics)
     }
 
-    /// The last log sequence whose effects are committed.
+    /// The last log sequence whose effects are committed (after waiting for a write in flight).
     pub async fn checkpoint(&mut self) -> Result<u64, ProjectorError> {
+        self.finish_in_flight().await?;
         self.applier.checkpoint().await
     }
 
@@ -371,17 +610,92 @@ impl Projector {
         match &result {
             Ok(_) => self.metrics.record_success(),
             Err(error) => {
-                self.reader = None;
-                self.applier.reset();
+                self.reset_pipeline();
                 self.metrics.record_failure(crate::fold::error_chain(error));
             }
         }
         result
     }
 
+    /// Forgets everything not committed: the reader, the cached state, the batch in flight (its
+    /// transaction rolls back if it has not committed) and the sessions carried over from it.
+    fn reset_pipeline(&mut self) {
+        self.reader = None;
+        self.applier.reset();
+        self.in_flight = None;
+        self.carry.clear();
+        self.generation += 1;
+    }
+
+    /// Waits for the batch in flight, if any, and records it. Returns the positions it committed.
+    async fn finish_in_flight(&mut self) -> Result<u64, ProjectorError> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(0);
+        };
+        let written = match in_flight.finish().await {
+            Ok(written) => written,
+            Err(error) => {
+                self.reset_pipeline();
+                return Err(error);
+            }
+        };
+        match written {
+            Written::Applied {
+                positions,
+                events,
+                parked,
+                checkpoint,
+                last_recorded_at,
+                phases,
+            } => {
+                self.metrics
+                    .record_batch(events, parked, checkpoint, last_recorded_at, &phases);
+                Ok(positions)
+            }
+            Written::Moved { checkpoint } => {
+                tracing::info!(
+                    checkpoint,
+                    "the checkpoint moved under the projector (a rebuild was swapped in); resuming from it"
+                );
+                self.reset_pipeline();
+                Ok(0)
+            }
+            Written::ExistingRow(items) => {
+                // Rare (a log that schedules a session twice): the batch folded on top of this one
+                // is dropped, this one is applied again with upserts, and reading resumes after it.
+                self.reset_pipeline();
+                match self.applier.apply(items, None).await? {
+                    ApplyOutcome::Applied {
+                        positions,
+                        events,
+                        parked,
+                        checkpoint,
+                        last_recorded_at,
+                        phases,
+                    } => {
+                        self.metrics.record_batch(
+                            events,
+                            parked,
+                            checkpoint,
+                            last_recorded_at,
+                            &phases,
+                        );
+                        Ok(positions)
+                    }
+                    ApplyOutcome::Moved { .. } => {
+                        self.reset_pipeline();
+                        Ok(0)
+                    }
+                }
+            }
+        }
+    }
+
     async fn step(&mut self) -> Result<Outcome, ProjectorError> {
         let checkpoint = self.applier.checkpoint().await?;
-        self.metrics.record_checkpoint(checkpoint);
+        if self.in_flight.is_none() {
+            self.metrics.record_checkpoint(checkpoint);
+        }
         let reader = match &mut self.reader {
             Some(reader) => reader,
             None => self.reader.insert(
@@ -392,10 +706,16 @@ impl Projector {
         let read_started = Instant::now();
         match tokio::time::timeout(self.config.idle_wait, reader.receiver.recv()).await {
             Err(_elapsed) => {
+                // Nothing new: finish the write in flight before saying anything about the state.
+                let finished = self.finish_in_flight().await?;
+                if finished > 0 {
+                    return Ok(Outcome::Applied(finished));
+                }
+                let checkpoint = self.applier.checkpoint().await?;
                 let last = self.log.last_sequence().await?;
                 self.last_stream_check = Some(Instant::now());
                 self.metrics.record_stream_last(last);
-                return Ok(if checkpoint >= last {
+                return Ok(if checkpoint >= last && self.in_flight.is_none() {
                     Outcome::Idle
                 } else {
                     Outcome::Applied(0)
@@ -403,7 +723,7 @@ impl Projector {
             }
             Ok(None) => {
                 self.reader = None;
-                return Ok(Outcome::Applied(0));
+                return Ok(Outcome::Applied(self.finish_in_flight().await?));
             }
             Ok(Some(Err(error))) => return Err(error.into()),
             Ok(Some(Ok(item))) => items.push(item),
@@ -448,30 +768,32 @@ impl Projector {
             self.reader = None;
         }
         let read_seconds = read_started.elapsed().as_secs_f64();
-        let outcome = self.applier.apply(items, None).await?;
-        let applied = match outcome {
-            ApplyOutcome::Moved { checkpoint } => {
-                tracing::info!(
-                    checkpoint,
-                    "the checkpoint moved under the projector (a rebuild was swapped in); resuming from it"
-                );
-                self.reader = None;
-                0
-            }
-            ApplyOutcome::Applied {
-                positions,
-                events,
-                parked,
-                checkpoint,
-                last_recorded_at,
-                mut phases,
-            } => {
-                phases.read = read_seconds;
-                self.metrics
-                    .record_batch(events, parked, checkpoint, last_recorded_at, &phases);
-                positions
-            }
-        };
+
+        let mut finished = 0;
+        if self.in_flight.is_some() && needs_committed_state(&items) {
+            finished += self.finish_in_flight().await?;
+        }
+        let generation = self.generation;
+        let carry = std::mem::take(&mut self.carry);
+        let folded = self.applier.fold_ahead(items, carry).await;
+        // The batch before is committed (or not) before this one is handed to the writer.
+        finished += self.finish_in_flight().await?;
+        let mut folded = folded?;
+        if self.generation != generation {
+            // The write before failed over or the checkpoint moved: this fold stood on it.
+            return Ok(Outcome::Applied(finished));
+        }
+        folded.phases.read = read_seconds;
+        self.carry = folded.take_carry();
+        let write = write_folded(
+            self.applier.pool.clone(),
+            self.applier.target.clone(),
+            folded,
+        );
+        self.in_flight = Some(InFlight {
+            task: tokio::spawn(write),
+        });
+
         let stale = self
             .last_stream_check
             .is_none_or(|checked| checked.elapsed() >= STREAM_CHECK_INTERVAL);
@@ -481,8 +803,11 @@ impl Projector {
             self.last_stream_check = Some(Instant::now());
         }
         match stream_error {
-            Some(error) => Err(error.into()),
-            None => Ok(Outcome::Applied(applied)),
+            Some(error) => {
+                self.finish_in_flight().await?;
+                Err(error.into())
+            }
+            None => Ok(Outcome::Applied(finished)),
         }
     }
 
@@ -510,6 +835,8 @@ impl Projector {
                 Err(error) => return Err(error),
             }
         }
+        // The batch handed to the writer last is committed (or rolled back) before returning.
+        self.finish_in_flight().await?;
         tracing::info!("projector stopped");
         Ok(())
     }

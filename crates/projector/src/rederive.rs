@@ -50,6 +50,11 @@ pub(crate) struct StoredDraft {
     pub claim_sequence: u64,
 }
 
+/// Whether the batch records any rules change, and so may re-price stored drafts.
+pub(crate) fn has_rules_changes(items: &[ReplayItem]) -> bool {
+    !batch_rules_changes(items).is_empty()
+}
+
 /// `(chain, payer, effective_from)` of every rules version the batch records.
 fn batch_rules_changes(items: &[ReplayItem]) -> Vec<(Uuid, Uuid, NaiveDate)> {
     let mut changes = Vec::new();
