@@ -38,6 +38,10 @@ use uuid::Uuid;
 
 use crate::workload::{Workload, rules_dir};
 
+// The allocator of the `claimledger` binary that runs the projector in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The bench log's duplicate window: long enough for the generator's own retries, short enough
 /// that the server keeps only a few seconds of message ids.
 const BENCH_DUPLICATE_WINDOW: Duration = Duration::from_secs(5);
@@ -170,6 +174,19 @@ async fn bench_log(
     Ok(log)
 }
 
+/// Reads and decodes the whole log without applying it: events seen and seconds taken.
+async fn read_baseline(log: &EventLog) -> anyhow::Result<(u64, f64)> {
+    let started = Instant::now();
+    let mut replay = log.replay(1, ReplayFilter::All).await?;
+    let mut events: u64 = 0;
+    while let Some(item) = replay.next().await {
+        if let ReplayItem::Commit(recorded) = item? {
+            events += recorded.commit.events.len() as u64;
+        }
+    }
+    Ok((events, started.elapsed().as_secs_f64()))
+}
+
 async fn run() -> anyhow::Result<()> {
     let visits = env_number("BENCH_VISITS", 3000)?;
     let reuse = env_number("BENCH_REUSE", 0)? == 1;
@@ -180,17 +197,20 @@ async fn run() -> anyhow::Result<()> {
     let log = bench_log(&env, &workload, visits, reuse, &mut out).await?;
     let commits = log.last_sequence().await?;
 
-    // Baseline 1: read and decode the stream, apply nothing.
-    let started = Instant::now();
-    let mut replay = log.replay(1, ReplayFilter::All).await?;
-    let mut events: u64 = 0;
-    while let Some(item) = replay.next().await {
-        if let ReplayItem::Commit(recorded) = item? {
-            events += recorded.commit.events.len() as u64;
-        }
-    }
-    let read_seconds = started.elapsed().as_secs_f64();
+    // Baseline 1: read and decode the stream, apply nothing; once through the direct connection
+    // the projector reads with, once through async-nats (the fallback path), for comparison.
+    anyhow::ensure!(
+        log.reads_directly(),
+        "the bench expects a local NATS server that the log can read directly"
+    );
+    let (events, read_seconds) = read_baseline(&log).await?;
+    let (fallback_events, fallback_seconds) = read_baseline(&log.without_direct_reads()).await?;
+    anyhow::ensure!(
+        fallback_events == events,
+        "the two readers saw {events} and {fallback_events} events"
+    );
     let read_rate = events as f64 / read_seconds;
+    let fallback_rate = events as f64 / fallback_seconds;
 
     // The projector, from empty read models to the end of the log.
     let mut config = ProjectorConfig::live(rules_dir());
@@ -251,7 +271,11 @@ async fn run() -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "baseline read (decode, no apply): {read_seconds:.2} s, {read_rate:.0} events/s"
+        "baseline read (decode, no apply), direct connection: {read_seconds:.2} s, {read_rate:.0} events/s"
+    )?;
+    writeln!(
+        out,
+        "  (the same through async-nats, the fallback path: {fallback_seconds:.2} s, {fallback_rate:.0} events/s)"
     )?;
     writeln!(
         out,
