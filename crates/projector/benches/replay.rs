@@ -294,7 +294,7 @@ async fn run() -> anyhow::Result<()> {
         .collect();
     writeln!(
         out,
-        "projector phases (the loop waits on each in turn): {}",
+        "projector phases, summed over batches (a batch folds while the one before it writes, so they overlap): {}",
         phase_text.join(", ")
     )?;
     writeln!(
