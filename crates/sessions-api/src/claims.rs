@@ -5,12 +5,14 @@
 //! A claim is found by its log id (`ClaimId::for_session_and_payer`) through the projector's
 //! `read_models.claim_ids` and `read_models.claims`, filtered by the key's chain, so a claim
 //! exists for the API once the projector has derived it. Commands run like the session commands:
-//! read the claim's commits from the log, decide with the pure `claimledger-claims` domain, and
-//! append the new events in one commit with the version just read (or `If-Match`) as the expected
-//! version. `Idempotency-Key` works through the same store and command ids as the session
-//! endpoints. Refusals answer 4xx and write nothing.
+//! read the claim's commits from the log (or take the cached state when it is at the log's current
+//! version, see [`ClaimCache`]), decide with the pure `claimledger-claims` domain, and append the
+//! new events in one commit with the version just read (or `If-Match`) as the expected version.
+//! `Idempotency-Key` works through the same store and command ids as the session endpoints.
+//! Refusals answer 4xx and write nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -295,6 +297,63 @@ fn address_of(chain: ChainId, located: &Located, claim: Uuid) -> AggregateAddres
         kind: AggregateKind::Claim,
         id: ClaimId::from(claim).into(),
     }
+}
+
+/// The most claims the cache keeps; past it the cache starts over (a cold entry costs one log
+/// read, so a crude bound is enough).
+const CLAIM_CACHE_CAPACITY: usize = 10_000;
+
+/// Claims as this process last wrote or read them, at their versions.
+///
+/// Reading a claim from the log replays its commits through a consumer: several round trips, and a
+/// consumer the server keeps until it times out. Every command and read first looks up the claim's
+/// current version (one cheap last-by-subject lookup) and uses a cached state only when it is at
+/// exactly that version, so it decides on the same state a replay would give. Entries are keyed by
+/// chain and claim.
+#[derive(Debug, Default)]
+pub struct ClaimCache {
+    entries: Mutex<HashMap<(ChainId, Uuid), Loaded>>,
+}
+
+impl ClaimCache {
+    fn at_version(&self, chain: ChainId, claim: Uuid, version: u64) -> Option<Loaded> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(&(chain, claim))
+            .filter(|loaded| loaded.version == version)
+            .cloned()
+    }
+
+    fn put(&self, chain: ChainId, claim: Uuid, loaded: &Loaded) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= CLAIM_CACHE_CAPACITY && !entries.contains_key(&(chain, claim)) {
+            entries.clear();
+        }
+        entries.insert((chain, claim), loaded.clone());
+    }
+}
+
+/// The claim at the log's current version: nothing to read while it is a draft (no commits yet),
+/// the cached state when it is at that version, else read from the log (and cached).
+async fn load_current(
+    state: &AppState,
+    address: &AggregateAddress,
+    claim: Uuid,
+) -> Result<Loaded, ApiError> {
+    let version = state.log.version(address).await?;
+    if version == 0 {
+        return Ok(Loaded {
+            claim: Claim::from_events(&[]),
+            version: 0,
+            command_ids: HashSet::new(),
+        });
+    }
+    if let Some(cached) = state.claims.at_version(address.chain, claim, version) {
+        return Ok(cached);
+    }
+    let loaded = load(state, address).await?;
+    state.claims.put(address.chain, claim, &loaded);
+    Ok(loaded)
 }
 
 async fn load(state: &AppState, address: &AggregateAddress) -> Result<Loaded, ApiError> {
@@ -592,7 +651,7 @@ async fn execute(
         .ok_or_else(|| ApiError::not_found("claim_id", "claim"))?;
     principal.require_clinic(located.clinic)?;
     let address = address_of(chain, &located, id);
-    let loaded = load(state, &address).await?;
+    let loaded = load_current(state, &address, id).await?;
     let this_command = CommandId::from(command_id(chain, meta.idempotency_key.as_deref()));
     if meta.idempotency_key.is_some() && loaded.command_ids.contains(&this_command) {
         // Already appended by an earlier attempt whose answer was lost: nothing new is written.
@@ -614,7 +673,7 @@ async fn execute(
     let commit = build_commit(principal, meta, &address, &events, now);
     let appended = state.log.append(&address, loaded.version, &commit).await?;
     let next = if appended.duplicate {
-        load(state, &address).await?
+        load_current(state, &address, id).await?
     } else {
         let mut next = loaded;
         for event in &events {
@@ -622,6 +681,7 @@ async fn execute(
         }
         next.command_ids.insert(this_command);
         next.version = appended.sequence;
+        state.claims.put(chain, id, &next);
         next
     };
     answer(state, chain, id, &located, &next).await
@@ -743,6 +803,6 @@ pub async fn get_claim(
         .await?
         .ok_or_else(|| ApiError::not_found("claim_id", "claim"))?;
     principal.require_clinic(located.clinic)?;
-    let loaded = load(&state, &address_of(principal.chain, &located, id)).await?;
+    let loaded = load_current(&state, &address_of(principal.chain, &located, id), id).await?;
     answer(&state, principal.chain, id, &located, &loaded).await
 }

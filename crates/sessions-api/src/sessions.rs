@@ -45,7 +45,6 @@ use crate::dto::{
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
 use crate::idempotency::{Answer, command_id, derived_id, run_idempotent};
-use crate::reference::exists;
 use crate::startup::AppState;
 
 /// The roles that may record visits.
@@ -376,19 +375,36 @@ async fn schedule_session(
         .map_or_else(Uuid::now_v7, |key| derived_id(chain, "session", key));
     record_ids(clinic, session_id);
     let now = now_micros();
+    let address = address_of(chain, clinic, session_id);
+    // Read before the transaction, so that no connection (nor, below, the referral's lock) is held
+    // across a round trip to NATS.
+    let version = state.log.version(&address).await?;
     let mut transaction = state.pool.begin().await?;
-    let zone: Option<String> =
-        sqlx::query_scalar("SELECT time_zone FROM clinics WHERE chain_id = $1 AND id = $2")
-            .bind(chain.as_uuid())
-            .bind(clinic.as_uuid())
-            .fetch_optional(&mut *transaction)
-            .await?;
+    let payer_id = match request.payment {
+        PaymentDto::Payer { payer_id, .. } => Some(payer_id),
+        PaymentDto::SelfPay => None,
+    };
+    // The references the request names, in one round trip; they are refused in this order.
+    let (zone, therapist_found, patient_found, payer_found): (Option<String>, bool, bool, bool) =
+        sqlx::query_as(
+            "SELECT (SELECT time_zone FROM clinics WHERE chain_id = $1 AND id = $2), \
+                    EXISTS (SELECT 1 FROM therapists WHERE chain_id = $1 AND id = $3), \
+                    EXISTS (SELECT 1 FROM patients WHERE chain_id = $1 AND id = $4), \
+                    EXISTS (SELECT 1 FROM payers WHERE chain_id = $1 AND id = $5)",
+        )
+        .bind(chain.as_uuid())
+        .bind(clinic.as_uuid())
+        .bind(request.therapist_id)
+        .bind(request.patient_id)
+        .bind(payer_id)
+        .fetch_one(&mut *transaction)
+        .await?;
     let time_zone =
         parse_time_zone(&zone.ok_or_else(|| ApiError::not_found("clinic_id", "clinic"))?)?;
-    if !exists(&mut *transaction, "therapists", chain, request.therapist_id).await? {
+    if !therapist_found {
         return Err(ApiError::not_found("therapist_id", "therapist"));
     }
-    if !exists(&mut *transaction, "patients", chain, request.patient_id).await? {
+    if !patient_found {
         return Err(ApiError::not_found("patient_id", "patient"));
     }
     let (payment, coverage) = match request.payment {
@@ -397,7 +413,7 @@ async fn schedule_session(
             payer_id,
             coverage_id,
         } => {
-            if !exists(&mut *transaction, "payers", chain, payer_id).await? {
+            if !payer_found {
                 return Err(ApiError::not_found("payment.payer_id", "payer"));
             }
             let terms = coverage_terms(&mut transaction, chain, coverage_id)
@@ -434,9 +450,8 @@ async fn schedule_session(
         referral: request.referral_id,
         time_zone,
     };
-    let address = address_of(chain, clinic, session_id);
     // A new session has no commits: one version lookup replaces a replay.
-    let existing = match state.log.version(&address).await? {
+    let existing = match version {
         0 => Loaded {
             session: Session::default(),
             version: 0,

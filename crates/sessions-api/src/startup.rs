@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::claims::ClaimCache;
 use crate::config::{ConfigError, Settings};
 use crate::error::{ApiError, ServerFailure};
 use crate::sessions::SessionCache;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub body_limit_bytes: usize,
     /// Recently used sessions at their current versions.
     pub sessions: Arc<SessionCache>,
+    /// Recently used claims at their versions.
+    pub claims: Arc<ClaimCache>,
 }
 
 /// Why the service could not start.
@@ -96,6 +99,7 @@ impl Application {
             log,
             body_limit_bytes: settings.http.body_limit_bytes,
             sessions: Arc::default(),
+            claims: Arc::default(),
         };
         Ok(Application {
             listener,

@@ -816,3 +816,87 @@ async fn submit_with_version(app: &TestApp, key: &str, claim: Uuid) -> Reply {
         .send()
         .await
 }
+
+/// POSTs `body` to `path` on the API at `base` (another instance than the test app's).
+async fn post_to(
+    app: &TestApp,
+    base: &str,
+    key: &str,
+    path: String,
+    body: Value,
+) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(format!("{base}{path}"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("the API answers");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// An instance keeps the claims it worked in memory at their versions; when another instance has
+/// moved a claim on since, the next command or read sees the log's current version and decides on
+/// the current state, not on the remembered one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_works_a_claim_that_another_instance_moved_on_since() {
+    let app = spawn_app().await;
+    let world = billing_world(&app).await;
+    let key = world.billing.clone();
+    let mut projector =
+        Projector::build(app.log.clone(), app.pool.clone(), projector_config()).expect("builds");
+    let claim = visit(&app, &world, 0, &[("swedish_massage", "97124", 30)]).await;
+    drain(&mut projector).await;
+    let submitted = submit(&app, &key, claim).await;
+    let line = &submitted.body["lines"][0];
+    let (charge, units) = (
+        line["charge_cents"].as_i64().unwrap(),
+        line["units"].clone(),
+    );
+
+    // The other instance records a remittance that pays all but a 10.00 contractual adjustment.
+    let other = app.second_instance().await;
+    let remittance = json!({"payer_claim_number": "P-7", "adjudicated_on": today(), "lines": [
+        {"line_number": 1, "allowed_cents": charge - 1000, "paid_cents": charge - 1000,
+         "patient_responsibility_cents": 0, "paid_units": units,
+         "adjustments": [{"group": "CO", "reason_code": "45", "amount_cents": 1000}]}]});
+    let (status, paid) = post_to(
+        &app,
+        &other,
+        &key,
+        format!("/v1/claims/{claim}/adjudications"),
+        remittance,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{paid:?}");
+    assert_eq!(paid["status"], "paid");
+    assert_ne!(paid["version"], submitted.body["version"]);
+
+    // The first instance last saw the claim submitted; it reads and writes at the new version.
+    let current = app.get(&format!("/v1/claims/{claim}"), &key).send().await;
+    assert_eq!(current.status, StatusCode::OK, "{current:?}");
+    assert_eq!(current.body["status"], "paid");
+    assert_eq!(current.body["version"], paid["version"]);
+    let written_off = app
+        .post(&format!("/v1/claims/{claim}/write-off"), &key)
+        .header("if-match", &format!("\"{}\"", paid["version"]))
+        .json(&json!({"reason": "contractual adjustment", "amount_cents": paid["unpaid_balance_cents"]}))
+        .send()
+        .await;
+    assert_eq!(written_off.status, StatusCode::OK, "{written_off:?}");
+    assert_eq!(written_off.body["status"], "written_off");
+
+    // And the other instance, which last saw it paid, refuses a second write-off as the log says.
+    let (status, refused) = post_to(
+        &app,
+        &other,
+        &key,
+        format!("/v1/claims/{claim}/write-off"),
+        json!({"reason": "again", "amount_cents": 1}),
+    )
+    .await;
+    assert!(status.is_client_error(), "{refused:?}");
+    assert_eq!(refused["field"], "status", "{refused:?}");
+}
