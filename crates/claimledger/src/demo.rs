@@ -9,6 +9,8 @@
 
 mod api;
 mod billing;
+#[cfg(test)]
+mod tests;
 mod workload;
 
 use std::io::Write;
@@ -30,6 +32,7 @@ use claimledger_sessions_api::startup::Application;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use self::api::Api;
@@ -52,6 +55,10 @@ pub struct DemoArgs {
     /// The payer rules to publish (one TOML file per payer).
     #[arg(long, env = "CLAIMLEDGER_RULES_DIR", default_value = "rules")]
     pub rules_dir: PathBuf,
+    /// Requests in flight at once: days of clinics recorded, and claims billed, concurrently (each
+    /// visit's and each claim's own requests stay in order).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: u32,
     /// Keep the sessions API serving after the report, until Ctrl-C.
     #[arg(long)]
     pub keep_serving: bool,
@@ -81,8 +88,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         .await
         .context("opening the event log")?;
 
-    let rules = load_dir(&args.rules_dir)
-        .with_context(|| format!("loading the payer rules in {}", args.rules_dir.display()))?;
+    let rules = Arc::new(
+        load_dir(&args.rules_dir)
+            .with_context(|| format!("loading the payer rules in {}", args.rules_dir.display()))?,
+    );
     let (chain, admin) = bootstrap_chain(&pool, &format!("Demo chain (seed {})", args.seed))
         .await
         .context("creating the demo chain")?;
@@ -110,7 +119,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     // demo serves the same rules it published.
     let rules_service = PayerRulesService::start(
         &client,
-        Arc::new(load_dir(&args.rules_dir)?),
+        Arc::clone(&rules),
         &ServiceConfig::new(DEFAULT_SUBJECT_PREFIX),
     )
     .await
@@ -151,7 +160,14 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 
     let payer_keys: Vec<String> = rules.payer_ids().into_iter().map(str::to_owned).collect();
     let started = Instant::now();
-    let recorded = workload::record_chain(&api, &front_desk, args, &payer_keys).await?;
+    let recorded = workload::record_chain(
+        &api,
+        &front_desk,
+        args,
+        &payer_keys,
+        Utc::now().date_naive(),
+    )
+    .await?;
     let recording = started.elapsed();
     writeln!(
         out,
@@ -192,11 +208,12 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let billed = billing::bill_chain(
-        &billing,
+        billing,
         &pool,
         chain.as_uuid(),
-        &rules,
+        Arc::clone(&rules),
         args.seed,
+        args.concurrency,
         Utc::now().date_naive(),
     )
     .await?;
@@ -270,6 +287,34 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     reporting_server.await??;
     rules_server.await??;
     Ok(())
+}
+
+/// Runs `work` on every item with at most `concurrency` items in flight, each on its own task, and
+/// returns the results (in completion order). The first failure stops the rest.
+async fn in_parallel<Item, Work, Fut, Output>(
+    concurrency: usize,
+    items: Vec<Item>,
+    work: Work,
+) -> anyhow::Result<Vec<Output>>
+where
+    Work: Fn(Item) -> Fut,
+    Fut: Future<Output = anyhow::Result<Output>> + Send + 'static,
+    Output: Send + 'static,
+{
+    let mut items = items.into_iter();
+    let mut running = JoinSet::new();
+    let mut outputs = Vec::with_capacity(items.len());
+    for item in items.by_ref().take(concurrency.max(1)) {
+        running.spawn(work(item));
+    }
+    // Dropping the set on an early return aborts the tasks still running.
+    while let Some(finished) = running.join_next().await {
+        outputs.push(finished.context("a demo task panicked")??);
+        if let Some(item) = items.next() {
+            running.spawn(work(item));
+        }
+    }
+    Ok(outputs)
 }
 
 /// Drives the projector step by step until it has applied everything on the log.

@@ -4,7 +4,9 @@
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-/// The public HTTP API, called as a clinic's software would.
+/// The public HTTP API, called as a clinic's software would. Cheap to clone: the client shares its
+/// connection pool.
+#[derive(Clone)]
 pub(super) struct Api {
     pub(super) http: reqwest::Client,
     pub(super) base_url: String,

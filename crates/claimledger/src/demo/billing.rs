@@ -6,6 +6,7 @@
 //! denied is written off.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -22,6 +23,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::api::Api;
+use super::in_parallel;
 
 /// The two codes a massage clinic swaps after a denial (domain.md: payers that accept only one).
 const MASSAGE: &str = "97124";
@@ -39,13 +41,37 @@ pub(super) struct Billed {
     pub(super) requests: u64,
 }
 
-/// Submits and settles every draft claim of `chain` the projector derived without an error.
+impl Billed {
+    fn add(&mut self, other: &Billed) {
+        self.submitted += other.submitted;
+        self.paid += other.paid;
+        self.denied += other.denied;
+        self.resubmitted += other.resubmitted;
+        self.paid_after_resubmission += other.paid_after_resubmission;
+        self.written_off += other.written_off;
+        self.requests += other.requests;
+    }
+}
+
+/// What every claim's settlement shares.
+struct Office {
+    billing: Api,
+    rules: Arc<RuleBook>,
+    behaviour: PayerBehaviour,
+    today: NaiveDate,
+    progress: ProgressBar,
+}
+
+/// Submits and settles every draft claim of `chain` the projector derived without an error, up to
+/// `concurrency` claims at once. Claims are independent of each other, and each claim's remittance
+/// depends only on the seed and the claim, so the outcome does not depend on the order.
 pub(super) async fn bill_chain(
-    billing: &Api,
+    billing: Api,
     pool: &PgPool,
     chain: Uuid,
-    rules: &RuleBook,
+    rules: Arc<RuleBook>,
     seed: u64,
+    concurrency: u32,
     today: NaiveDate,
 ) -> anyhow::Result<Billed> {
     let drafts: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
@@ -59,45 +85,58 @@ pub(super) async fn bill_chain(
     .await
     .context("reading the derived draft claims")?;
 
-    let behaviour = PayerBehaviour {
-        seed,
-        deductible_line_percent: 15,
-        deductible_percent_of_allowed: 40,
-    };
+    let office = Arc::new(Office {
+        billing,
+        rules,
+        behaviour: PayerBehaviour {
+            seed,
+            deductible_line_percent: 15,
+            deductible_percent_of_allowed: 40,
+        },
+        today,
+        progress: ProgressBar::new(drafts.len() as u64).with_style(ProgressStyle::with_template(
+            "billing claims   {bar:40} {pos}/{len} ({per_sec}, eta {eta})",
+        )?),
+    });
+    let settled = in_parallel(usize::try_from(concurrency)?, drafts, {
+        let office = Arc::clone(&office);
+        move |(session, payer, payer_key)| {
+            let office = Arc::clone(&office);
+            async move {
+                let claim =
+                    ClaimId::for_session_and_payer(SessionId::from(session), PayerId::from(payer));
+                let settle = Settle {
+                    office: &office,
+                    payer_key: &payer_key,
+                    path: format!("/v1/claims/{}", claim.as_uuid()),
+                };
+                let mut billed = Billed::default();
+                settle.run(&mut billed).await?;
+                office.progress.inc(1);
+                Ok(billed)
+            }
+        }
+    })
+    .await?;
+    office.progress.finish_and_clear();
     let mut billed = Billed::default();
-    let progress = ProgressBar::new(drafts.len() as u64).with_style(ProgressStyle::with_template(
-        "billing claims   {bar:40} {pos}/{len} ({per_sec}, eta {eta})",
-    )?);
-    for (session, payer, payer_key) in drafts {
-        let claim = ClaimId::for_session_and_payer(SessionId::from(session), PayerId::from(payer));
-        let settle = Settle {
-            billing,
-            rules,
-            payer_key: &payer_key,
-            behaviour,
-            today,
-            path: format!("/v1/claims/{}", claim.as_uuid()),
-        };
-        settle.run(&mut billed).await?;
-        progress.inc(1);
+    for claim in &settled {
+        billed.add(claim);
     }
-    progress.finish_and_clear();
     Ok(billed)
 }
 
 /// One claim's way through billing.
 struct Settle<'a> {
-    billing: &'a Api,
-    rules: &'a RuleBook,
+    office: &'a Office,
     payer_key: &'a str,
-    behaviour: PayerBehaviour,
-    today: NaiveDate,
     path: String,
 }
 
 impl Settle<'_> {
     async fn run(&self, billed: &mut Billed) -> anyhow::Result<()> {
         let view = self
+            .office
             .billing
             .post(&format!("{}/submit", self.path), &json!({}))
             .await?;
@@ -118,6 +157,7 @@ impl Settle<'_> {
                 .await;
         };
         let view = self
+            .office
             .billing
             .post_if_match(
                 &format!("{}/resubmit", self.path),
@@ -143,6 +183,7 @@ impl Settle<'_> {
     ) -> anyhow::Result<(Value, RemittanceInput)> {
         let submission = submission(view)?;
         let policy = self
+            .office
             .rules
             .policy_in_force(self.payer_key, submission.date_of_service)
             .with_context(|| {
@@ -153,14 +194,15 @@ impl Settle<'_> {
             })?;
         let remittance = simulate_remittance(
             policy,
-            self.rules.reference(),
+            self.office.rules.reference(),
             SimulatedClaim {
                 submission: &submission,
-                adjudicated_on: self.today,
+                adjudicated_on: self.office.today,
             },
-            self.behaviour,
+            self.office.behaviour,
         );
         let view = self
+            .office
             .billing
             .post_if_match(
                 &format!("{}/adjudications", self.path),
@@ -189,7 +231,7 @@ impl Settle<'_> {
         if denied == 0 {
             return Ok(());
         }
-        self.billing
+        self.office.billing
             .post_if_match(
                 &format!("{}/write-off", self.path),
                 &json!({"reason": "denied by the payer; not billable to the patient", "amount_cents": denied}),
