@@ -23,9 +23,10 @@ struct State {
 }
 
 /// Where a projector's time went, summed over every batch since start, in seconds. The live
-/// projector folds a batch while the one before it is written, so `load` + `fold` overlap `write`
-/// + `commit` of the previous batch and the phases can sum to more than the wall time; reading the
-/// log also runs ahead in the background, so `read` is only the time the loop waited for it.
+/// projector folds a batch while the one before it is written, so a batch's `load` and `fold`
+/// overlap the previous batch's `write` and `commit`, and the phases can sum to more than the wall
+/// time; reading the log also runs ahead in the background, so `read` is only the time the loop
+/// waited for it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct PhaseTimes {
     /// Waiting for the log: the first position of a batch, and the rest of it.
