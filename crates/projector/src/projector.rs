@@ -202,23 +202,8 @@ impl Applier {
             });
         }
 
-        let (mut to_load, mut clinics, mut therapists) = batch_references(items);
-        let drafts = rederive::load_drafts(&mut transaction, &self.target.schema, items).await?;
-        rederive::add_references(&drafts, &mut to_load, &mut clinics);
-        let stored = store::load_sessions(&mut transaction, &self.target.schema, &to_load).await?;
-        therapists.extend(
-            stored
-                .values()
-                .filter_map(|session| session.footprint.therapist),
-        );
-        self.directory
-            .load_missing(
-                &self.pool,
-                &self.target.schema,
-                items,
-                &clinics,
-                &therapists,
-            )
+        let (stored, drafts) = self
+            .load_inputs(&mut transaction, items, Carry::new())
             .await?;
         let loaded = Instant::now();
         phases.load = (loaded - started).as_secs_f64();
@@ -282,6 +267,52 @@ enum Written {
 pub(crate) type Carry = HashMap<SessionKey, StoredSession>;
 
 impl Applier {
+    /// What folding `items` needs besides the rule book: the stored state of the sessions it
+    /// continues (from `carry` where the batch in flight holds them, else from `connection`), the
+    /// drafts it re-prices, and the clinics and therapists its claims name (into the directory).
+    async fn load_inputs(
+        &mut self,
+        connection: &mut sqlx::PgConnection,
+        items: &[ReplayItem],
+        mut carry: Carry,
+    ) -> Result<
+        (
+            HashMap<SessionKey, StoredSession>,
+            Vec<rederive::StoredDraft>,
+        ),
+        ProjectorError,
+    > {
+        let (mut to_load, mut clinics, mut therapists) = batch_references(items);
+        let drafts = rederive::load_drafts(connection, &self.target.schema, items).await?;
+        rederive::add_references(&drafts, &mut to_load, &mut clinics);
+        let mut stored: HashMap<SessionKey, StoredSession> = HashMap::new();
+        let mut from_database = Vec::with_capacity(to_load.len());
+        for key in to_load {
+            match carry.remove(&key) {
+                Some(session) => {
+                    stored.insert(key, session);
+                }
+                None => from_database.push(key),
+            }
+        }
+        stored.extend(store::load_sessions(connection, &self.target.schema, &from_database).await?);
+        therapists.extend(
+            stored
+                .values()
+                .filter_map(|session| session.footprint.therapist),
+        );
+        self.directory
+            .load_missing(
+                &self.pool,
+                &self.target.schema,
+                items,
+                &clinics,
+                &therapists,
+            )
+            .await?;
+        Ok((stored, drafts))
+    }
+
     /// Folds `items` for a write that will follow the batch now being written (if any), whose
     /// sessions are in `carry`. Reads only committed state from the database, outside any
     /// transaction; the write checks that the checkpoint is still the one folded against. Draft
@@ -302,44 +333,13 @@ impl Applier {
         let checkpoint = items
             .last()
             .map_or(expected_checkpoint, ReplayItem::sequence);
-        let (to_load, mut clinics, mut therapists) = batch_references(&items);
         let mut connection = self
             .pool
             .acquire()
             .await
             .map_err(ProjectorError::db("connecting"))?;
-        let drafts = rederive::load_drafts(&mut connection, &self.target.schema, &items).await?;
-        let mut to_load = to_load;
-        rederive::add_references(&drafts, &mut to_load, &mut clinics);
-        let mut carry = carry;
-        let mut stored: HashMap<SessionKey, StoredSession> = HashMap::new();
-        let mut from_database = Vec::with_capacity(to_load.len());
-        for key in to_load {
-            match carry.remove(&key) {
-                Some(session) => {
-                    stored.insert(key, session);
-                }
-                None => from_database.push(key),
-            }
-        }
-        stored.extend(
-            store::load_sessions(&mut connection, &self.target.schema, &from_database).await?,
-        );
+        let (stored, drafts) = self.load_inputs(&mut connection, &items, carry).await?;
         drop(connection);
-        therapists.extend(
-            stored
-                .values()
-                .filter_map(|session| session.footprint.therapist),
-        );
-        self.directory
-            .load_missing(
-                &self.pool,
-                &self.target.schema,
-                &items,
-                &clinics,
-                &therapists,
-            )
-            .await?;
         let loaded = Instant::now();
         let changes = fold_batch(&items, stored, &mut state.rules, &self.directory, &drafts)?;
         let phases = PhaseTimes {
