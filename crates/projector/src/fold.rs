@@ -169,6 +169,9 @@ pub(crate) struct SessionFold {
     events: Commit,
     pub(crate) last_sequence: u64,
     previous: Option<Footprint>,
+    /// Whether the stored state was completed at some point, so a claim may be stored for it;
+    /// otherwise a claim derived now is new and is written like one.
+    completed_before: bool,
     /// The claim derived at the batch's last completion of this session, if any.
     pub(crate) claim: Option<ClaimRow>,
 }
@@ -337,6 +340,7 @@ pub(crate) fn start_fold(
             },
             last_sequence: 0,
             previous: None,
+            completed_before: false,
             claim: None,
         });
     };
@@ -345,8 +349,10 @@ pub(crate) fn start_fold(
         .as_ref()
         .map_err(|reason| format!("the stored state of the session is unusable: {reason}"))?;
     let mut state = Session::default();
+    let mut completed_before = false;
     for record in &events.events {
         if let Some(event) = to_domain(clinic, record)? {
+            completed_before |= matches!(event, SessionEvent::Completed { .. });
             state.apply(&event);
         }
     }
@@ -356,6 +362,7 @@ pub(crate) fn start_fold(
         events: events.clone(),
         last_sequence: 0,
         previous: Some(stored.footprint.clone()),
+        completed_before,
         claim: None,
     })
 }
@@ -476,7 +483,7 @@ fn finish_session(
         }),
     });
     if let Some(claim) = fold.claim {
-        if fold.previous.is_some() {
+        if fold.completed_before {
             changes.replaced_claims.push(key);
         }
         changes.claims.push(claim);

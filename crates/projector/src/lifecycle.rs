@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 use claimledger_claims::claim::ClaimStatus;
 use claimledger_claims::event::ClaimEvent;
 use claimledger_claims::schema::from_log_event;
-use claimledger_events::{ClaimId, Commit, PayerId, SessionId, encode};
+use claimledger_events::{ClaimId, Commit, encode};
 use claimledger_log::RecordedCommit;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -204,15 +204,14 @@ struct Touched {
 
 type ClaimKey = (Uuid, Uuid);
 
-/// Stamps the batch's derived claims with their log ids, then folds the batch's claim commits
-/// onto the stored state and writes claims, outcomes and rollup deltas. Commits that do not fit
+/// Folds the batch's claim commits onto the stored state (the claims' log ids were recorded with
+/// the claims, in [`crate::store`]) and writes claims, outcomes and rollup deltas. Commits that do not fit
 /// (a claim never derived, a remittance before any submission) are parked.
 pub(crate) async fn write_claim_lifecycles(
     connection: &mut PgConnection,
     schema: &str,
     changes: &BatchChanges,
 ) -> Result<(), ProjectorError> {
-    write_claim_ids(connection, schema, changes).await?;
     if changes.claim_commits.is_empty() {
         return Ok(());
     }
@@ -309,46 +308,6 @@ fn fits(state: &Lifecycle, claim: &ClaimCommit) -> Result<(), String> {
             _ => {}
         }
     }
-    Ok(())
-}
-
-async fn write_claim_ids(
-    connection: &mut PgConnection,
-    schema: &str,
-    changes: &BatchChanges,
-) -> Result<(), ProjectorError> {
-    if changes.claims.is_empty() {
-        return Ok(());
-    }
-    let mut chains = Vec::with_capacity(changes.claims.len());
-    let mut ids = Vec::with_capacity(changes.claims.len());
-    let mut sessions = Vec::with_capacity(changes.claims.len());
-    let mut payers = Vec::with_capacity(changes.claims.len());
-    for claim in &changes.claims {
-        chains.push(claim.chain);
-        ids.push(
-            ClaimId::for_session_and_payer(
-                SessionId::from(claim.session),
-                PayerId::from(claim.payer),
-            )
-            .as_uuid(),
-        );
-        sessions.push(claim.session);
-        payers.push(claim.payer);
-    }
-    sqlx::query(&format!(
-        "INSERT INTO {schema}.claim_ids (chain_id, claim_id, session_id, payer_id) \
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[]) \
-         ON CONFLICT (chain_id, claim_id) DO NOTHING"
-    ))
-    .bind(chains)
-    .bind(ids)
-    .bind(sessions)
-    .bind(payers)
-    .persistent(false)
-    .execute(&mut *connection)
-    .await
-    .map_err(ProjectorError::db("writing claim ids"))?;
     Ok(())
 }
 

@@ -23,7 +23,7 @@ use crate::rederive;
 use claimledger_billing::ReferenceData;
 
 use crate::rules::{LogRules, read_reference};
-use crate::store::{self, NewRows, Target};
+use crate::store::{self, NewRows, NewRowsCopy, Target};
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,9 +208,10 @@ impl Applier {
         let loaded = Instant::now();
         phases.load = (loaded - started).as_secs_f64();
         let changes = fold_batch(items, stored, &mut state.rules, &self.directory, &drafts)?;
+        let copy = new_rows.encode(&changes);
         let folded = Instant::now();
         phases.fold = (folded - loaded).as_secs_f64();
-        store::write_changes(&mut transaction, &self.target.schema, &changes, new_rows).await?;
+        store::write_changes(&mut transaction, &self.target.schema, &changes, copy).await?;
         store::set_checkpoint(&mut transaction, &self.target, new_checkpoint).await?;
         let written = Instant::now();
         phases.write = (written - folded).as_secs_f64();
@@ -238,6 +239,8 @@ pub(crate) struct Folded {
     /// The batch's positions, kept for the upsert fallback.
     items: Vec<ReplayItem>,
     changes: crate::fold::BatchChanges,
+    /// The batch's new rows, encoded for COPY.
+    new_rows: NewRowsCopy,
     /// The checkpoint the write expects to find (the previous batch's).
     expected_checkpoint: u64,
     checkpoint: u64,
@@ -342,6 +345,7 @@ impl Applier {
         drop(connection);
         let loaded = Instant::now();
         let changes = fold_batch(&items, stored, &mut state.rules, &self.directory, &drafts)?;
+        let new_rows = NewRowsCopy::encode(&changes);
         let phases = PhaseTimes {
             load: (loaded - started).as_secs_f64(),
             fold: loaded.elapsed().as_secs_f64(),
@@ -353,6 +357,7 @@ impl Applier {
         Ok(Folded {
             items,
             changes,
+            new_rows,
             expected_checkpoint,
             checkpoint,
             phases,
@@ -390,6 +395,7 @@ async fn write_folded(
     let Folded {
         items,
         changes,
+        new_rows,
         expected_checkpoint,
         checkpoint,
         mut phases,
@@ -419,7 +425,7 @@ async fn write_folded(
             phases,
         });
     }
-    match store::write_changes(&mut transaction, &target.schema, &changes, NewRows::Copy).await {
+    match store::write_changes(&mut transaction, &target.schema, &changes, Some(new_rows)).await {
         Err(error) if store::is_existing_row(&error) => {
             tracing::warn!(
                 error.message = %error,

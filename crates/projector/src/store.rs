@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use claimledger_billing::ReferenceData;
 use claimledger_events::rules::RulesChanged;
-use claimledger_events::{EpochDay, PayerId, decode};
+use claimledger_events::{ClaimId, EpochDay, PayerId, SessionId, decode};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -28,27 +28,88 @@ mod binary_copy;
 
 use binary_copy::BinaryCopy;
 
-/// How a batch writes the rows it takes for new: those of sessions with no stored row.
+/// How a batch writes the rows it takes for new: those of sessions with no stored row, and the
+/// claims of sessions never completed before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NewRows {
-    /// COPY them straight into the tables. If one exists after all (a log that schedules a
-    /// session twice), the COPY fails with a unique violation, [`is_existing_row`] recognises the
-    /// error, and the batch is applied again with [`NewRows::Upsert`].
+    /// COPY them straight into the tables, from [`NewRowsCopy`] streams. If one exists after all
+    /// (a log that schedules a session twice), the COPY fails with a unique violation,
+    /// [`is_existing_row`] recognises the error, and the batch is applied again with
+    /// [`NewRows::Upsert`].
     Copy,
     /// Upsert them like every other row.
     Upsert,
 }
 
+impl NewRows {
+    /// The COPY streams `changes` needs written this way, if any. A pipelined batch encodes them
+    /// while it folds, so that its write only sends bytes.
+    pub(crate) fn encode(self, changes: &BatchChanges) -> Option<NewRowsCopy> {
+        match self {
+            NewRows::Copy => Some(NewRowsCopy::encode(changes)),
+            NewRows::Upsert => None,
+        }
+    }
+}
+
+/// The COPY streams of a batch's new rows.
+#[derive(Debug)]
+pub(crate) struct NewRowsCopy {
+    sessions: BinaryCopy,
+    claims: BinaryCopy,
+    lines: BinaryCopy,
+    ids: BinaryCopy,
+}
+
+impl NewRowsCopy {
+    /// Encodes the rows of `changes` that are new.
+    pub(crate) fn encode(changes: &BatchChanges) -> Self {
+        let replaced = replaced_claims(changes);
+        let mut claims = BinaryCopy::new(18);
+        let mut lines = BinaryCopy::new(10);
+        let mut ids = BinaryCopy::new(4);
+        for claim in changes
+            .claims
+            .iter()
+            .filter(|claim| !replaced.contains(&(claim.chain, claim.session)))
+        {
+            encode_claim(claim, &mut claims, &mut lines, &mut ids);
+        }
+        let mut sessions = BinaryCopy::new(19);
+        for row in changes.sessions.iter().filter(|row| !row.stored) {
+            encode_session(row, &mut sessions);
+        }
+        Self {
+            sessions,
+            claims,
+            lines,
+            ids,
+        }
+    }
+}
+
+/// The sessions whose claims a batch replaces (they were completed before).
+fn replaced_claims(changes: &BatchChanges) -> HashSet<SessionKey> {
+    changes.replaced_claims.iter().copied().collect()
+}
+
 const COPYING_SESSIONS: &str = "copying new sessions";
 const COPYING_CLAIMS: &str = "copying new claims";
 const COPYING_CLAIM_LINES: &str = "copying new claim lines";
+const COPYING_CLAIM_IDS: &str = "copying new claim ids";
 
 /// Whether `error` is a [`NewRows::Copy`] write that met an existing row (the batch should be
 /// applied again with [`NewRows::Upsert`]).
 pub(crate) fn is_existing_row(error: &ProjectorError) -> bool {
     match error {
         ProjectorError::Database { operation, source } => {
-            [COPYING_SESSIONS, COPYING_CLAIMS, COPYING_CLAIM_LINES].contains(operation)
+            [
+                COPYING_SESSIONS,
+                COPYING_CLAIMS,
+                COPYING_CLAIM_LINES,
+                COPYING_CLAIM_IDS,
+            ]
+            .contains(operation)
                 && source
                     .as_database_error()
                     .is_some_and(|error| error.code().as_deref() == Some("23505"))
@@ -265,15 +326,36 @@ pub(crate) async fn load_sessions(
         .collect())
 }
 
-/// Writes one batch's changes: one statement per table.
+/// Writes one batch's changes: one statement per table. `new_rows` holds the new rows encoded for
+/// COPY (see [`NewRows`]); without it every row is upserted.
 pub(crate) async fn write_changes(
     connection: &mut PgConnection,
     schema: &str,
     changes: &BatchChanges,
-    new_rows: NewRows,
+    new_rows: Option<NewRowsCopy>,
 ) -> Result<(), ProjectorError> {
-    write_sessions(connection, schema, changes, new_rows).await?;
-    write_claims(connection, schema, changes, new_rows).await?;
+    let replaced = replaced_claims(changes);
+    let (sessions, claims): (Vec<&SessionRow>, Vec<&ClaimRow>) = match new_rows {
+        Some(copy) => {
+            copy_new_rows(connection, schema, copy).await?;
+            (
+                changes.sessions.iter().filter(|row| row.stored).collect(),
+                changes
+                    .claims
+                    .iter()
+                    .filter(|claim| replaced.contains(&(claim.chain, claim.session)))
+                    .collect(),
+            )
+        }
+        None => (
+            changes.sessions.iter().collect(),
+            changes.claims.iter().collect(),
+        ),
+    };
+    upsert_sessions(connection, schema, &sessions).await?;
+    delete_replaced_claim_lines(connection, schema, &changes.replaced_claims).await?;
+    upsert_claims(connection, schema, &claims).await?;
+    upsert_claim_ids(connection, schema, &claims).await?;
     write_totals(connection, schema, changes).await?;
     crate::lifecycle::write_claim_lifecycles(connection, schema, changes).await?;
     write_rules(connection, schema, changes).await?;
@@ -282,17 +364,64 @@ pub(crate) async fn write_changes(
     Ok(())
 }
 
-async fn write_sessions(
+/// COPYs a batch's new rows: sessions, then claims, their lines and their log ids.
+async fn copy_new_rows(
     connection: &mut PgConnection,
     schema: &str,
-    changes: &BatchChanges,
-    new_rows: NewRows,
+    copy: NewRowsCopy,
 ) -> Result<(), ProjectorError> {
-    let (new, rows): (Vec<&SessionRow>, Vec<&SessionRow>) = changes
-        .sessions
-        .iter()
-        .partition(|row| new_rows == NewRows::Copy && !row.stored);
-    copy_sessions(connection, schema, &new).await?;
+    copy_in(
+        connection,
+        &format!(
+            "COPY {schema}.sessions (chain_id, session_id, clinic_id, therapist_id, patient_id, \
+                 payer_id, status, scheduled_start, date_of_service, planned_minutes, \
+                 service_minutes, modality_minutes, services, diagnoses, unit_codes, unit_counts, \
+                 total_units, last_sequence, log_events) FROM STDIN (FORMAT binary)"
+        ),
+        copy.sessions,
+        COPYING_SESSIONS,
+    )
+    .await?;
+    copy_in(
+        connection,
+        &format!(
+            "COPY {schema}.claims (chain_id, session_id, payer_id, clinic_id, therapist_id, \
+                 patient_id, date_of_service, payer_key, rules_version, rules_sha256, \
+                 place_of_service, billing_npi, tax_id, diagnoses, total_charge_cents, findings, \
+                 derivation_error, last_sequence) FROM STDIN (FORMAT binary)"
+        ),
+        copy.claims,
+        COPYING_CLAIMS,
+    )
+    .await?;
+    copy_in(
+        connection,
+        &format!(
+            "COPY {schema}.claim_lines (chain_id, session_id, payer_id, line_number, code, \
+                 modifiers, diagnosis_pointers, units, charge_cents, rendering_npi) \
+             FROM STDIN (FORMAT binary)"
+        ),
+        copy.lines,
+        COPYING_CLAIM_LINES,
+    )
+    .await?;
+    copy_in(
+        connection,
+        &format!(
+            "COPY {schema}.claim_ids (chain_id, claim_id, session_id, payer_id) \
+             FROM STDIN (FORMAT binary)"
+        ),
+        copy.ids,
+        COPYING_CLAIM_IDS,
+    )
+    .await
+}
+
+async fn upsert_sessions(
+    connection: &mut PgConnection,
+    schema: &str,
+    rows: &[&SessionRow],
+) -> Result<(), ProjectorError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -368,152 +497,151 @@ async fn write_sessions(
     Ok(())
 }
 
-/// COPYs sessions that have no stored row.
-async fn copy_sessions(
-    connection: &mut PgConnection,
-    schema: &str,
-    rows: &[&SessionRow],
-) -> Result<(), ProjectorError> {
-    let mut copy = BinaryCopy::new(19);
-    for row in rows {
-        copy.row();
-        copy.uuid(row.chain);
-        copy.uuid(row.session);
-        copy.uuid(row.clinic);
-        copy.optional_uuid(row.therapist);
-        copy.optional_uuid(row.patient);
-        copy.optional_uuid(row.payer);
-        copy.text(row.status);
-        copy.optional_timestamptz(row.scheduled_start);
-        copy.optional_date(row.date_of_service);
-        copy.optional_int4(row.planned_minutes);
-        copy.int4(row.service_minutes);
-        copy.int4(row.modality_minutes);
-        copy.jsonb(&row.services_json);
-        copy.joined_text_array(&row.diagnoses);
-        copy.joined_text_array(&row.unit_codes);
-        copy.int4_array(
-            row.unit_counts
-                .split(',')
-                .filter(|count| !count.is_empty())
-                .map(|count| count.parse().unwrap_or(i32::MAX))
-                .collect::<Vec<i32>>()
-                .into_iter(),
-        );
-        copy.int4(row.total_units);
-        copy.int8(row.last_sequence);
-        copy.bytea(&row.log_events);
-    }
-    copy_in(
-        connection,
-        &format!(
-            "COPY {schema}.sessions (chain_id, session_id, clinic_id, therapist_id, patient_id, \
-                 payer_id, status, scheduled_start, date_of_service, planned_minutes, \
-                 service_minutes, modality_minutes, services, diagnoses, unit_codes, unit_counts, \
-                 total_units, last_sequence, log_events) FROM STDIN (FORMAT binary)"
-        ),
-        copy,
-        COPYING_SESSIONS,
-    )
-    .await
+/// Appends a session row to the sessions COPY stream.
+fn encode_session(row: &SessionRow, copy: &mut BinaryCopy) {
+    copy.row();
+    copy.uuid(row.chain);
+    copy.uuid(row.session);
+    copy.uuid(row.clinic);
+    copy.optional_uuid(row.therapist);
+    copy.optional_uuid(row.patient);
+    copy.optional_uuid(row.payer);
+    copy.text(row.status);
+    copy.optional_timestamptz(row.scheduled_start);
+    copy.optional_date(row.date_of_service);
+    copy.optional_int4(row.planned_minutes);
+    copy.int4(row.service_minutes);
+    copy.int4(row.modality_minutes);
+    copy.jsonb(&row.services_json);
+    copy.joined_text_array(&row.diagnoses);
+    copy.joined_text_array(&row.unit_codes);
+    copy.int4_array(
+        row.unit_counts
+            .split(',')
+            .filter(|count| !count.is_empty())
+            .map(|count| count.parse().unwrap_or(i32::MAX))
+            .collect::<Vec<i32>>()
+            .into_iter(),
+    );
+    copy.int4(row.total_units);
+    copy.int8(row.last_sequence);
+    copy.bytea(&row.log_events);
 }
 
-/// COPYs the claims of sessions that had no stored row, then their lines.
-async fn copy_claims(
+/// Appends a claim to the claims COPY stream, its lines to the lines stream and its log id to
+/// the ids stream.
+fn encode_claim(
+    claim: &ClaimRow,
+    claims: &mut BinaryCopy,
+    lines: &mut BinaryCopy,
+    ids: &mut BinaryCopy,
+) {
+    ids.row();
+    ids.uuid(claim.chain);
+    ids.uuid(claim_id(claim));
+    ids.uuid(claim.session);
+    ids.uuid(claim.payer);
+    claims.row();
+    claims.uuid(claim.chain);
+    claims.uuid(claim.session);
+    claims.uuid(claim.payer);
+    claims.uuid(claim.clinic);
+    claims.uuid(claim.therapist);
+    claims.uuid(claim.patient);
+    claims.optional_date(claim.date_of_service);
+    claims.optional_text(claim.payer_key.as_deref());
+    claims.optional_int4(claim.rules_version);
+    claims.optional_bytea(claim.rules_sha256.as_deref());
+    claims.optional_text(claim.place_of_service.as_deref());
+    claims.optional_text(claim.billing_npi.as_deref());
+    claims.optional_text(claim.tax_id.as_deref());
+    claims.joined_text_array(&claim.diagnoses);
+    claims.int8(claim.total_charge_cents);
+    claims.jsonb(&claim.findings_json);
+    claims.optional_text(claim.derivation_error.as_deref());
+    claims.int8(claim.last_sequence);
+    for (index, line) in claim.lines.iter().enumerate() {
+        lines.row();
+        lines.uuid(claim.chain);
+        lines.uuid(claim.session);
+        lines.uuid(claim.payer);
+        lines.int2(i16::try_from(index + 1).unwrap_or(i16::MAX));
+        lines.text(&line.code);
+        lines.joined_text_array(&line.modifiers);
+        lines.text(&line.diagnosis_pointers);
+        lines.int4(line.units);
+        lines.int8(line.charge_cents);
+        lines.text(&line.rendering_npi);
+    }
+}
+
+/// The claim's id on the log: the claims service names a claim by its session and payer.
+fn claim_id(claim: &ClaimRow) -> Uuid {
+    ClaimId::for_session_and_payer(SessionId::from(claim.session), PayerId::from(claim.payer))
+        .as_uuid()
+}
+
+/// Records the log ids of claims that may already have them (re-derived claims, and every claim
+/// of a batch applied with upserts).
+async fn upsert_claim_ids(
     connection: &mut PgConnection,
     schema: &str,
     claims: &[&ClaimRow],
 ) -> Result<(), ProjectorError> {
-    let mut copy = BinaryCopy::new(18);
-    let mut lines = BinaryCopy::new(10);
-    for claim in claims {
-        copy.row();
-        copy.uuid(claim.chain);
-        copy.uuid(claim.session);
-        copy.uuid(claim.payer);
-        copy.uuid(claim.clinic);
-        copy.uuid(claim.therapist);
-        copy.uuid(claim.patient);
-        copy.optional_date(claim.date_of_service);
-        copy.optional_text(claim.payer_key.as_deref());
-        copy.optional_int4(claim.rules_version);
-        copy.optional_bytea(claim.rules_sha256.as_deref());
-        copy.optional_text(claim.place_of_service.as_deref());
-        copy.optional_text(claim.billing_npi.as_deref());
-        copy.optional_text(claim.tax_id.as_deref());
-        copy.joined_text_array(&claim.diagnoses);
-        copy.int8(claim.total_charge_cents);
-        copy.jsonb(&claim.findings_json);
-        copy.optional_text(claim.derivation_error.as_deref());
-        copy.int8(claim.last_sequence);
-        for (index, line) in claim.lines.iter().enumerate() {
-            lines.row();
-            lines.uuid(claim.chain);
-            lines.uuid(claim.session);
-            lines.uuid(claim.payer);
-            lines.int2(i16::try_from(index + 1).unwrap_or(i16::MAX));
-            lines.text(&line.code);
-            lines.joined_text_array(&line.modifiers);
-            lines.text(&line.diagnosis_pointers);
-            lines.int4(line.units);
-            lines.int8(line.charge_cents);
-            lines.text(&line.rendering_npi);
-        }
+    if claims.is_empty() {
+        return Ok(());
     }
-    copy_in(
-        connection,
-        &format!(
-            "COPY {schema}.claims (chain_id, session_id, payer_id, clinic_id, therapist_id, \
-                 patient_id, date_of_service, payer_key, rules_version, rules_sha256, \
-                 place_of_service, billing_npi, tax_id, diagnoses, total_charge_cents, findings, \
-                 derivation_error, last_sequence) FROM STDIN (FORMAT binary)"
-        ),
-        copy,
-        COPYING_CLAIMS,
-    )
-    .await?;
-    copy_in(
-        connection,
-        &format!(
-            "COPY {schema}.claim_lines (chain_id, session_id, payer_id, line_number, code, \
-                 modifiers, diagnosis_pointers, units, charge_cents, rendering_npi) \
-             FROM STDIN (FORMAT binary)"
-        ),
-        lines,
-        COPYING_CLAIM_LINES,
-    )
+    let chains: Vec<Uuid> = claims.iter().map(|claim| claim.chain).collect();
+    let ids: Vec<Uuid> = claims.iter().map(|claim| claim_id(claim)).collect();
+    let sessions: Vec<Uuid> = claims.iter().map(|claim| claim.session).collect();
+    let payers: Vec<Uuid> = claims.iter().map(|claim| claim.payer).collect();
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.claim_ids (chain_id, claim_id, session_id, payer_id) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[]) \
+         ON CONFLICT (chain_id, claim_id) DO NOTHING"
+    ))
+    .bind(chains)
+    .bind(ids)
+    .bind(sessions)
+    .bind(payers)
+    .persistent(false)
+    .execute(connection)
     .await
+    .map_err(ProjectorError::db("writing claim ids"))?;
+    Ok(())
 }
 
-async fn write_claims(
+/// Deletes the lines of the claims a batch re-derives (an amended visit may have fewer lines).
+async fn delete_replaced_claim_lines(
     connection: &mut PgConnection,
     schema: &str,
-    changes: &BatchChanges,
-    new_rows: NewRows,
+    replaced: &[SessionKey],
 ) -> Result<(), ProjectorError> {
-    if !changes.replaced_claims.is_empty() {
-        let chains: Vec<Uuid> = changes.replaced_claims.iter().map(|key| key.0).collect();
-        let sessions: Vec<Uuid> = changes.replaced_claims.iter().map(|key| key.1).collect();
-        sqlx::query(&format!(
-            "DELETE FROM {schema}.claim_lines l \
-             USING UNNEST($1::uuid[], $2::uuid[]) AS k(chain_id, session_id) \
-             WHERE l.chain_id = k.chain_id AND l.session_id = k.session_id"
-        ))
-        .bind(chains)
-        .bind(sessions)
-        .persistent(false)
-        .execute(&mut *connection)
-        .await
-        .map_err(ProjectorError::db("replacing claim lines"))?;
+    if replaced.is_empty() {
+        return Ok(());
     }
-    // A claim is new when its session had no stored row: claims are only ever written with
-    // their session's row.
-    let replaced: HashSet<SessionKey> = changes.replaced_claims.iter().copied().collect();
-    let (new, claims): (Vec<&ClaimRow>, Vec<&ClaimRow>) =
-        changes.claims.iter().partition(|claim| {
-            new_rows == NewRows::Copy && !replaced.contains(&(claim.chain, claim.session))
-        });
-    copy_claims(connection, schema, &new).await?;
+    let chains: Vec<Uuid> = replaced.iter().map(|key| key.0).collect();
+    let sessions: Vec<Uuid> = replaced.iter().map(|key| key.1).collect();
+    sqlx::query(&format!(
+        "DELETE FROM {schema}.claim_lines l \
+         USING UNNEST($1::uuid[], $2::uuid[]) AS k(chain_id, session_id) \
+         WHERE l.chain_id = k.chain_id AND l.session_id = k.session_id"
+    ))
+    .bind(chains)
+    .bind(sessions)
+    .persistent(false)
+    .execute(connection)
+    .await
+    .map_err(ProjectorError::db("replacing claim lines"))?;
+    Ok(())
+}
+
+/// Upserts claims that may be stored, then their lines.
+async fn upsert_claims(
+    connection: &mut PgConnection,
+    schema: &str,
+    claims: &[&ClaimRow],
+) -> Result<(), ProjectorError> {
     if claims.is_empty() {
         return Ok(());
     }
@@ -649,7 +777,8 @@ async fn write_claims(
 }
 
 /// Adds the batch's unit deltas, then removes totals that fell to zero so that the tables do not
-/// depend on how the log was cut into batches.
+/// depend on how the log was cut into batches. Only a delta that is not positive can leave a
+/// total at zero, so only those keys are checked: during a replay that is almost none.
 async fn write_totals(
     connection: &mut PgConnection,
     schema: &str,
@@ -667,39 +796,40 @@ async fn write_totals(
             units.push(*delta);
         }
         sqlx::query(&format!(
-            "WITH delta AS ( \
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::int8[]) \
-                   AS d(chain_id, therapist_id, day, units)) \
-             INSERT INTO {schema}.therapist_day_units AS t (chain_id, therapist_id, day, units) \
-             SELECT chain_id, therapist_id, day, units FROM delta \
+            "INSERT INTO {schema}.therapist_day_units AS t (chain_id, therapist_id, day, units) \
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::int8[]) \
              ON CONFLICT (chain_id, therapist_id, day) \
              DO UPDATE SET units = t.units + EXCLUDED.units"
         ))
         .bind(&chains)
         .bind(&therapists)
         .bind(&days)
-        .bind(units)
+        .bind(&units)
         .persistent(false)
         .execute(&mut *connection)
         .await
         .map_err(ProjectorError::db("writing therapist day units"))?;
-        // A separate statement: sub-statements of one statement share a snapshot, so a DELETE in
-        // the upsert's own WITH would not see the totals the upsert just brought to zero.
-        sqlx::query(&format!(
-            "DELETE FROM {schema}.therapist_day_units t \
-             USING UNNEST($1::uuid[], $2::uuid[], $3::date[]) AS d(chain_id, therapist_id, day) \
-             WHERE t.units = 0 AND t.chain_id = d.chain_id \
-               AND t.therapist_id = d.therapist_id AND t.day = d.day"
-        ))
-        .bind(chains)
-        .bind(therapists)
-        .bind(days)
-        .persistent(false)
-        .execute(&mut *connection)
-        .await
-        .map_err(ProjectorError::db(
-            "deleting therapist day units that fell to zero",
-        ))?;
+        let shrunk = not_positive(&units);
+        if !shrunk.is_empty() {
+            // A separate statement: sub-statements of one statement share a snapshot, so a
+            // DELETE in the upsert's own WITH would not see the totals it just brought to zero.
+            sqlx::query(&format!(
+                "DELETE FROM {schema}.therapist_day_units t \
+                 USING UNNEST($1::uuid[], $2::uuid[], $3::date[]) \
+                   AS d(chain_id, therapist_id, day) \
+                 WHERE t.units = 0 AND t.chain_id = d.chain_id \
+                   AND t.therapist_id = d.therapist_id AND t.day = d.day"
+            ))
+            .bind(pick(&chains, &shrunk))
+            .bind(pick(&therapists, &shrunk))
+            .bind(pick(&days, &shrunk))
+            .persistent(false)
+            .execute(&mut *connection)
+            .await
+            .map_err(ProjectorError::db(
+                "deleting therapist day units that fell to zero",
+            ))?;
+        }
     }
     if !changes.clinic_code_day.is_empty() {
         let mut chains = Vec::new();
@@ -715,12 +845,9 @@ async fn write_totals(
             units.push(*delta);
         }
         sqlx::query(&format!(
-            "WITH delta AS ( \
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::date[], $5::int8[]) \
-                   AS d(chain_id, clinic_id, code, day, units)) \
-             INSERT INTO {schema}.clinic_code_day_units AS t \
+            "INSERT INTO {schema}.clinic_code_day_units AS t \
                  (chain_id, clinic_id, code, day, units) \
-             SELECT chain_id, clinic_id, code, day, units FROM delta \
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::date[], $5::int8[]) \
              ON CONFLICT (chain_id, clinic_id, code, day) \
              DO UPDATE SET units = t.units + EXCLUDED.units"
         ))
@@ -728,30 +855,45 @@ async fn write_totals(
         .bind(&clinics)
         .bind(&codes)
         .bind(&days)
-        .bind(units)
+        .bind(&units)
         .persistent(false)
         .execute(&mut *connection)
         .await
         .map_err(ProjectorError::db("writing clinic code day units"))?;
-        sqlx::query(&format!(
-            "DELETE FROM {schema}.clinic_code_day_units t \
-             USING UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::date[]) \
-               AS d(chain_id, clinic_id, code, day) \
-             WHERE t.units = 0 AND t.chain_id = d.chain_id AND t.clinic_id = d.clinic_id \
-               AND t.code = d.code AND t.day = d.day"
-        ))
-        .bind(chains)
-        .bind(clinics)
-        .bind(codes)
-        .bind(days)
-        .persistent(false)
-        .execute(&mut *connection)
-        .await
-        .map_err(ProjectorError::db(
-            "deleting clinic code day units that fell to zero",
-        ))?;
+        let shrunk = not_positive(&units);
+        if !shrunk.is_empty() {
+            sqlx::query(&format!(
+                "DELETE FROM {schema}.clinic_code_day_units t \
+                 USING UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::date[]) \
+                   AS d(chain_id, clinic_id, code, day) \
+                 WHERE t.units = 0 AND t.chain_id = d.chain_id AND t.clinic_id = d.clinic_id \
+                   AND t.code = d.code AND t.day = d.day"
+            ))
+            .bind(pick(&chains, &shrunk))
+            .bind(pick(&clinics, &shrunk))
+            .bind(pick(&codes, &shrunk))
+            .bind(pick(&days, &shrunk))
+            .persistent(false)
+            .execute(&mut *connection)
+            .await
+            .map_err(ProjectorError::db(
+                "deleting clinic code day units that fell to zero",
+            ))?;
+        }
     }
     Ok(())
+}
+
+/// The indexes of the deltas that can leave a total at zero.
+fn not_positive(deltas: &[i64]) -> Vec<usize> {
+    (0..deltas.len())
+        .filter(|&index| deltas[index] <= 0)
+        .collect()
+}
+
+/// The values at `indexes`.
+fn pick<T: Copy>(values: &[T], indexes: &[usize]) -> Vec<T> {
+    indexes.iter().map(|&index| values[index]).collect()
 }
 
 async fn write_rules(
