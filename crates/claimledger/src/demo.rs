@@ -214,7 +214,6 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         Arc::clone(&rules),
         args.seed,
         args.concurrency,
-        Utc::now().date_naive(),
     )
     .await?;
     writeln!(

@@ -9,7 +9,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::NaiveDate;
 use claimledger_billing::{CptCode, Modifier};
 use claimledger_claims::claim::Submission;
 use claimledger_claims::command::RemittanceInput;
@@ -58,7 +57,6 @@ struct Office {
     billing: Api,
     rules: Arc<RuleBook>,
     behaviour: PayerBehaviour,
-    today: NaiveDate,
     progress: ProgressBar,
 }
 
@@ -72,7 +70,6 @@ pub(super) async fn bill_chain(
     rules: Arc<RuleBook>,
     seed: u64,
     concurrency: u32,
-    today: NaiveDate,
 ) -> anyhow::Result<Billed> {
     let drafts: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
         "SELECT session_id, payer_id, payer_key FROM read_models.claims
@@ -93,7 +90,6 @@ pub(super) async fn bill_chain(
             deductible_line_percent: 15,
             deductible_percent_of_allowed: 40,
         },
-        today,
         progress: ProgressBar::new(drafts.len() as u64).with_style(ProgressStyle::with_template(
             "billing claims   {bar:40} {pos}/{len} ({per_sec}, eta {eta})",
         )?),
@@ -197,7 +193,10 @@ impl Settle<'_> {
             self.office.rules.reference(),
             SimulatedClaim {
                 submission: &submission,
-                adjudicated_on: self.office.today,
+                // The day the claim was submitted, as the API dated it in the clinic's time zone:
+                // the demo's own UTC date may already be tomorrow there, and a remittance dated in
+                // the clinic's future is refused.
+                adjudicated_on: submission.submitted_on,
             },
             self.office.behaviour,
         );
@@ -368,6 +367,7 @@ fn swapped_lines(view: &Value, remittance: &RemittanceInput) -> Option<Vec<Value
 
 #[cfg(test)]
 mod tests {
+    use chrono::NaiveDate;
     use claimledger_claims::command::{AdjustmentInput, LineAdjudicationInput};
 
     use super::*;
