@@ -87,16 +87,28 @@ async fn kill_9_at_random_points_then_restart_gives_the_clean_run_checksums() ->
 {
     let binary = claimledger_binary().await?;
     let app = spawn_app().await?;
-    app.workload.append_visits(&app.log, 0..400, 32).await?;
+    app.workload.append_visits(&app.log, 0..1000, 32).await?;
     let last = app.log.last_sequence().await?;
     let mut rng = rand::rng();
     let mut kills = 0;
     let mut progress = Vec::new();
     while kills < 12 {
         let mut child = spawn_projector(&app, &binary).await?;
-        // The kill point is random: anywhere from start-up to the middle of a batch.
-        let lifetime = Duration::from_millis(rng.random_range(150..900));
-        tokio::time::sleep(lifetime).await;
+        if kills == 0 {
+            // The first kill lands right after the first committed batch, so at least one kill is
+            // in the middle of the log however fast the projector runs through it.
+            let first_batch = async {
+                while app.live_checkpoint().await? == 0 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                anyhow::Ok(())
+            };
+            tokio::time::timeout(Duration::from_secs(60), first_batch).await??;
+        } else {
+            // The other kill points are random: anywhere from start-up to the middle of a batch.
+            let lifetime = Duration::from_millis(rng.random_range(150..900));
+            tokio::time::sleep(lifetime).await;
+        }
         child.start_kill().context("sending SIGKILL")?;
         child.wait().await?;
         kills += 1;
@@ -104,7 +116,7 @@ async fn kill_9_at_random_points_then_restart_gives_the_clean_run_checksums() ->
         // Append while the projector is down too, so restarts meet new positions.
         if kills % 4 == 0 {
             app.workload
-                .append_visits(&app.log, 400 + kills * 10..410 + kills * 10, 8)
+                .append_visits(&app.log, 1000 + kills * 10..1010 + kills * 10, 8)
                 .await?;
         }
     }
