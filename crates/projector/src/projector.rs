@@ -392,6 +392,50 @@ async fn write_folded(
     target: Target,
     folded: Folded,
 ) -> Result<Written, ProjectorError> {
+    let started = Instant::now();
+    let mut connection = CloseIfCancelled(Some(
+        pool.acquire()
+            .await
+            .map_err(ProjectorError::db("beginning a batch"))?,
+    ));
+    let written = write_folded_on(connection.get(), target, folded, started).await;
+    connection.finished();
+    written
+}
+
+/// A pooled connection that is closed, not returned to the pool, if the write using it is
+/// cancelled (a dropped projector aborts its write task): a connection dropped mid-statement can be
+/// out of step with the server, and the next user of the pool would read the wrong replies.
+struct CloseIfCancelled(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+
+impl CloseIfCancelled {
+    fn get(&mut self) -> &mut sqlx::PgConnection {
+        self.0
+            .as_deref_mut()
+            .expect("the connection is held until the write finishes")
+    }
+
+    /// The write ran to its end (committed, rolled back or failed in step): the connection may go
+    /// back to the pool.
+    fn finished(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for CloseIfCancelled {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.as_mut() {
+            connection.close_on_drop();
+        }
+    }
+}
+
+async fn write_folded_on(
+    connection: &mut sqlx::PgConnection,
+    target: Target,
+    folded: Folded,
+    started: Instant,
+) -> Result<Written, ProjectorError> {
     let Folded {
         items,
         changes,
@@ -400,9 +444,7 @@ async fn write_folded(
         checkpoint,
         mut phases,
     } = folded;
-    let started = Instant::now();
-    let mut transaction = pool
-        .begin()
+    let mut transaction = sqlx::Connection::begin(connection)
         .await
         .map_err(ProjectorError::db("beginning a batch"))?;
     // As in `apply_in_transaction`: a batch lost in a database crash loses its checkpoint too.
