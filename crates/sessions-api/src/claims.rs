@@ -401,12 +401,6 @@ async fn derived_lines(
         .collect())
 }
 
-/// The current instant at the log's precision (microseconds).
-fn now_micros() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
-}
-
 fn build_commit(
     principal: &Principal,
     meta: &CommandMeta,
@@ -666,7 +660,7 @@ async fn execute(
         });
     }
     let command = command_of(state, chain, &located, request).await?;
-    let now = now_micros();
+    let now = state.clock.now_micros();
     let events = loaded
         .claim
         .decide(&command, &DecisionContext::at(now, located.time_zone))?;

@@ -2,7 +2,7 @@
 //! every change becomes an event on the log (written only through `claimledger-log`'s append).
 //!
 //! - [`startup`]: [`startup::Application`] (`build`, `run_until_stopped`) and the router.
-//! - [`config`]: [`config::Settings`], loaded from the environment.
+//! - [`config`]: [`config::Settings`], loaded from the environment. [`clock`]: where "now" comes from.
 //! - [`auth`]: API keys (hashed, chain-scoped, optional clinic scope, roles) and the bootstrap helper.
 //! - [`sessions`]: the session lifecycle endpoints. [`reference`]: reference data and keys.
 //! - [`projection`]: the reference tables as a projection of the log's reference events.
@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod claims;
+pub mod clock;
 pub mod config;
 pub mod dto;
 pub mod error;

@@ -15,7 +15,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use claimledger_billing::validation::{Icd10Code, Npi, TaxId};
 use claimledger_events::reference::{
     ClinicRegistered, CoverageRecorded, PatientForgotten, PatientRegistered, PayerRegistered,
@@ -164,13 +164,6 @@ pub async fn create_key(
     .await
 }
 
-/// The current instant at the log's precision (microseconds), so that a row projected on the
-/// command path equals the one a catch-up writes from the log.
-fn now_micros() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
-}
-
 fn reference_address(chain: ChainId, kind: AggregateKind, id: Uuid) -> AggregateAddress {
     AggregateAddress {
         chain,
@@ -192,7 +185,7 @@ async fn record(
     event: Event,
 ) -> Result<u64, ApiError> {
     let address = reference_address(principal.chain, kind, id);
-    let now = now_micros();
+    let now = state.clock.now_micros();
     let commit = Commit {
         command_id: CommandId::from(command_id(principal.chain, meta.idempotency_key.as_deref())),
         chain: principal.chain,

@@ -312,13 +312,6 @@ fn answer(
     })
 }
 
-/// The current instant at the log's precision (microseconds), so that an answer built from the
-/// decided events equals the one rebuilt from the log later.
-fn now_micros() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
-}
-
 fn record_ids(clinic: ClinicId, session: Uuid) {
     let span = Span::current();
     span.record("clinic_id", tracing::field::display(clinic));
@@ -374,7 +367,7 @@ async fn schedule_session(
         .as_deref()
         .map_or_else(Uuid::now_v7, |key| derived_id(chain, "session", key));
     record_ids(clinic, session_id);
-    let now = now_micros();
+    let now = state.clock.now_micros();
     let address = address_of(chain, clinic, session_id);
     // Read before the transaction, so that no connection (nor, below, the referral's lock) is held
     // across a round trip to NATS.
@@ -721,7 +714,7 @@ async fn decide_and_append(
             actual_version: loaded.version,
         });
     }
-    let now = now_micros();
+    let now = state.clock.now_micros();
     let events = loaded
         .session
         .decide(command, &DecisionContext::at(now, located.time_zone))?;

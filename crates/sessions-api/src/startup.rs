@@ -21,6 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::claims::ClaimCache;
+use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
 use crate::error::{ApiError, ServerFailure};
 use crate::sessions::SessionCache;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub sessions: Arc<SessionCache>,
     /// Recently used claims at their versions.
     pub claims: Arc<ClaimCache>,
+    /// Where handlers read the current instant.
+    pub clock: Clock,
 }
 
 /// Why the service could not start.
@@ -91,6 +94,17 @@ impl Application {
         pool: PgPool,
         log: EventLog,
     ) -> Result<Application, StartupError> {
+        Application::build_with_clock(settings, pool, log, Clock::System).await
+    }
+
+    /// [`Application::build_with`], with the handlers reading the current instant from `clock`
+    /// (tests that depend on the hour of the day in a clinic's time zone).
+    pub async fn build_with_clock(
+        settings: Settings,
+        pool: PgPool,
+        log: EventLog,
+        clock: Clock,
+    ) -> Result<Application, StartupError> {
         crate::projection::catch_up(&pool, &log).await?;
         let listener =
             TcpListener::bind(SocketAddr::new(settings.http.host, settings.http.port)).await?;
@@ -100,6 +114,7 @@ impl Application {
             body_limit_bytes: settings.http.body_limit_bytes,
             sessions: Arc::default(),
             claims: Arc::default(),
+            clock,
         };
         Ok(Application {
             listener,

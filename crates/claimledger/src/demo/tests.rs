@@ -1,11 +1,17 @@
-//! The demo's recording against a real sessions API (its own database and log stream, removed
-//! afterwards): recording with one request in flight and with several records the same visits.
+//! The demo's recording and billing against a real sessions API (its own database and log stream,
+//! removed afterwards): recording with one request in flight and with several records the same
+//! visits; billing settles every claim whatever the hour of the day in UTC.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use chrono::{NaiveDate, Utc};
+use chrono::{NaiveDate, TimeZone, Utc};
+use claimledger_events::{ChainId, UtcMicros};
 use claimledger_log::{EventLog, LogConfig, LogStorage};
-use claimledger_sessions_api::auth::{Role, bootstrap_chain, create_api_key};
+use claimledger_payer_rules::publish::publish;
+use claimledger_payer_rules::rulebook::RuleBook;
+use claimledger_sessions_api::auth::{CreatedKey, Role, bootstrap_chain, create_api_key};
+use claimledger_sessions_api::clock::Clock;
 use claimledger_sessions_api::config::Settings;
 use claimledger_sessions_api::startup::Application;
 use serde_json::Value;
@@ -14,13 +20,15 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::DemoArgs;
 use super::api::Api;
+use super::billing::bill_chain;
 use super::workload::{Recorded, record_chain};
+use super::{DemoArgs, catch_up};
 
 /// A sessions API on its own database and stream; both are removed on drop, also when a test fails.
 struct Stack {
     pool: PgPool,
+    log: EventLog,
     base_url: String,
     shutdown: CancellationToken,
     database_name: String,
@@ -30,7 +38,13 @@ struct Stack {
 }
 
 impl Stack {
+    /// A stack on the system's clock.
     async fn start() -> Stack {
+        Stack::start_at(Clock::System).await
+    }
+
+    /// A stack whose API reads the current instant from `clock`.
+    async fn start_at(clock: Clock) -> Stack {
         let mut settings = Settings::from_env().expect("settings from the environment");
         let maintenance = settings.database.connect_options().expect("DATABASE_URL");
         let database_name = format!("demo_test_{}", Uuid::new_v4().simple());
@@ -66,7 +80,7 @@ impl Stack {
             .expect("the log opens");
         settings.http.port = 0;
         let nats_url = settings.nats_url.clone();
-        let application = Application::build_with(settings, pool.clone(), log)
+        let application = Application::build_with_clock(settings, pool.clone(), log.clone(), clock)
             .await
             .expect("the API builds");
         let base_url = format!("http://127.0.0.1:{}", application.port());
@@ -74,6 +88,7 @@ impl Stack {
         tokio::spawn(application.run_until_stopped(shutdown.clone()));
         Stack {
             pool,
+            log,
             base_url,
             shutdown,
             database_name,
@@ -94,35 +109,48 @@ impl Stack {
     /// Records a new chain with `concurrency` requests in flight; returns the chain, its admin
     /// and what was recorded.
     async fn record(&self, concurrency: u32, today: NaiveDate) -> (Uuid, Api, Recorded) {
-        let (chain, admin) = bootstrap_chain(&self.pool, "Demo test chain")
+        let (chain, admin) = self.new_chain().await;
+        let recorded = self.record_into(chain, &admin, concurrency, today).await;
+        (chain.as_uuid(), self.api(admin.secret), recorded)
+    }
+
+    async fn new_chain(&self) -> (ChainId, CreatedKey) {
+        bootstrap_chain(&self.pool, "Demo test chain")
             .await
-            .expect("a chain");
+            .expect("a chain")
+    }
+
+    /// Records the demo's visits for 3 clinics over the 3 days before `today` into `chain`.
+    async fn record_into(
+        &self,
+        chain: ChainId,
+        admin: &CreatedKey,
+        concurrency: u32,
+        today: NaiveDate,
+    ) -> Recorded {
         let front_desk = create_api_key(&self.pool, chain, Role::FrontDesk, None, "front desk")
             .await
             .expect("a key");
-        let rules_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
-        let rules = claimledger_payer_rules::load_dir(&rules_dir).expect("the repository's rules");
+        let rules = repository_rules();
         let payer_keys: Vec<String> = rules.payer_ids().into_iter().map(str::to_owned).collect();
         let args = DemoArgs {
             clinics: 3,
             days: 3,
             visits_per_day: 6,
             seed: 7,
-            rules_dir,
+            rules_dir: rules_dir(),
             concurrency,
             keep_serving: false,
         };
-        let admin = self.api(admin.secret);
-        let recorded = record_chain(
-            &admin,
+        record_chain(
+            &self.api(admin.secret.clone()),
             &self.api(front_desk.secret),
             &args,
             &payer_keys,
             today,
         )
         .await
-        .expect("the chain is recorded");
-        (chain.as_uuid(), admin, recorded)
+        .expect("the chain is recorded")
     }
 
     /// Every visit of `chain` as the API reads it back, with the ids that differ between chains
@@ -174,6 +202,14 @@ impl Stack {
         visits.sort();
         visits
     }
+}
+
+fn rules_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules")
+}
+
+fn repository_rules() -> Arc<RuleBook> {
+    Arc::new(claimledger_payer_rules::load_dir(&rules_dir()).expect("the repository's rules"))
 }
 
 impl Api {
@@ -257,4 +293,74 @@ async fn recording_one_or_many_days_at_once_records_the_same_visits() {
             .any(|visit| visit.contains("\"status\":\"completed\"") && visit.contains("97")),
         "{visits:?}"
     );
+}
+
+/// The payers adjudicate on the day the claims API dated the submission. At 03:00 UTC the UTC date
+/// is already tomorrow in the chain's US clinics, and the API refuses an adjudication dated after
+/// the clinic's today: a payer that dated its remittances by the UTC date failed every demo started
+/// between 00:00 and 08:00 UTC. The API's clock is fixed at that hour, on a day long past, so this
+/// test does not depend on when it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_at_three_in_the_morning_utc_settles_every_claim() {
+    let three_am_utc = Utc
+        .with_ymd_and_hms(2026, 3, 10, 3, 0, 0)
+        .single()
+        .expect("a valid instant");
+    let stack = Stack::start_at(Clock::Fixed(three_am_utc)).await;
+    let (chain, admin) = stack.new_chain().await;
+    let rules = repository_rules();
+    // The projector derives claims under the rules the log holds, so they go first, as in the demo.
+    publish(
+        &stack.log,
+        chain,
+        &rules,
+        UtcMicros(three_am_utc.timestamp_micros()),
+    )
+    .await
+    .expect("the rules are published");
+    let clinic_today = NaiveDate::from_ymd_opt(2026, 3, 9).expect("a date");
+    let recorded = stack.record_into(chain, &admin, 4, clinic_today).await;
+    assert!(recorded.completed > 0, "{recorded:?}");
+    catch_up(stack.log.clone(), stack.pool.clone(), &rules_dir())
+        .await
+        .expect("the projector catches up");
+    let drafts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM read_models.claims WHERE chain_id = $1 AND status = 'draft' \
+         AND derivation_error IS NULL AND payer_key IS NOT NULL",
+    )
+    .bind(chain.as_uuid())
+    .fetch_one(&stack.pool)
+    .await
+    .expect("the draft claims count");
+    assert!(drafts > 0, "the projector derived no claim to bill");
+
+    let billing = create_api_key(&stack.pool, chain, Role::Billing, None, "billing")
+        .await
+        .expect("a key");
+    let billed = bill_chain(
+        stack.api(billing.secret),
+        &stack.pool,
+        chain.as_uuid(),
+        Arc::clone(&rules),
+        7,
+        4,
+    )
+    .await
+    .expect("every claim is settled");
+    assert_eq!(billed.submitted, u64::try_from(drafts).expect("a count"));
+    assert!(billed.paid > 0, "{billed:?}");
+
+    // Every remittance is on the log, dated the clinic's today, and the projection shows no draft.
+    catch_up(stack.log.clone(), stack.pool.clone(), &rules_dir())
+        .await
+        .expect("the projector catches up with the remittances");
+    let still_draft: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM read_models.claims WHERE chain_id = $1 AND status = 'draft' \
+         AND derivation_error IS NULL AND payer_key IS NOT NULL",
+    )
+    .bind(chain.as_uuid())
+    .fetch_one(&stack.pool)
+    .await
+    .expect("the draft claims count");
+    assert_eq!(still_draft, 0);
 }
