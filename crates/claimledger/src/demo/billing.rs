@@ -60,6 +60,13 @@ struct Office {
     progress: ProgressBar,
 }
 
+/// Claims read from the read model at a time, so that memory stays bounded whatever the chain's size.
+const DRAFTS_PER_PAGE: i64 = 10_000;
+
+/// The draft claims billing settles: derived without an error, for a payer with rules.
+const BILLABLE_DRAFTS: &str = "chain_id = $1 AND status = 'draft' AND derivation_error IS NULL \
+     AND payer_key IS NOT NULL";
+
 /// Submits and settles every draft claim of `chain` the projector derived without an error, up to
 /// `concurrency` claims at once. Claims are independent of each other, and each claim's remittance
 /// depends only on the seed and the claim, so the outcome does not depend on the order.
@@ -71,16 +78,13 @@ pub(super) async fn bill_chain(
     seed: u64,
     concurrency: u32,
 ) -> anyhow::Result<Billed> {
-    let drafts: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
-        "SELECT session_id, payer_id, payer_key FROM read_models.claims
-         WHERE chain_id = $1 AND status = 'draft' AND derivation_error IS NULL
-           AND payer_key IS NOT NULL
-         ORDER BY date_of_service, session_id",
-    )
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM read_models.claims WHERE {BILLABLE_DRAFTS}"
+    ))
     .bind(chain)
-    .fetch_all(pool)
+    .fetch_one(pool)
     .await
-    .context("reading the derived draft claims")?;
+    .context("counting the derived draft claims")?;
 
     let office = Arc::new(Office {
         billing,
@@ -90,35 +94,56 @@ pub(super) async fn bill_chain(
             deductible_line_percent: 15,
             deductible_percent_of_allowed: 40,
         },
-        progress: ProgressBar::new(drafts.len() as u64).with_style(ProgressStyle::with_template(
+        progress: ProgressBar::new(u64::try_from(total)?).with_style(ProgressStyle::with_template(
             "billing claims   {bar:40} {pos}/{len} ({per_sec}, eta {eta})",
         )?),
     });
-    let settled = in_parallel(usize::try_from(concurrency)?, drafts, {
-        let office = Arc::clone(&office);
-        move |(session, payer, payer_key)| {
-            let office = Arc::clone(&office);
-            async move {
-                let claim =
-                    ClaimId::for_session_and_payer(SessionId::from(session), PayerId::from(payer));
-                let settle = Settle {
-                    office: &office,
-                    payer_key: &payer_key,
-                    path: format!("/v1/claims/{}", claim.as_uuid()),
-                };
-                let mut billed = Billed::default();
-                settle.run(&mut billed).await?;
-                office.progress.inc(1);
-                Ok(billed)
-            }
-        }
-    })
-    .await?;
-    office.progress.finish_and_clear();
     let mut billed = Billed::default();
-    for claim in &settled {
-        billed.add(claim);
+    // Pages in key order: the read model is not updated while billing runs (the projector catches
+    // up afterwards), so a page is found by the last key of the one before, not by status.
+    let mut after = (Uuid::nil(), Uuid::nil());
+    loop {
+        let drafts: Vec<(Uuid, Uuid, String)> = sqlx::query_as(&format!(
+            "SELECT session_id, payer_id, payer_key FROM read_models.claims \
+             WHERE {BILLABLE_DRAFTS} AND (session_id, payer_id) > ($2, $3) \
+             ORDER BY session_id, payer_id LIMIT $4"
+        ))
+        .bind(chain)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(DRAFTS_PER_PAGE)
+        .fetch_all(pool)
+        .await
+        .context("reading the derived draft claims")?;
+        let Some(last) = drafts.last() else { break };
+        after = (last.0, last.1);
+        let settled = in_parallel(usize::try_from(concurrency)?, drafts, {
+            let office = Arc::clone(&office);
+            move |(session, payer, payer_key)| {
+                let office = Arc::clone(&office);
+                async move {
+                    let claim = ClaimId::for_session_and_payer(
+                        SessionId::from(session),
+                        PayerId::from(payer),
+                    );
+                    let settle = Settle {
+                        office: &office,
+                        payer_key: &payer_key,
+                        path: format!("/v1/claims/{}", claim.as_uuid()),
+                    };
+                    let mut billed = Billed::default();
+                    settle.run(&mut billed).await?;
+                    office.progress.inc(1);
+                    Ok(billed)
+                }
+            }
+        })
+        .await?;
+        for claim in &settled {
+            billed.add(claim);
+        }
     }
+    office.progress.finish_and_clear();
     Ok(billed)
 }
 
