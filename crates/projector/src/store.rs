@@ -64,19 +64,15 @@ pub(crate) struct NewRowsCopy {
 impl NewRowsCopy {
     /// Encodes the rows of `changes` that are new.
     pub(crate) fn encode(changes: &BatchChanges) -> Self {
-        let replaced = replaced_claims(changes);
+        let rows = SplitRows::of(changes);
         let mut claims = BinaryCopy::new(18);
         let mut lines = BinaryCopy::new(10);
         let mut ids = BinaryCopy::new(4);
-        for claim in changes
-            .claims
-            .iter()
-            .filter(|claim| !replaced.contains(&(claim.chain, claim.session)))
-        {
+        for claim in rows.new_claims {
             encode_claim(claim, &mut claims, &mut lines, &mut ids);
         }
         let mut sessions = BinaryCopy::new(19);
-        for row in changes.sessions.iter().filter(|row| !row.stored) {
+        for row in rows.new_sessions {
             encode_session(row, &mut sessions);
         }
         Self {
@@ -88,9 +84,32 @@ impl NewRowsCopy {
     }
 }
 
-/// The sessions whose claims a batch replaces (they were completed before).
-fn replaced_claims(changes: &BatchChanges) -> HashSet<SessionKey> {
-    changes.replaced_claims.iter().copied().collect()
+/// A batch's session and claim rows, split into the new ones (no stored row: COPYd under
+/// [`NewRows::Copy`]) and the ones that replace a stored row (always upserted). The one place that
+/// decides which is which, so that the encoder and the writer never disagree on a row.
+struct SplitRows<'a> {
+    new_sessions: Vec<&'a SessionRow>,
+    stored_sessions: Vec<&'a SessionRow>,
+    new_claims: Vec<&'a ClaimRow>,
+    replacing_claims: Vec<&'a ClaimRow>,
+}
+
+impl<'a> SplitRows<'a> {
+    fn of(changes: &'a BatchChanges) -> Self {
+        // A claim replaces a stored one when its session was completed before this batch.
+        let replaced: HashSet<SessionKey> = changes.replaced_claims.iter().copied().collect();
+        let (stored_sessions, new_sessions) = changes.sessions.iter().partition(|row| row.stored);
+        let (replacing_claims, new_claims) = changes
+            .claims
+            .iter()
+            .partition(|claim| replaced.contains(&(claim.chain, claim.session)));
+        Self {
+            new_sessions,
+            stored_sessions,
+            new_claims,
+            replacing_claims,
+        }
+    }
 }
 
 const COPYING_SESSIONS: &str = "copying new sessions";
@@ -334,18 +353,11 @@ pub(crate) async fn write_changes(
     changes: &BatchChanges,
     new_rows: Option<NewRowsCopy>,
 ) -> Result<(), ProjectorError> {
-    let replaced = replaced_claims(changes);
     let (sessions, claims): (Vec<&SessionRow>, Vec<&ClaimRow>) = match new_rows {
         Some(copy) => {
             copy_new_rows(connection, schema, copy).await?;
-            (
-                changes.sessions.iter().filter(|row| row.stored).collect(),
-                changes
-                    .claims
-                    .iter()
-                    .filter(|claim| replaced.contains(&(claim.chain, claim.session)))
-                    .collect(),
-            )
+            let rows = SplitRows::of(changes);
+            (rows.stored_sessions, rows.replacing_claims)
         }
         None => (
             changes.sessions.iter().collect(),
