@@ -170,12 +170,41 @@ impl Applier {
         covered_through: Option<u64>,
         new_rows: NewRows,
     ) -> Result<ApplyOutcome, ProjectorError> {
+        let started = Instant::now();
+        // Guarded like the pipelined write: a rebuild or a shutdown that drops this future
+        // mid-statement must not hand the connection back to the pool.
+        let mut connection = CloseIfCancelled(Some(
+            self.pool
+                .acquire()
+                .await
+                .map_err(ProjectorError::db("beginning a batch"))?,
+        ));
+        let outcome = self
+            .apply_on(
+                connection.get(),
+                state,
+                items,
+                covered_through,
+                new_rows,
+                started,
+            )
+            .await;
+        connection.finished();
+        outcome
+    }
+
+    async fn apply_on(
+        &mut self,
+        connection: &mut sqlx::PgConnection,
+        state: &mut AppliedState,
+        items: &[ReplayItem],
+        covered_through: Option<u64>,
+        new_rows: NewRows,
+        started: Instant,
+    ) -> Result<ApplyOutcome, ProjectorError> {
         let expected = state.checkpoint;
         let mut phases = PhaseTimes::default();
-        let started = Instant::now();
-        let mut transaction = self
-            .pool
-            .begin()
+        let mut transaction = sqlx::Connection::begin(connection)
             .await
             .map_err(ProjectorError::db("beginning a batch"))?;
         // Not waiting for the WAL flush is safe here: a batch lost in a database crash loses its
@@ -404,8 +433,9 @@ async fn write_folded(
 }
 
 /// A pooled connection that is closed, not returned to the pool, if the write using it is
-/// cancelled (a dropped projector aborts its write task): a connection dropped mid-statement can be
-/// out of step with the server, and the next user of the pool would read the wrong replies.
+/// cancelled (a dropped projector aborts its write task, a dropped `process_next_batch` future its
+/// sequential write): a connection dropped mid-statement can be out of step with the server, and
+/// the next user of the pool would read the wrong replies.
 struct CloseIfCancelled(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
 
 impl CloseIfCancelled {
