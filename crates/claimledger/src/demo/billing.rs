@@ -78,13 +78,7 @@ pub(super) async fn bill_chain(
     seed: u64,
     concurrency: u32,
 ) -> anyhow::Result<Billed> {
-    let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM read_models.claims WHERE {BILLABLE_DRAFTS}"
-    ))
-    .bind(chain)
-    .fetch_one(pool)
-    .await
-    .context("counting the derived draft claims")?;
+    let total = billable_drafts(pool, chain).await?;
 
     let office = Arc::new(Office {
         billing,
@@ -145,6 +139,17 @@ pub(super) async fn bill_chain(
     }
     office.progress.finish_and_clear();
     Ok(billed)
+}
+
+/// How many of `chain`'s draft claims billing would settle (as the read model has them now).
+pub(super) async fn billable_drafts(pool: &PgPool, chain: Uuid) -> anyhow::Result<i64> {
+    sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM read_models.claims WHERE {BILLABLE_DRAFTS}"
+    ))
+    .bind(chain)
+    .fetch_one(pool)
+    .await
+    .context("counting the derived draft claims")
 }
 
 /// One claim's way through billing.

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::api::Api;
-use super::billing::bill_chain;
+use super::billing::{bill_chain, billable_drafts};
 use super::workload::{Recorded, record_chain};
 use super::{DemoArgs, catch_up};
 
@@ -324,14 +324,9 @@ async fn billing_at_three_in_the_morning_utc_settles_every_claim() {
     catch_up(stack.log.clone(), stack.pool.clone(), &rules_dir())
         .await
         .expect("the projector catches up");
-    let drafts: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM read_models.claims WHERE chain_id = $1 AND status = 'draft' \
-         AND derivation_error IS NULL AND payer_key IS NOT NULL",
-    )
-    .bind(chain.as_uuid())
-    .fetch_one(&stack.pool)
-    .await
-    .expect("the draft claims count");
+    let drafts = billable_drafts(&stack.pool, chain.as_uuid())
+        .await
+        .expect("the draft claims count");
     assert!(drafts > 0, "the projector derived no claim to bill");
 
     let billing = create_api_key(&stack.pool, chain, Role::Billing, None, "billing")
@@ -354,13 +349,8 @@ async fn billing_at_three_in_the_morning_utc_settles_every_claim() {
     catch_up(stack.log.clone(), stack.pool.clone(), &rules_dir())
         .await
         .expect("the projector catches up with the remittances");
-    let still_draft: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM read_models.claims WHERE chain_id = $1 AND status = 'draft' \
-         AND derivation_error IS NULL AND payer_key IS NOT NULL",
-    )
-    .bind(chain.as_uuid())
-    .fetch_one(&stack.pool)
-    .await
-    .expect("the draft claims count");
+    let still_draft = billable_drafts(&stack.pool, chain.as_uuid())
+        .await
+        .expect("the draft claims count");
     assert_eq!(still_draft, 0);
 }
