@@ -214,6 +214,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         Arc::clone(&rules),
         args.seed,
         args.concurrency,
+        billing::DRAFTS_PER_PAGE,
     )
     .await?;
     writeln!(

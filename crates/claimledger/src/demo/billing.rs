@@ -60,15 +60,16 @@ struct Office {
     progress: ProgressBar,
 }
 
-/// Claims read from the read model at a time, so that memory stays bounded whatever the chain's size.
-const DRAFTS_PER_PAGE: i64 = 10_000;
+/// Claims the demo reads from the read model at a time, so that memory stays bounded whatever the
+/// chain's size.
+pub(super) const DRAFTS_PER_PAGE: i64 = 10_000;
 
 /// The draft claims billing settles: derived without an error, for a payer with rules.
 const BILLABLE_DRAFTS: &str = "chain_id = $1 AND status = 'draft' AND derivation_error IS NULL \
      AND payer_key IS NOT NULL";
 
 /// Submits and settles every draft claim of `chain` the projector derived without an error, up to
-/// `concurrency` claims at once. Claims are independent of each other, and each claim's remittance
+/// `concurrency` claims at once, reading them `page_size` at a time. Claims are independent of each other, and each claim's remittance
 /// depends only on the seed and the claim, so the outcome does not depend on the order.
 pub(super) async fn bill_chain(
     billing: Api,
@@ -77,6 +78,7 @@ pub(super) async fn bill_chain(
     rules: Arc<RuleBook>,
     seed: u64,
     concurrency: u32,
+    page_size: i64,
 ) -> anyhow::Result<Billed> {
     let total = billable_drafts(pool, chain).await?;
 
@@ -105,7 +107,7 @@ pub(super) async fn bill_chain(
         .bind(chain)
         .bind(after.0)
         .bind(after.1)
-        .bind(DRAFTS_PER_PAGE)
+        .bind(page_size)
         .fetch_all(pool)
         .await
         .context("reading the derived draft claims")?;

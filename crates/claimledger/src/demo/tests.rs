@@ -327,11 +327,13 @@ async fn billing_at_three_in_the_morning_utc_settles_every_claim() {
     let drafts = billable_drafts(&stack.pool, chain.as_uuid())
         .await
         .expect("the draft claims count");
-    assert!(drafts > 0, "the projector derived no claim to bill");
+    assert!(drafts > 14, "too few claims to cross two pages: {drafts}");
 
     let billing = create_api_key(&stack.pool, chain, Role::Billing, None, "billing")
         .await
         .expect("a key");
+    // Pages of 7 claims, so that billing crosses several page boundaries: a claim missed or
+    // submitted twice at a boundary fails the counts below (a second submit is refused).
     let billed = bill_chain(
         stack.api(billing.secret),
         &stack.pool,
@@ -339,6 +341,7 @@ async fn billing_at_three_in_the_morning_utc_settles_every_claim() {
         Arc::clone(&rules),
         7,
         4,
+        7,
     )
     .await
     .expect("every claim is settled");
