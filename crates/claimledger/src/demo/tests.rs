@@ -153,6 +153,16 @@ impl Stack {
         .expect("the chain is recorded")
     }
 
+    /// Lets the projector catch up with the log, then counts `chain`'s claims billing would settle.
+    async fn drafts_once_projected(&self, chain: ChainId) -> i64 {
+        catch_up(self.log.clone(), self.pool.clone(), &rules_dir())
+            .await
+            .expect("the projector catches up");
+        billable_drafts(&self.pool, chain.as_uuid())
+            .await
+            .expect("the draft claims count")
+    }
+
     /// Every visit of `chain` as the API reads it back, with the ids that differ between chains
     /// replaced by the names of what they point at, sorted.
     async fn visits(&self, chain: Uuid, admin: &Api) -> Vec<String> {
@@ -321,12 +331,7 @@ async fn billing_at_three_in_the_morning_utc_settles_every_claim() {
     let clinic_today = NaiveDate::from_ymd_opt(2026, 3, 9).expect("a date");
     let recorded = stack.record_into(chain, &admin, 4, clinic_today).await;
     assert!(recorded.completed > 0, "{recorded:?}");
-    catch_up(stack.log.clone(), stack.pool.clone(), &rules_dir())
-        .await
-        .expect("the projector catches up");
-    let drafts = billable_drafts(&stack.pool, chain.as_uuid())
-        .await
-        .expect("the draft claims count");
+    let drafts = stack.drafts_once_projected(chain).await;
     assert!(drafts > 14, "too few claims to cross two pages: {drafts}");
 
     let billing = create_api_key(&stack.pool, chain, Role::Billing, None, "billing")
@@ -349,11 +354,6 @@ async fn billing_at_three_in_the_morning_utc_settles_every_claim() {
     assert!(billed.paid > 0, "{billed:?}");
 
     // Every remittance is on the log, dated the clinic's today, and the projection shows no draft.
-    catch_up(stack.log.clone(), stack.pool.clone(), &rules_dir())
-        .await
-        .expect("the projector catches up with the remittances");
-    let still_draft = billable_drafts(&stack.pool, chain.as_uuid())
-        .await
-        .expect("the draft claims count");
+    let still_draft = stack.drafts_once_projected(chain).await;
     assert_eq!(still_draft, 0);
 }
