@@ -13,6 +13,7 @@ const STALL_LIMIT: Duration = Duration::from_secs(30);
 struct State {
     events_total: u64,
     parked_total: u64,
+    reapplied_total: u64,
     checkpoint: u64,
     stream_last_sequence: u64,
     last_recorded_at_micros: Option<i64>,
@@ -79,6 +80,9 @@ pub struct Snapshot {
     pub events_total: u64,
     /// Log positions parked since start.
     pub parked_total: u64,
+    /// Batches applied a second time with upserts because their COPY met a row taken for new
+    /// (a log that schedules a session twice); each is also logged as a warning.
+    pub reapplied_total: u64,
     /// Events folded per second over the last ten seconds.
     pub events_per_second: f64,
     /// The last log sequence whose effects are committed.
@@ -115,6 +119,10 @@ impl Metrics {
 
     pub(crate) fn record_failure(&self, error: String) {
         self.with(|state| state.last_error = Some(error));
+    }
+
+    pub(crate) fn record_reapplied(&self) {
+        self.with(|state| state.reapplied_total += 1);
     }
 
     pub(crate) fn record_checkpoint(&self, checkpoint: u64) {
@@ -185,6 +193,7 @@ impl Metrics {
                 healthy,
                 events_total: state.events_total,
                 parked_total: state.parked_total,
+                reapplied_total: state.reapplied_total,
                 events_per_second,
                 checkpoint: state.checkpoint,
                 stream_last_sequence: state.stream_last_sequence,
@@ -217,6 +226,12 @@ impl Snapshot {
             "counter",
             "Log positions parked since start.",
             self.parked_total.to_string(),
+        );
+        metric(
+            "claimledger_projector_reapplied_total",
+            "counter",
+            "Batches applied again with upserts because a row taken for new existed.",
+            self.reapplied_total.to_string(),
         );
         metric(
             "claimledger_projector_events_per_second",

@@ -741,6 +741,7 @@ impl Projector {
             Written::ExistingRow(items) => {
                 // Rare (a log that schedules a session twice): the batch folded on top of this one
                 // is dropped, this one is applied again with upserts, and reading resumes after it.
+                self.metrics.record_reapplied();
                 self.reset_pipeline();
                 match self.applier.apply(items, None).await? {
                     ApplyOutcome::Applied {

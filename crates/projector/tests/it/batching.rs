@@ -1,5 +1,6 @@
-//! How batches write: rows of new sessions are COPYed, rows of sessions a batch continues are
-//! upserted, and the tables do not depend on which path a row took or where batches were cut.
+//! How batches write: session rows are COPYed (a session a batch continues has its stored row
+//! deleted first), a row taken for new that exists after all sends the batch down the upsert path,
+//! and the tables do not depend on which path a row took or where batches were cut.
 
 use anyhow::Context as _;
 use claimledger_events::Event;
@@ -26,7 +27,7 @@ async fn one_commit_batches_and_one_big_batch_give_the_same_tables() -> anyhow::
     drop(big);
 
     // One commit per batch, into fresh tables: after its first commit every session continues
-    // a stored row, so its final row is written by the upsert path.
+    // a stored row, so its final row replaces a stored one (deleted, then COPYd).
     sqlx::query(&format!("DROP SCHEMA {LIVE_SCHEMA} CASCADE"))
         .execute(&app.env.db)
         .await?;
@@ -42,6 +43,11 @@ async fn one_commit_batches_and_one_big_batch_give_the_same_tables() -> anyhow::
     let mut small = Projector::build(app.log.clone(), app.env.db.clone(), config)?;
     drain(&mut small).await?;
     assert_eq!(app.checksums().await?, copied);
+    assert_eq!(
+        small.metrics().snapshot().reapplied_total,
+        0,
+        "every continued session replaced its stored row without the upsert fallback"
+    );
     app.env.cleanup().await
 }
 
@@ -69,6 +75,7 @@ async fn a_session_scheduled_twice_is_upserted_instead_of_copied() -> anyhow::Re
         .await?;
     drain(&mut projector).await?;
     assert_eq!(app.live_checkpoint().await?, second.sequence);
+    assert_eq!(projector.metrics().snapshot().reapplied_total, 1);
     let (rows, last_sequence, status): (i64, i64, String) = sqlx::query_as(&format!(
         "SELECT count(*) OVER (), last_sequence, status FROM {LIVE_SCHEMA}.sessions \
          WHERE session_id = $1"
