@@ -10,6 +10,10 @@
 //! - `BENCH_VISITS` sets N (default 3000, well under a minute); `BENCH_VISITS=1000000` is the full
 //!   run (about 6M events).
 //! - `BENCH_BATCH` sets the projector's batch size (default: the live projector's).
+//! - `BENCH_DAYS=round-robin` deals the visits out over the 400 days (visit i on day i mod 400)
+//!   instead of recording them in date order (N/400 visits a day, the default, as a chain's log
+//!   grows). In date order a batch touches the unit totals of a day or two; dealt out, every batch
+//!   touches all 400 days' totals, the worst case for the projector. Each shape has its own log.
 //! - `BENCH_REUSE=1` keeps the generated log after the run and reuses it when a later run asks for
 //!   the same N (it is checked to hold exactly the expected commits); without it the log is built
 //!   and deleted in the run.
@@ -36,7 +40,7 @@ use integration_tests::TestEnv;
 use sqlx::postgres::PgPoolCopyExt as _;
 use uuid::Uuid;
 
-use crate::workload::{Workload, rules_dir};
+use crate::workload::{VisitDays, Workload, rules_dir};
 
 // The allocator of the `claimledger` binary that runs the projector in production.
 #[global_allocator]
@@ -84,21 +88,43 @@ fn main() -> anyhow::Result<()> {
 
 /// The bench's chain, with fixed ids so that a reused log matches the directory rows seeded into
 /// each run's fresh database.
-fn bench_workload() -> Workload {
+fn bench_workload(days: VisitDays) -> Workload {
     Workload {
         chain: Uuid::from_u128(0x0b3c_0000_0000_4000_8000_0000_0000_0001).into(),
         clinic: Uuid::from_u128(0x0b3c_0000_0000_4000_8000_0000_0000_0002).into(),
         therapists: (3..6)
             .map(|n| Uuid::from_u128(0x0b3c_0000_0000_4000_8000_0000_0000_0000 + n).into())
             .collect(),
+        days,
     }
 }
 
-/// The bench log's settings for `visits` visits.
-fn bench_log_config(visits: u64) -> LogConfig {
+/// How the bench spreads `visits` visits over the days, from `BENCH_DAYS`.
+fn bench_days(visits: u64) -> anyhow::Result<VisitDays> {
+    match std::env::var("BENCH_DAYS").as_deref() {
+        Err(_) | Ok("dated") => Ok(VisitDays::Dated {
+            visits_per_day: visits.div_ceil(400),
+        }),
+        Ok("round-robin") => Ok(VisitDays::RoundRobin),
+        Ok(other) => {
+            anyhow::bail!("BENCH_DAYS must be \"dated\" or \"round-robin\", got {other:?}")
+        }
+    }
+}
+
+/// The bench log's settings for `visits` visits spread over the days as `days` says; each shape
+/// has a stream of its own, so that a reused log is always the one asked for.
+fn bench_log_config(visits: u64, days: VisitDays) -> LogConfig {
+    let shape = match days {
+        VisitDays::RoundRobin => "",
+        VisitDays::Dated { .. } => "DATED_",
+    };
     let mut config = LogConfig::new(
-        format!("BENCH_REPLAY_{visits}"),
-        format!("bench.replay{visits}"),
+        format!("BENCH_REPLAY_{shape}{visits}"),
+        format!(
+            "bench.replay{}{visits}",
+            shape.to_lowercase().trim_end_matches('_')
+        ),
     );
     config.duplicate_window = BENCH_DUPLICATE_WINDOW;
     config
@@ -138,7 +164,7 @@ async fn bench_log(
     reuse: bool,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<EventLog> {
-    let config = bench_log_config(visits);
+    let config = bench_log_config(visits, workload.days);
     let visit_commits: u64 = (0..visits)
         .map(|index| workload.visit_commits(index).len() as u64)
         .sum();
@@ -192,7 +218,7 @@ async fn run() -> anyhow::Result<()> {
     let reuse = env_number("BENCH_REUSE", 0)? == 1;
     let mut out = std::io::stdout().lock();
     let env = TestEnv::start().await?;
-    let workload = bench_workload();
+    let workload = bench_workload(bench_days(visits)?);
     workload.seed_directory(&env.db).await?;
     let log = bench_log(&env, &workload, visits, reuse, &mut out).await?;
     let commits = log.last_sequence().await?;
@@ -267,7 +293,11 @@ async fn run() -> anyhow::Result<()> {
     let slower = read_rate.min(copy_rate);
     writeln!(
         out,
-        "events: {events} in {commits} commits ({visits} visits), batches of up to {batch} commits"
+        "events: {events} in {commits} commits ({visits} visits, {}), batches of up to {batch} commits",
+        match workload.days {
+            VisitDays::RoundRobin => "dealt out over 400 days".to_owned(),
+            VisitDays::Dated { visits_per_day } => format!("in date order, {visits_per_day} a day"),
+        }
     )?;
     writeln!(
         out,

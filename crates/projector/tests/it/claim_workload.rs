@@ -59,6 +59,7 @@ pub async fn another_clinic(log: &EventLog, workload: &Workload) -> anyhow::Resu
         chain: workload.chain,
         clinic,
         therapists: workload.therapists.clone(),
+        days: workload.days,
     })
 }
 

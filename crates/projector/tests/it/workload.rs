@@ -50,6 +50,34 @@ pub struct Workload {
     pub clinic: ClinicId,
     /// Its therapists.
     pub therapists: Vec<TherapistId>,
+    /// How visits are spread over the 400 days from June 2025 (see [`VisitDays`]).
+    pub days: VisitDays,
+}
+
+/// How a workload's visits are spread over the 400 days from June 2025, so that both rule
+/// versions of every payer are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisitDays {
+    /// Visit i on day i mod 400: a handful of visits already spans every rule version. Each stretch
+    /// of the log touches every day's unit totals, the worst case for the projector's totals.
+    RoundRobin,
+    /// In date order, this many visits a day, as a chain's log grows: a stretch of the log touches
+    /// the totals of a day or two.
+    #[allow(
+        dead_code,
+        reason = "the replay bench, which shares this file, builds its log this way"
+    )]
+    Dated { visits_per_day: u64 },
+}
+
+impl VisitDays {
+    /// The day (0 to 399) of visit `index`.
+    fn day_of(self, index: u64) -> u64 {
+        match self {
+            VisitDays::RoundRobin => index % 400,
+            VisitDays::Dated { visits_per_day } => (index / visits_per_day.max(1)) % 400,
+        }
+    }
 }
 
 impl Workload {
@@ -59,6 +87,7 @@ impl Workload {
             chain: Uuid::new_v4().into(),
             clinic: Uuid::new_v4().into(),
             therapists: (0..3).map(|_| Uuid::new_v4().into()).collect(),
+            days: VisitDays::RoundRobin,
         }
     }
 
@@ -234,7 +263,8 @@ impl Workload {
             }
         };
         // Visits from June 2025 over about 13 months, so both rule versions of a payer are used.
-        let start = UtcMicros(DAY_2025_06_01_17_00_UTC + (index % 400) as i64 * MICROS_PER_DAY);
+        let day = self.days.day_of(index) as i64;
+        let start = UtcMicros(DAY_2025_06_01_17_00_UTC + day * MICROS_PER_DAY);
         let mut events = vec![Event::SessionScheduled(SessionScheduled {
             therapist,
             patient: Uuid::from_u64_pair(9, index).into(),
