@@ -353,7 +353,15 @@ pub(crate) async fn write_changes(
 ) -> Result<(), ProjectorError> {
     let claims: Vec<&ClaimRow> = match new_rows {
         Some(copy) => {
-            delete_stored_sessions(connection, schema, &changes.sessions).await?;
+            let continued = changes.sessions.iter().filter(|row| row.stored);
+            delete_session_rows(
+                connection,
+                schema,
+                "sessions",
+                continued.map(|row| (row.chain, row.session)),
+                "replacing stored sessions",
+            )
+            .await?;
             copy_new_rows(connection, schema, copy).await?;
             ClaimRows::of(changes).replacing
         }
@@ -363,7 +371,14 @@ pub(crate) async fn write_changes(
             changes.claims.iter().collect()
         }
     };
-    delete_replaced_claim_lines(connection, schema, &changes.replaced_claims).await?;
+    delete_session_rows(
+        connection,
+        schema,
+        "claim_lines",
+        changes.replaced_claims.iter().copied(),
+        "replacing claim lines",
+    )
+    .await?;
     upsert_claims(connection, schema, &claims).await?;
     upsert_claim_ids(connection, schema, &claims).await?;
     write_totals(connection, schema, changes).await?;
@@ -371,34 +386,6 @@ pub(crate) async fn write_changes(
     write_rules(connection, schema, changes).await?;
     crate::reference::write_reference(connection, schema, &changes.reference).await?;
     write_parked(connection, changes).await?;
-    Ok(())
-}
-
-/// Deletes the stored rows of the sessions a batch continues, which its COPY replaces.
-async fn delete_stored_sessions(
-    connection: &mut PgConnection,
-    schema: &str,
-    rows: &[SessionRow],
-) -> Result<(), ProjectorError> {
-    let (chains, sessions): (Vec<Uuid>, Vec<Uuid>) = rows
-        .iter()
-        .filter(|row| row.stored)
-        .map(|row| (row.chain, row.session))
-        .unzip();
-    if chains.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(&format!(
-        "DELETE FROM {schema}.sessions s \
-         USING UNNEST($1::uuid[], $2::uuid[]) AS k(chain_id, session_id) \
-         WHERE s.chain_id = k.chain_id AND s.session_id = k.session_id"
-    ))
-    .bind(chains)
-    .bind(sessions)
-    .persistent(false)
-    .execute(connection)
-    .await
-    .map_err(ProjectorError::db("replacing stored sessions"))?;
     Ok(())
 }
 
@@ -649,28 +636,31 @@ async fn upsert_claim_ids(
     Ok(())
 }
 
-/// Deletes the lines of the claims a batch re-derives (an amended visit may have fewer lines).
-async fn delete_replaced_claim_lines(
+/// Deletes the rows of `table` that belong to the given sessions: the stored rows of sessions a
+/// batch continues (its COPY replaces them), the lines of claims it re-derives (an amended visit
+/// may have fewer lines).
+async fn delete_session_rows(
     connection: &mut PgConnection,
     schema: &str,
-    replaced: &[SessionKey],
+    table: &str,
+    keys: impl Iterator<Item = SessionKey>,
+    operation: &'static str,
 ) -> Result<(), ProjectorError> {
-    if replaced.is_empty() {
+    let (chains, sessions): (Vec<Uuid>, Vec<Uuid>) = keys.unzip();
+    if chains.is_empty() {
         return Ok(());
     }
-    let chains: Vec<Uuid> = replaced.iter().map(|key| key.0).collect();
-    let sessions: Vec<Uuid> = replaced.iter().map(|key| key.1).collect();
     sqlx::query(&format!(
-        "DELETE FROM {schema}.claim_lines l \
+        "DELETE FROM {schema}.{table} t \
          USING UNNEST($1::uuid[], $2::uuid[]) AS k(chain_id, session_id) \
-         WHERE l.chain_id = k.chain_id AND l.session_id = k.session_id"
+         WHERE t.chain_id = k.chain_id AND t.session_id = k.session_id"
     ))
     .bind(chains)
     .bind(sessions)
     .persistent(false)
     .execute(connection)
     .await
-    .map_err(ProjectorError::db("replacing claim lines"))?;
+    .map_err(ProjectorError::db(operation))?;
     Ok(())
 }
 
