@@ -217,8 +217,9 @@ async fn run() -> anyhow::Result<()> {
     let visits = env_number("BENCH_VISITS", 3000)?;
     let reuse = env_number("BENCH_REUSE", 0)? == 1;
     let mut out = std::io::stdout().lock();
+    let days = bench_days(visits)?;
     let env = TestEnv::start().await?;
-    let workload = bench_workload(bench_days(visits)?);
+    let workload = bench_workload(days);
     workload.seed_directory(&env.db).await?;
     let log = bench_log(&env, &workload, visits, reuse, &mut out).await?;
     let commits = log.last_sequence().await?;
