@@ -136,8 +136,11 @@ async fn completed_visits_become_draft_claims_with_units_and_totals() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_projector_applies_each_position_once() -> anyhow::Result<()> {
     let app = spawn_app().await?;
-    // About 350 commits: more than one batch of 200.
-    app.workload.append_visits(&app.log, 0..60, 16).await?;
+    // About 700 commits, well over two batches of 200: when the first step returns, the batch
+    // folded after it may still be committing in the background (the pipeline), so up to two
+    // batches can be applied before the restart. With about 350 commits those two sometimes covered
+    // the whole log and nothing was left to resume.
+    app.workload.append_visits(&app.log, 0..120, 16).await?;
     let mut first = app.projector()?;
     // Apply part of the log, then continue with a new projector instance (a restart): delivery
     // restarts from the checkpoint, and positions at or below it are never applied twice.
