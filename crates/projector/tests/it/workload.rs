@@ -50,15 +50,18 @@ pub struct Workload {
     pub clinic: ClinicId,
     /// Its therapists.
     pub therapists: Vec<TherapistId>,
-    /// How visits are spread over the 400 days from June 2025 (see [`VisitDays`]).
+    /// How visits are spread over the days (see [`VisitDays`]).
     pub days: VisitDays,
 }
 
-/// How a workload's visits are spread over the 400 days from June 2025, so that both rule
-/// versions of every payer are used.
+/// How many days from June 2025 a workload's visits are spread over: about 13 months, so that
+/// both rule versions of every payer are used.
+pub const VISIT_DAYS: u64 = 400;
+
+/// How a workload's visits are spread over the [`VISIT_DAYS`] days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VisitDays {
-    /// Visit i on day i mod 400: a handful of visits already spans every rule version. Each stretch
+    /// Visit i on day i mod [`VISIT_DAYS`]: a handful of visits already spans every rule version. Each stretch
     /// of the log touches every day's unit totals, the worst case for the projector's totals.
     RoundRobin,
     /// In date order, this many visits a day, as a chain's log grows: a stretch of the log touches
@@ -71,11 +74,11 @@ pub enum VisitDays {
 }
 
 impl VisitDays {
-    /// The day (0 to 399) of visit `index`.
+    /// The day (0 to [`VISIT_DAYS`] - 1) of visit `index`.
     fn day_of(self, index: u64) -> u64 {
         match self {
-            VisitDays::RoundRobin => index % 400,
-            VisitDays::Dated { visits_per_day } => (index / visits_per_day.max(1)) % 400,
+            VisitDays::RoundRobin => index % VISIT_DAYS,
+            VisitDays::Dated { visits_per_day } => (index / visits_per_day.max(1)) % VISIT_DAYS,
         }
     }
 }
@@ -262,7 +265,6 @@ impl Workload {
                 coverage: Uuid::from_u64_pair(7, index).into(),
             }
         };
-        // Visits from June 2025 over about 13 months, so both rule versions of a payer are used.
         let day = self.days.day_of(index) as i64;
         let start = UtcMicros(DAY_2025_06_01_17_00_UTC + day * MICROS_PER_DAY);
         let mut events = vec![Event::SessionScheduled(SessionScheduled {
