@@ -434,10 +434,10 @@ async fn handshake(target: &DirectTarget) -> Option<(TcpStream, BytesMut)> {
     }
 }
 
-/// The position of the first "\r\n".
+/// The position of the first "\r\n". memchr's SIMD search: this runs once or more per message.
 fn find_crlf(buffer: &[u8]) -> Option<usize> {
     let mut start = 0;
-    while let Some(offset) = buffer[start..].iter().position(|&byte| byte == b'\r') {
+    while let Some(offset) = memchr::memchr(b'\r', &buffer[start..]) {
         let at = start + offset;
         match buffer.get(at + 1) {
             Some(b'\n') => return Some(at),
@@ -469,22 +469,17 @@ fn parse_message_line(line: &[u8]) -> Result<MessageLine, LogError> {
     let with_headers = line.starts_with(b"HMSG ");
     let mut fields: [std::ops::Range<usize>; 6] = Default::default();
     let mut count = 0;
-    let mut position = 0;
-    while position < line.len() {
-        while position < line.len() && line[position] == b' ' {
-            position += 1;
-        }
-        let start = position;
-        while position < line.len() && line[position] != b' ' {
-            position += 1;
-        }
-        if start < position {
+    let mut start = 0;
+    for end in memchr::memchr_iter(b' ', line).chain(std::iter::once(line.len())) {
+        // Runs of spaces give empty fields, which are skipped.
+        if start < end {
             if count == fields.len() {
                 return Err(bad());
             }
-            fields[count] = start..position;
+            fields[count] = start..end;
             count += 1;
         }
+        start = end + 1;
     }
     let number = |range: &std::ops::Range<usize>| -> Result<usize, LogError> {
         std::str::from_utf8(&line[range.clone()])
@@ -524,15 +519,15 @@ fn status_of(headers: &[u8]) -> Option<u16> {
 /// domain and account hash (`$JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>
 /// .<time>.<pending>.<token>`).
 fn ack_reply_positions(reply: &[u8]) -> Option<(u64, u64, u64)> {
-    let text = std::str::from_utf8(reply).ok()?;
-    // Called for every message: tokens go into a fixed array, not a vector.
-    let mut tokens = [""; 12];
+    // Called for every message: tokens go into a fixed array, not a vector, and are read as bytes
+    // (the numbers are ASCII digits; nothing here needs the subject as text).
+    let mut tokens: [&[u8]; 12] = [&[]; 12];
     let mut count = 0;
-    for token in text.split('.') {
+    for token in reply.split(|&byte| byte == b'.') {
         *tokens.get_mut(count)? = token;
         count += 1;
     }
-    if tokens[0] != "$JS" || tokens[1] != "ACK" {
+    if tokens[0] != b"$JS" || tokens[1] != b"ACK" {
         return None;
     }
     let offset = match count {
@@ -540,8 +535,19 @@ fn ack_reply_positions(reply: &[u8]) -> Option<(u64, u64, u64)> {
         11 | 12 => 4,
         _ => return None,
     };
-    let number = |index: usize| tokens[offset + index].parse::<u64>().ok();
+    let number = |index: usize| decimal(tokens[offset + index]);
     Some((number(3)?, number(4)?, number(6)?))
+}
+
+/// An unsigned decimal number made only of ASCII digits.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |value, &byte| {
+        let digit = byte.checked_sub(b'0').filter(|digit| *digit <= 9)?;
+        value.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 #[cfg(test)]
@@ -563,11 +569,16 @@ mod tests {
         assert_eq!((parsed.header_len, parsed.total_len), (16, 16));
         let parsed = parse_message_line(b"MSG a 1 r 7").expect("a plain message");
         assert_eq!((parsed.header_len, parsed.total_len), (0, 7));
+        let spaced = b"MSG  a   1 r 7 ";
+        let parsed = parse_message_line(spaced).expect("runs of spaces separate fields too");
+        assert_eq!(&spaced[parsed.subject.clone()], b"a");
+        assert_eq!(&spaced[parsed.reply.clone()], b"r");
         for bad in [
             &b"HMSG a 1"[..],
             b"HMSG a 1 r x 5",
             b"HMSG a 1 r 9 5",
             b"MSG a 1 r 5 6 7",
+            b"HMSG a 1 r 5 6 7 8",
         ] {
             assert!(parse_message_line(bad).is_err(), "{:?}", bad);
         }
@@ -585,6 +596,12 @@ mod tests {
         );
         assert_eq!(ack_reply_positions(b"_INBOX.abc"), None);
         assert_eq!(ack_reply_positions(b"$JS.ACK.LOG.c1.1.x.7.1.0"), None);
+        assert_eq!(ack_reply_positions(b"$JS.ACK.LOG.c1.1.+4.7.1.0"), None);
+        assert_eq!(ack_reply_positions(b"$JS.ACK.LOG.c1.1..7.1.0"), None);
+        assert_eq!(
+            ack_reply_positions(b"$JS.ACK.LOG.c1.1.99999999999999999999.7.1.0"),
+            None
+        );
     }
 
     #[test]
@@ -602,5 +619,7 @@ mod tests {
         assert_eq!(find_crlf(b"ab\rc\r\n"), Some(4));
         assert_eq!(find_crlf(b"ab\r"), None);
         assert_eq!(find_crlf(b"abc"), None);
+        assert_eq!(find_crlf(b"\r\r\n"), Some(1));
+        assert_eq!(find_crlf(b"\n\r"), None);
     }
 }
