@@ -14,6 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use claimledger_billing::{Cents, CptCode, PayerPolicy, PriceList, derive_claim, scrub};
 use claimledger_events::{AggregateKind, Commit, EncodeError, Event, encode};
 use claimledger_log::ReplayItem;
+use claimledger_sessions::body::BodyRegion;
 use claimledger_sessions::command::Payment;
 use claimledger_sessions::event::SessionEvent;
 use claimledger_sessions::schema::{from_log_event, from_micros};
@@ -176,9 +177,10 @@ pub(crate) struct SessionFold {
     pub(crate) claim: Option<ClaimRow>,
 }
 
-/// Folds `items` (all above the checkpoint, in log order).
+/// Folds `items` (all above the checkpoint, in log order). Takes them by value: a session's events
+/// move into its history rather than being copied there.
 pub(crate) fn fold_batch(
-    items: &[ReplayItem],
+    items: Vec<ReplayItem>,
     mut stored: HashMap<SessionKey, StoredSession>,
     rules: &mut LogRules,
     directory: &Directory,
@@ -192,30 +194,33 @@ pub(crate) fn fold_batch(
     // Sessions in first-touch order, so rows are written in a stable order.
     let mut order: Vec<SessionKey> = Vec::with_capacity(sessions_hint);
     for item in items {
-        let recorded = match item {
+        let mut recorded = match item {
             ReplayItem::Invalid {
                 sequence,
                 subject,
                 error,
             } => {
                 changes.parked.push(ParkedRow {
-                    sequence: to_i64(*sequence),
-                    subject: subject.clone(),
+                    sequence: to_i64(sequence),
+                    subject,
                     chain: None,
-                    error: error_chain(error),
+                    error: error_chain(&error),
                     payload: None,
                 });
                 continue;
             }
             ReplayItem::Commit(recorded) => recorded,
         };
-        let commit = &recorded.commit;
-        changes.last_recorded_at = Some(commit.recorded_at.0);
-        let outcome = match commit.aggregate_kind {
-            AggregateKind::PayerRules => fold_rules(recorded.sequence, commit, rules, &mut changes),
+        // Counted before a session commit's events move into the session's history.
+        let event_count = recorded.commit.events.len() as u64;
+        changes.last_recorded_at = Some(recorded.commit.recorded_at.0);
+        let outcome = match recorded.commit.aggregate_kind {
+            AggregateKind::PayerRules => {
+                fold_rules(recorded.sequence, &recorded.commit, rules, &mut changes)
+            }
             AggregateKind::Session => fold_session_commit(
                 recorded.sequence,
-                commit,
+                &mut recorded.commit,
                 &mut folds,
                 &mut order,
                 &mut stored,
@@ -227,20 +232,25 @@ pub(crate) fn fold_batch(
             | AggregateKind::Payer
             | AggregateKind::Patient
             | AggregateKind::Coverage
-            | AggregateKind::Referral => {
-                crate::reference::fold_reference(recorded.sequence, commit, &mut changes.reference)
-            }
+            | AggregateKind::Referral => crate::reference::fold_reference(
+                recorded.sequence,
+                &recorded.commit,
+                &mut changes.reference,
+            ),
             // Claim lifecycles need their stored state, which the batch write reads.
-            AggregateKind::Claim => crate::lifecycle::collect(recorded, &mut changes.claim_commits),
+            AggregateKind::Claim => {
+                crate::lifecycle::collect(&recorded, &mut changes.claim_commits)
+            }
         };
         match outcome {
-            Ok(()) => changes.events += commit.events.len() as u64,
+            Ok(()) => changes.events += event_count,
+            // A commit that is parked was not applied, so it still holds all its events.
             Err(reason) => changes.parked.push(ParkedRow {
                 sequence: to_i64(recorded.sequence),
-                subject: recorded.subject.clone(),
-                chain: Some(commit.chain.as_uuid()),
+                chain: Some(recorded.commit.chain.as_uuid()),
                 error: reason,
-                payload: encode(commit).ok(),
+                payload: encode(&recorded.commit).ok(),
+                subject: recorded.subject,
             }),
         }
     }
@@ -297,9 +307,11 @@ fn fold_rules(
 }
 
 /// Applies a session commit, starting the session's fold from its stored state on first touch.
+/// On success the commit's events have moved into the session's history; on failure the commit is
+/// left whole (it is parked).
 fn fold_session_commit(
     sequence: u64,
-    commit: &Commit,
+    commit: &mut Commit,
     folds: &mut HashMap<SessionKey, SessionFold>,
     order: &mut Vec<SessionKey>,
     stored: &mut HashMap<SessionKey, StoredSession>,
@@ -334,10 +346,7 @@ pub(crate) fn start_fold(
         return Ok(SessionFold {
             clinic,
             state: Session::default(),
-            events: Commit {
-                events: Vec::new(),
-                ..commit.clone()
-            },
+            events: history_header(commit),
             last_sequence: 0,
             previous: None,
             completed_before: false,
@@ -367,10 +376,28 @@ pub(crate) fn start_fold(
     })
 }
 
+/// A session history's envelope: the first commit's header, with no events yet (they are added
+/// as the fold applies them; cloning the commit whole would copy its events only to drop them).
+fn history_header(commit: &Commit) -> Commit {
+    Commit {
+        command_id: commit.command_id,
+        chain: commit.chain,
+        clinic: commit.clinic,
+        aggregate_kind: commit.aggregate_kind,
+        aggregate_id: commit.aggregate_id,
+        recorded_at: commit.recorded_at,
+        actor: commit.actor.clone(),
+        correlation_id: commit.correlation_id,
+        causation_id: commit.causation_id,
+        events: Vec::new(),
+    }
+}
+
 /// Applies one session commit: converts every event first, so a commit is applied whole or parked.
+/// Once applied, its events move to the end of the session's history.
 fn fold_session(
     sequence: u64,
-    commit: &Commit,
+    commit: &mut Commit,
     fold: &mut SessionFold,
     rules: &LogRules,
     directory: &Directory,
@@ -394,7 +421,7 @@ fn fold_session(
             );
         }
     }
-    fold.events.events.extend(commit.events.iter().cloned());
+    fold.events.events.append(&mut commit.events);
     fold.last_sequence = sequence;
     Ok(())
 }
@@ -496,10 +523,11 @@ fn finish_session(
 fn services_json(state: &Session) -> String {
     #[derive(serde::Serialize)]
     struct Service<'a> {
-        technique: String,
+        technique: &'static str,
         code: &'a str,
         minutes: u16,
-        body_region: String,
+        #[serde(serialize_with = "as_display")]
+        body_region: &'a BodyRegion,
         body_side: Option<&'static str>,
         description: Option<&'a str>,
     }
@@ -518,10 +546,10 @@ fn services_json(state: &Session) -> String {
             .services()
             .iter()
             .map(|service| Service {
-                technique: service.technique.to_string(),
+                technique: service.technique.name(),
                 code: service.code.as_str(),
                 minutes: service.minutes,
-                body_region: service.body_region.to_string(),
+                body_region: &service.body_region,
                 body_side: service.body_side.map(|side| side.as_str()),
                 description: service.description.as_deref(),
             })
@@ -537,6 +565,14 @@ fn services_json(state: &Session) -> String {
     };
     // Serializing plain structs of strings and integers cannot fail.
     serde_json::to_string(&document).unwrap_or_default()
+}
+
+/// Serializes a value as its `Display` text, written straight into the output (no `String`).
+fn as_display<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 fn add_units(chain: Uuid, footprint: &Footprint, sign: i64, changes: &mut BatchChanges) {

@@ -76,17 +76,45 @@ pub(crate) struct Applier {
     reference: ReferenceData,
     directory: Directory,
     state: Option<AppliedState>,
+    /// Where the batches come from: the fold consumes a batch's positions, so the upsert fallback
+    /// reads them again from here.
+    log: EventLog,
+    filter: ReplayFilter,
 }
 
 impl Applier {
-    pub(crate) fn new(pool: PgPool, target: Target, reference: ReferenceData) -> Self {
+    /// An applier of the positions of `log` that `filter` selects.
+    pub(crate) fn new(
+        pool: PgPool,
+        target: Target,
+        reference: ReferenceData,
+        log: EventLog,
+        filter: ReplayFilter,
+    ) -> Self {
         Self {
             pool,
             target,
             reference,
             directory: Directory::default(),
             state: None,
+            log,
+            filter,
         }
+    }
+
+    /// The positions `from..=through` of this applier's part of the log, read again. The log is
+    /// append-only, so they are the positions a batch held before its fold consumed them.
+    async fn reread(&self, from: u64, through: u64) -> Result<Vec<ReplayItem>, ProjectorError> {
+        let mut replay = self.log.replay(from, self.filter).await?;
+        let mut items = Vec::new();
+        while let Some(item) = replay.next().await {
+            let item = item?;
+            if item.sequence() > through {
+                break;
+            }
+            items.push(item);
+        }
+        Ok(items)
     }
 
     /// The checkpoint as this applier last committed or read it.
@@ -136,21 +164,26 @@ impl Applier {
         // Positions at or below the checkpoint were applied already; if the checkpoint moved
         // meanwhile, the transaction sees it and nothing is applied.
         items.retain(|item| item.sequence() > state.checkpoint);
+        let range = items
+            .first()
+            .zip(items.last())
+            .map(|(first, last)| (first.sequence(), last.sequence()));
         let first = self
-            .apply_in_transaction(&mut state, &items, covered_through, NewRows::Copy)
+            .apply_in_transaction(&mut state, items, covered_through, NewRows::Copy)
             .await;
-        let outcome = match first {
-            Err(error) if store::is_existing_row(&error) => {
+        let outcome = match (first, range) {
+            (Err(error), Some((from, through))) if store::is_existing_row(&error) => {
                 tracing::warn!(
                     error.message = %error,
                     error.cause_chain = %crate::fold::error_chain(&error),
                     "a row the batch took for new exists; applying the batch again with upserts"
                 );
                 state = self.load_state().await?;
-                self.apply_in_transaction(&mut state, &items, covered_through, NewRows::Upsert)
+                let items = self.reread(from, through).await?;
+                self.apply_in_transaction(&mut state, items, covered_through, NewRows::Upsert)
                     .await?
             }
-            other => other?,
+            (other, _) => other?,
         };
         if matches!(outcome, ApplyOutcome::Applied { .. }) {
             self.state = Some(state);
@@ -166,7 +199,7 @@ impl Applier {
     async fn apply_in_transaction(
         &mut self,
         state: &mut AppliedState,
-        items: &[ReplayItem],
+        items: Vec<ReplayItem>,
         covered_through: Option<u64>,
         new_rows: NewRows,
     ) -> Result<ApplyOutcome, ProjectorError> {
@@ -197,7 +230,7 @@ impl Applier {
         &mut self,
         connection: &mut sqlx::PgConnection,
         state: &mut AppliedState,
-        items: &[ReplayItem],
+        items: Vec<ReplayItem>,
         covered_through: Option<u64>,
         new_rows: NewRows,
         started: Instant,
@@ -232,10 +265,11 @@ impl Applier {
         }
 
         let (stored, drafts) = self
-            .load_inputs(&mut transaction, items, Carry::new())
+            .load_inputs(&mut transaction, &items, Carry::new())
             .await?;
         let loaded = Instant::now();
         phases.load = (loaded - started).as_secs_f64();
+        let positions = items.len() as u64;
         let changes = fold_batch(items, stored, &mut state.rules, &self.directory, &drafts)?;
         let copy = new_rows.encode(&changes);
         let folded = Instant::now();
@@ -251,7 +285,7 @@ impl Applier {
         phases.commit = written.elapsed().as_secs_f64();
         state.checkpoint = new_checkpoint;
         Ok(ApplyOutcome::Applied {
-            positions: items.len() as u64,
+            positions,
             events: changes.events,
             parked: changes.parked.len() as u64,
             checkpoint: new_checkpoint,
@@ -265,8 +299,9 @@ impl Applier {
 /// ready to write, and the positions it covers.
 #[derive(Debug)]
 pub(crate) struct Folded {
-    /// The batch's positions, kept for the upsert fallback.
-    items: Vec<ReplayItem>,
+    /// How many positions the batch holds (the fold consumed them; the upsert fallback reads
+    /// `expected_checkpoint + 1 ..= checkpoint` again).
+    positions: u64,
     changes: crate::fold::BatchChanges,
     /// The batch's new rows, encoded for COPY.
     new_rows: NewRowsCopy,
@@ -289,9 +324,9 @@ enum Written {
     },
     /// Someone else moved the checkpoint: nothing was written.
     Moved { checkpoint: u64 },
-    /// A row the batch took for new exists: nothing was written; apply the positions again with
-    /// upserts.
-    ExistingRow(Vec<ReplayItem>),
+    /// A row the batch took for new exists: nothing was written; apply the positions
+    /// `from..=through` again with upserts.
+    ExistingRow { from: u64, through: u64 },
 }
 
 /// Sessions folded but not yet committed: the next batch continues them from here instead of from
@@ -373,7 +408,8 @@ impl Applier {
         let (stored, drafts) = self.load_inputs(&mut connection, &items, carry).await?;
         drop(connection);
         let loaded = Instant::now();
-        let changes = fold_batch(&items, stored, &mut state.rules, &self.directory, &drafts)?;
+        let positions = items.len() as u64;
+        let changes = fold_batch(items, stored, &mut state.rules, &self.directory, &drafts)?;
         let new_rows = NewRowsCopy::encode(&changes);
         let phases = PhaseTimes {
             load: (loaded - started).as_secs_f64(),
@@ -384,7 +420,7 @@ impl Applier {
         state.checkpoint = checkpoint;
         self.state = Some(state);
         Ok(Folded {
-            items,
+            positions,
             changes,
             new_rows,
             expected_checkpoint,
@@ -467,7 +503,7 @@ async fn write_folded_on(
     started: Instant,
 ) -> Result<Written, ProjectorError> {
     let Folded {
-        items,
+        positions,
         changes,
         new_rows,
         expected_checkpoint,
@@ -487,7 +523,7 @@ async fn write_folded_on(
     if found != expected_checkpoint {
         return Ok(Written::Moved { checkpoint: found });
     }
-    if items.is_empty() {
+    if positions == 0 {
         return Ok(Written::Applied {
             positions: 0,
             events: 0,
@@ -504,7 +540,10 @@ async fn write_folded_on(
                 error.cause_chain = %crate::fold::error_chain(&error),
                 "a row the batch took for new exists; applying the batch again with upserts"
             );
-            return Ok(Written::ExistingRow(items));
+            return Ok(Written::ExistingRow {
+                from: expected_checkpoint + 1,
+                through: checkpoint,
+            });
         }
         other => other?,
     }
@@ -517,7 +556,7 @@ async fn write_folded_on(
         .map_err(ProjectorError::db("committing a batch"))?;
     phases.commit = written.elapsed().as_secs_f64();
     Ok(Written::Applied {
-        positions: items.len() as u64,
+        positions,
         events: changes.events,
         parked: changes.parked.len() as u64,
         checkpoint,
@@ -657,8 +696,8 @@ impl Projector {
             chain: None,
         };
         Ok(Self {
+            applier: Applier::new(pool, target, reference, log.clone(), ReplayFilter::All),
             log,
-            applier: Applier::new(pool, target, reference),
             config,
             reader: None,
             metrics: Arc::new(Metrics::default()),
@@ -738,11 +777,13 @@ impl Projector {
                 self.reset_pipeline();
                 Ok(0)
             }
-            Written::ExistingRow(items) => {
+            Written::ExistingRow { from, through } => {
                 // Rare (a log that schedules a session twice): the batch folded on top of this one
-                // is dropped, this one is applied again with upserts, and reading resumes after it.
+                // is dropped, this one is read again and applied with upserts, and reading resumes
+                // after it.
                 self.metrics.record_reapplied();
                 self.reset_pipeline();
+                let items = self.applier.reread(from, through).await?;
                 match self.applier.apply(items, None).await? {
                     ApplyOutcome::Applied {
                         positions,
@@ -781,7 +822,8 @@ impl Projector {
                 ReadAhead::open(&self.log, checkpoint + 1, self.config.max_batch_commits).await?,
             ),
         };
-        let mut items: Vec<ReplayItem> = Vec::new();
+        // Sized for a full batch up front: growing it would move every item read so far.
+        let mut items: Vec<ReplayItem> = Vec::with_capacity(self.config.max_batch_commits);
         let read_started = Instant::now();
         match tokio::time::timeout(self.config.idle_wait, reader.receiver.recv()).await {
             Err(_elapsed) => {

@@ -119,7 +119,13 @@ async fn rebuild_locked(
         None => log.last_sequence().await?,
         Some(_) => store::read_checkpoint(pool, &live).await?,
     };
-    let mut applier = Applier::new(pool.clone(), rebuilt.clone(), reference);
+    let mut applier = Applier::new(
+        pool.clone(),
+        rebuilt.clone(),
+        reference,
+        log.clone(),
+        filter,
+    );
     let mut totals = Totals::default();
     apply_range(
         log,

@@ -301,7 +301,17 @@ pub fn derive_claims(
     rules: &mut LogRules,
     directory: &Directory,
 ) -> Result<Vec<DerivedClaim>, EncodeError> {
-    let changes = fold_batch(items, HashMap::new(), rules, directory, &[])?;
+    // The fold consumes its items; the caller keeps its own (it derives twice, before and after
+    // a proposal), and a replay is not the projector's hot path. Positions that are not valid
+    // commits derive nothing (the fold only parks them), so only the commits are copied.
+    let commits = items
+        .iter()
+        .filter_map(|item| match item {
+            ReplayItem::Commit(recorded) => Some(ReplayItem::Commit(recorded.clone())),
+            ReplayItem::Invalid { .. } => None,
+        })
+        .collect();
+    let changes = fold_batch(commits, HashMap::new(), rules, directory, &[])?;
     let mut claims: Vec<DerivedClaim> = changes
         .claims
         .iter()

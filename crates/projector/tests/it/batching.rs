@@ -4,6 +4,7 @@
 
 use anyhow::Context as _;
 use claimledger_events::Event;
+use claimledger_projector::rebuild::rebuild;
 use claimledger_projector::{LIVE_SCHEMA, Projector};
 use integration_tests::commits::{commit_for, scheduled};
 
@@ -87,5 +88,13 @@ async fn a_session_scheduled_twice_is_upserted_instead_of_copied() -> anyhow::Re
     assert_eq!(rows, 1);
     assert_eq!(last_sequence, i64::try_from(second.sequence)?);
     assert_eq!(status, "checked_in");
+    let live = app.checksums().await?;
+
+    // A rebuild one commit per batch meets the same conflict on its sequential path: the fold
+    // consumed the batch, so the fallback reads its positions again from the log.
+    let mut config = test_config();
+    config.max_batch_commits = 1;
+    rebuild(&app.log, &app.env.db, &config, None, &mut |_| {}).await?;
+    assert_eq!(app.checksums().await?, live);
     app.env.cleanup().await
 }
