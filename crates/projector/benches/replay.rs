@@ -4,8 +4,10 @@
 //! - reading (and decoding) the same stream without applying it;
 //! - COPYing the same final rows (every read-model table) into fresh tables of the same shape.
 //!
-//! Also the projector's peak memory (VmHWM, reset just before the projection starts) and where its
-//! time went (waiting for the log, loading stored state, folding, writing, committing).
+//! Also the projector's peak memory (VmHWM, reset just before the projection starts), where its
+//! time went (waiting for the log, loading stored state, folding, writing, committing), and the CPU
+//! seconds the projector process, NATS and PostgreSQL each used meanwhile (the machine's cores are
+//! shared by all three, so the projector's own CPU time is the figure its code changes move).
 //!
 //! - `BENCH_VISITS` sets N (default 3000, well under a minute); `BENCH_VISITS=1000000` is the full
 //!   run (about 6M events).
@@ -77,6 +79,66 @@ fn peak_memory_mib() -> anyhow::Result<f64> {
 /// Resets the peak-memory mark, so the figure covers only what follows (Linux 4.0+).
 fn reset_peak_memory() -> anyhow::Result<()> {
     std::fs::write("/proc/self/clear_refs", "5").context("resetting VmHWM")
+}
+
+/// CPU seconds (user + system) used so far by this process and by every running `nats-server` and
+/// `postgres` process, read from `/proc/<pid>/stat`. Wall-clock time on a shared machine moves
+/// with whatever else runs; CPU time per part says where the work went.
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuSeconds {
+    projector: f64,
+    nats: f64,
+    postgres: f64,
+}
+
+impl CpuSeconds {
+    fn read() -> anyhow::Result<Self> {
+        // USER_HZ: the unit of /proc's CPU times, 100 on every Linux architecture we run on.
+        const TICKS_PER_SECOND: f64 = 100.0;
+        let own = std::process::id();
+        let mut totals = Self::default();
+        for entry in std::fs::read_dir("/proc")? {
+            let entry = entry?;
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // A process may exit between listing and reading; it simply is not counted.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ...`: the command may hold spaces, so split after its last ')'.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let command = &stat[open + 1..close];
+            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            // Fields 14 and 15 of the stat line (utime, stime) are 12 and 13 after the command.
+            let (Some(user), Some(system)) = (fields.get(11), fields.get(12)) else {
+                continue;
+            };
+            let seconds = (user.parse::<f64>()? + system.parse::<f64>()?) / TICKS_PER_SECOND;
+            if pid == own {
+                totals.projector += seconds;
+            } else if command == "nats-server" {
+                totals.nats += seconds;
+            } else if command == "postgres" {
+                totals.postgres += seconds;
+            }
+        }
+        Ok(totals)
+    }
+
+    fn since(self, earlier: Self) -> Self {
+        Self {
+            projector: self.projector - earlier.projector,
+            nats: self.nats - earlier.nats,
+            postgres: self.postgres - earlier.postgres,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -224,7 +286,9 @@ async fn run() -> anyhow::Result<()> {
         log.reads_directly(),
         "the bench expects a local NATS server that the log can read directly"
     );
+    let read_cpu_before = CpuSeconds::read()?;
     let (events, read_seconds) = read_baseline(&log).await?;
+    let read_cpu = CpuSeconds::read()?.since(read_cpu_before);
     let (fallback_events, fallback_seconds) = read_baseline(&log.without_direct_reads()).await?;
     anyhow::ensure!(
         fallback_events == events,
@@ -245,9 +309,11 @@ async fn run() -> anyhow::Result<()> {
     let mut projector = Projector::build(log.clone(), env.db.clone(), config)?;
     let metrics = projector.metrics();
     reset_peak_memory()?;
+    let cpu_before = CpuSeconds::read()?;
     let started = Instant::now();
     while projector.process_next_batch().await? != Outcome::Idle {}
     let project_seconds = started.elapsed().as_secs_f64();
+    let project_cpu = CpuSeconds::read()?.since(cpu_before);
     let peak_mib = peak_memory_mib()?;
     anyhow::ensure!(
         projector.checkpoint().await? == commits,
@@ -321,6 +387,18 @@ async fn run() -> anyhow::Result<()> {
         out,
         "projector phases, summed over batches (a batch folds while the one before it writes, so they overlap): {}",
         phase_text.join(", ")
+    )?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    writeln!(
+        out,
+        "CPU during the direct read: bench process {:.1} s, nats-server {:.1} s; during the projector run: \
+         projector process {:.1} s, nats-server {:.1} s, postgres {:.1} s (of {:.1} s on {cores} cores)",
+        read_cpu.projector,
+        read_cpu.nats,
+        project_cpu.projector,
+        project_cpu.nats,
+        project_cpu.postgres,
+        project_seconds * cores as f64,
     )?;
     writeln!(
         out,
