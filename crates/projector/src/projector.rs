@@ -822,10 +822,8 @@ impl Projector {
                 ReadAhead::open(&self.log, checkpoint + 1, self.config.max_batch_commits).await?,
             ),
         };
-        // Sized for a full batch up front: growing it would move every item read so far.
-        let mut items: Vec<ReplayItem> = Vec::with_capacity(self.config.max_batch_commits);
         let read_started = Instant::now();
-        match tokio::time::timeout(self.config.idle_wait, reader.receiver.recv()).await {
+        let first = match tokio::time::timeout(self.config.idle_wait, reader.receiver.recv()).await {
             Err(_elapsed) => {
                 // Nothing new: finish the write in flight before saying anything about the state.
                 let finished = self.finish_in_flight().await?;
@@ -847,8 +845,14 @@ impl Projector {
                 return Ok(Outcome::Applied(self.finish_in_flight().await?));
             }
             Ok(Some(Err(error))) => return Err(error.into()),
-            Ok(Some(Ok(item))) => items.push(item),
-        }
+            Ok(Some(Ok(item))) => item,
+        };
+        // Sized by what the reader has buffered: a full batch while catching up, which then seldom
+        // grows the vector (each growth moves every item read so far), and a few items while
+        // following, so a projector at the head of the log does not allocate a full batch a step.
+        let mut items: Vec<ReplayItem> =
+            Vec::with_capacity((reader.receiver.len() + 1).min(self.config.max_batch_commits));
+        items.push(first);
         let mut stream_error = None;
         let mut reader_closed = false;
         let deadline = Instant::now() + self.config.max_batch_wait;
