@@ -154,8 +154,26 @@ impl Applier {
     /// rolled-back batch) and the checkpoint are read again.
     pub(crate) async fn apply(
         &mut self,
+        items: Vec<ReplayItem>,
+        covered_through: Option<u64>,
+    ) -> Result<ApplyOutcome, ProjectorError> {
+        self.apply_as(items, covered_through, NewRows::Copy).await
+    }
+
+    /// Like [`Applier::apply`], with upserts from the start: for a batch whose COPY has already met
+    /// a row it took for new.
+    pub(crate) async fn apply_with_upserts(
+        &mut self,
+        items: Vec<ReplayItem>,
+    ) -> Result<ApplyOutcome, ProjectorError> {
+        self.apply_as(items, None, NewRows::Upsert).await
+    }
+
+    async fn apply_as(
+        &mut self,
         mut items: Vec<ReplayItem>,
         covered_through: Option<u64>,
+        new_rows: NewRows,
     ) -> Result<ApplyOutcome, ProjectorError> {
         let mut state = match self.state.take() {
             Some(state) => state,
@@ -169,10 +187,12 @@ impl Applier {
             .zip(items.last())
             .map(|(first, last)| (first.sequence(), last.sequence()));
         let first = self
-            .apply_in_transaction(&mut state, items, covered_through, NewRows::Copy)
+            .apply_in_transaction(&mut state, items, covered_through, new_rows)
             .await;
         let outcome = match (first, range) {
-            (Err(error), Some((from, through))) if store::is_existing_row(&error) => {
+            (Err(error), Some((from, through)))
+                if new_rows == NewRows::Copy && store::is_existing_row(&error) =>
+            {
                 tracing::warn!(
                     error.message = %error,
                     error.cause_chain = %crate::fold::error_chain(&error),
@@ -784,7 +804,7 @@ impl Projector {
                 self.metrics.record_reapplied();
                 self.reset_pipeline();
                 let items = self.applier.reread(from, through).await?;
-                match self.applier.apply(items, None).await? {
+                match self.applier.apply_with_upserts(items).await? {
                     ApplyOutcome::Applied {
                         positions,
                         events,
@@ -823,7 +843,8 @@ impl Projector {
             ),
         };
         let read_started = Instant::now();
-        let first = match tokio::time::timeout(self.config.idle_wait, reader.receiver.recv()).await {
+        let first = match tokio::time::timeout(self.config.idle_wait, reader.receiver.recv()).await
+        {
             Err(_elapsed) => {
                 // Nothing new: finish the write in flight before saying anything about the state.
                 let finished = self.finish_in_flight().await?;
