@@ -623,27 +623,82 @@ fn batch_references(items: &[ReplayItem]) -> (Vec<SessionKey>, HashSet<Uuid>, Ha
 }
 
 /// Reads the log ahead of the applier in a background task, so that reading the next batch
-/// overlaps with writing the current one. Bounded: at most one batch waits in the channel (with
-/// the batch being applied, two batches of commits are in memory at most).
+/// overlaps with writing the current one. Bounded: about one batch waits in the channel (with the
+/// batch being applied, two batches of commits are in memory at most).
+///
+/// The task hands over what the log has delivered in chunks of up to [`READ_CHUNK`] positions, not
+/// one at a time: while catching up the channel is full, and a per-position handover woke the
+/// reading task once per commit (millions of wake-ups per replay) to refill one slot.
 #[derive(Debug)]
 struct ReadAhead {
-    receiver: mpsc::Receiver<Result<ReplayItem, LogError>>,
+    receiver: mpsc::Receiver<Vec<Result<ReplayItem, LogError>>>,
+    /// The rest of the chunk received last; taken before the next chunk.
+    chunk: std::vec::IntoIter<Result<ReplayItem, LogError>>,
     task: JoinHandle<()>,
+}
+
+/// The most positions one handover from the reading task carries. Small enough that a projector
+/// following the head of the log gets each commit as soon as it is read (a chunk never waits to
+/// fill: it holds what had arrived), large enough that the handover costs nothing per commit.
+const READ_CHUNK: usize = 256;
+
+/// What [`ReadAhead::try_next`] found without waiting.
+enum Buffered {
+    Item(Result<ReplayItem, LogError>),
+    Empty,
+    Closed,
 }
 
 impl ReadAhead {
     async fn open(log: &EventLog, from: u64, batch: usize) -> Result<Self, LogError> {
-        let mut replay = log.follow(from, ReplayFilter::All).await?;
-        let (sender, receiver) = mpsc::channel(batch.max(1));
+        let replay = log.follow(from, ReplayFilter::All).await?;
+        let (sender, receiver) = mpsc::channel(batch.div_ceil(READ_CHUNK).max(1));
         let task = tokio::spawn(async move {
-            while let Some(item) = replay.next().await {
-                let failed = item.is_err();
-                if sender.send(item).await.is_err() || failed {
+            // Every chunk holds at least one position; an error is always the last of its chunk,
+            // because it ends the replay.
+            let mut chunks = replay.ready_chunks(READ_CHUNK);
+            while let Some(chunk) = chunks.next().await {
+                let failed = chunk.last().is_some_and(Result::is_err);
+                if sender.send(chunk).await.is_err() || failed {
                     return;
                 }
             }
         });
-        Ok(Self { receiver, task })
+        Ok(Self {
+            receiver,
+            chunk: Vec::new().into_iter(),
+            task,
+        })
+    }
+
+    /// The next position, waiting for the reading task if nothing is buffered; `None` once the
+    /// reading task has stopped. Cancel-safe: a position is taken only when it is returned.
+    async fn next(&mut self) -> Option<Result<ReplayItem, LogError>> {
+        loop {
+            if let Some(item) = self.chunk.next() {
+                return Some(item);
+            }
+            self.chunk = self.receiver.recv().await?.into_iter();
+        }
+    }
+
+    /// The next position if one is already read.
+    fn try_next(&mut self) -> Buffered {
+        loop {
+            if let Some(item) = self.chunk.next() {
+                return Buffered::Item(item);
+            }
+            match self.receiver.try_recv() {
+                Ok(chunk) => self.chunk = chunk.into_iter(),
+                Err(TryRecvError::Empty) => return Buffered::Empty,
+                Err(TryRecvError::Disconnected) => return Buffered::Closed,
+            }
+        }
+    }
+
+    /// About how many positions are read and waiting (whole chunks counted as full).
+    fn buffered(&self) -> usize {
+        self.chunk.len() + self.receiver.len() * READ_CHUNK
     }
 }
 
@@ -843,8 +898,7 @@ impl Projector {
             ),
         };
         let read_started = Instant::now();
-        let first = match tokio::time::timeout(self.config.idle_wait, reader.receiver.recv()).await
-        {
+        let first = match tokio::time::timeout(self.config.idle_wait, reader.next()).await {
             Err(_elapsed) => {
                 // Nothing new: finish the write in flight before saying anything about the state.
                 let finished = self.finish_in_flight().await?;
@@ -872,7 +926,7 @@ impl Projector {
         // grows the vector (each growth moves every item read so far), and a few items while
         // following, so a projector at the head of the log does not allocate a full batch a step.
         let mut items: Vec<ReplayItem> =
-            Vec::with_capacity((reader.receiver.len() + 1).min(self.config.max_batch_commits));
+            Vec::with_capacity((reader.buffered() + 1).min(self.config.max_batch_commits));
         items.push(first);
         let mut stream_error = None;
         let mut reader_closed = false;
@@ -880,18 +934,18 @@ impl Projector {
         while items.len() < self.config.max_batch_commits {
             // Take what is already read without arming a timer; wait (bounded) only when nothing
             // is buffered.
-            let next = match reader.receiver.try_recv() {
-                Ok(item) => Some(item),
-                Err(TryRecvError::Disconnected) => {
+            let next = match reader.try_next() {
+                Buffered::Item(item) => Some(item),
+                Buffered::Closed => {
                     reader_closed = true;
                     break;
                 }
-                Err(TryRecvError::Empty) => {
+                Buffered::Empty => {
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     if remaining.is_zero() {
                         break;
                     }
-                    match tokio::time::timeout(remaining, reader.receiver.recv()).await {
+                    match tokio::time::timeout(remaining, reader.next()).await {
                         Err(_elapsed) => break,
                         Ok(None) => {
                             reader_closed = true;
