@@ -10,7 +10,7 @@
 //! or therapist registered after it (the sessions API validates against what is registered), so the
 //! result does not depend on where batches are cut.
 
-use std::collections::{HashMap, HashSet};
+use crate::hashing::{HashMap, HashSet};
 use std::str::FromStr;
 
 use chrono_tz::Tz;

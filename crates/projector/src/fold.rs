@@ -7,11 +7,13 @@
 //! deltas against each session's previous footprint, so an amended claim moves its units rather
 //! than adding them twice.
 
+use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+
+use crate::hashing::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use claimledger_billing::{Cents, CptCode, PayerPolicy, PriceList, derive_claim, scrub};
+use claimledger_billing::{Finding, derive_claim, scrub};
 use claimledger_events::{AggregateKind, Commit, EncodeError, Event, encode};
 use claimledger_log::ReplayItem;
 use claimledger_sessions::body::BodyRegion;
@@ -20,7 +22,6 @@ use claimledger_sessions::event::SessionEvent;
 use claimledger_sessions::schema::{from_log_event, from_micros};
 use claimledger_sessions::session::Session;
 use claimledger_sessions::visit::{VisitFacts, completed_visit};
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::directory::Directory;
@@ -190,7 +191,8 @@ pub(crate) fn fold_batch(
     // Sized up front for a typical batch (a visit is about six commits): growing a map of folds
     // rehashes and moves every entry, and a fold is large.
     let sessions_hint = items.len() / 4;
-    let mut folds: HashMap<SessionKey, SessionFold> = HashMap::with_capacity(sessions_hint);
+    let mut folds: HashMap<SessionKey, SessionFold> =
+        HashMap::with_capacity_and_hasher(sessions_hint, Default::default());
     // Sessions in first-touch order, so rows are written in a stable order.
     let mut order: Vec<SessionKey> = Vec::with_capacity(sessions_hint);
     for item in items {
@@ -567,6 +569,40 @@ fn services_json(state: &Session) -> String {
     serde_json::to_string(&document).unwrap_or_default()
 }
 
+/// The `claims.findings` document, serialized straight from the findings (no `serde_json::Value`
+/// tree, no `String` per enum name). Keys in the order jsonb stores them.
+fn findings_json(findings: &[Finding]) -> String {
+    #[derive(serde::Serialize)]
+    struct Document<'a> {
+        #[serde(serialize_with = "as_debug")]
+        code: &'a claimledger_billing::FindingCode,
+        field: &'a str,
+        message: &'a str,
+        #[serde(serialize_with = "as_debug")]
+        severity: &'a claimledger_billing::Severity,
+    }
+    let documents: Vec<Document<'_>> = findings
+        .iter()
+        .map(|finding| Document {
+            code: &finding.code,
+            field: &finding.field,
+            message: &finding.message,
+            severity: &finding.severity,
+        })
+        .collect();
+    // Serializing plain structs of strings cannot fail.
+    serde_json::to_string(&documents).unwrap_or_default()
+}
+
+/// Serializes a value as its `Debug` text (the enum variant's name), written straight into the
+/// output.
+fn as_debug<T: std::fmt::Debug, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&format_args!("{value:?}"))
+}
+
 /// Serializes a value as its `Display` text, written straight into the output (no `String`).
 fn as_display<T: std::fmt::Display, S: serde::Serializer>(
     value: &T,
@@ -689,22 +725,11 @@ pub(crate) fn derive_claim_row(
     // `date_of_service` above already returned for sessions that are not completed.
     let visit = completed_visit(session, &facts).ok()?;
     let reference = rules.reference();
-    let derived = match derive_claim(&visit, policy, reference, &charge_master(policy)) {
+    let derived = match derive_claim(&visit, policy, reference, in_force.charge_master) {
         Ok(derived) => derived,
         Err(error) => return Some(row.failed(error.to_string())),
     };
-    let findings: Vec<serde_json::Value> = scrub(&derived.claim, &visit, policy, reference)
-        .into_iter()
-        .map(|finding| {
-            json!({
-                "severity": format!("{:?}", finding.severity),
-                "code": format!("{:?}", finding.code),
-                "field": finding.field,
-                "message": finding.message,
-            })
-        })
-        .collect();
-    row.findings_json = serde_json::Value::Array(findings).to_string();
+    row.findings_json = findings_json(&scrub(&derived.claim, &visit, policy, reference));
     row.diagnoses = join(derived.claim.diagnoses.iter().map(|code| code.as_str()));
     row.total_charge_cents = derived.claim.total_charge.0;
     row.lines = derived
@@ -726,25 +751,6 @@ pub(crate) fn derive_claim_row(
         .collect();
     Some(row)
 }
-
-/// The charge per unit of every catalogue code. The clinic's own charge master is not on the log
-/// yet, so a line is charged at the payer's expected allowed amount, or at
-/// [`UNLISTED_CHARGE_PER_UNIT`] for a code the payer's fee schedule does not list (the scrubber then
-/// reports the code as not accepted, rather than the claim failing to derive).
-fn charge_master(policy: &PayerPolicy) -> PriceList {
-    PriceList::from_pairs(CptCode::ALL.into_iter().map(|code| {
-        (
-            code,
-            policy
-                .fee_schedule
-                .per_unit(code)
-                .unwrap_or(UNLISTED_CHARGE_PER_UNIT),
-        )
-    }))
-}
-
-/// The stand-in charge per unit for codes outside the payer's fee schedule.
-const UNLISTED_CHARGE_PER_UNIT: Cents = Cents(4500);
 
 impl ClaimRow {
     fn failed(mut self, reason: String) -> Self {

@@ -16,6 +16,7 @@ pub mod config;
 pub mod directory;
 pub mod error;
 mod fold;
+mod hashing;
 pub mod http;
 mod lifecycle;
 pub mod metrics;

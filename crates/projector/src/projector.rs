@@ -1,7 +1,7 @@
 //! The live projector: a step function that applies one batch in one transaction, and the loop that
 //! repeats it until shut down.
 
-use std::collections::{HashMap, HashSet};
+use crate::hashing::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -285,7 +285,7 @@ impl Applier {
         }
 
         let (stored, drafts) = self
-            .load_inputs(&mut transaction, &items, Carry::new())
+            .load_inputs(&mut transaction, &items, Carry::default())
             .await?;
         let loaded = Instant::now();
         phases.load = (loaded - started).as_secs_f64();
@@ -372,7 +372,7 @@ impl Applier {
         let (mut to_load, mut clinics, mut therapists) = batch_references(items);
         let drafts = rederive::load_drafts(connection, &self.target.schema, items).await?;
         rederive::add_references(&drafts, &mut to_load, &mut clinics);
-        let mut stored: HashMap<SessionKey, StoredSession> = HashMap::new();
+        let mut stored: HashMap<SessionKey, StoredSession> = HashMap::default();
         let mut from_database = Vec::with_capacity(to_load.len());
         for key in to_load {
             match carry.remove(&key) {
@@ -590,10 +590,10 @@ async fn write_folded_on(
 /// decided for a session with no events (the session domain refuses it otherwise), so it has no
 /// stored row to read.
 fn batch_references(items: &[ReplayItem]) -> (Vec<SessionKey>, HashSet<Uuid>, HashSet<Uuid>) {
-    let mut seen: HashSet<SessionKey> = HashSet::new();
+    let mut seen: HashSet<SessionKey> = HashSet::default();
     let mut to_load = Vec::new();
-    let mut clinics = HashSet::new();
-    let mut therapists = HashSet::new();
+    let mut clinics = HashSet::default();
+    let mut therapists = HashSet::default();
     for item in items {
         let ReplayItem::Commit(recorded) = item else {
             continue;
@@ -778,7 +778,7 @@ impl Projector {
             metrics: Arc::new(Metrics::default()),
             last_stream_check: None,
             in_flight: None,
-            carry: Carry::new(),
+            carry: Carry::default(),
             generation: 0,
         })
     }

@@ -15,7 +15,7 @@
 //! re-pricing) and returns the claims with the payer-rules engine's expected allowed amount per
 //! line, so a replay under proposed rules is the projector's own derivation, not a second copy.
 
-use std::collections::{HashMap, HashSet};
+use crate::hashing::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use claimledger_billing::{CptCode, Icd10Code, Modifier};
@@ -311,7 +311,7 @@ pub fn derive_claims(
             ReplayItem::Invalid { .. } => None,
         })
         .collect();
-    let changes = fold_batch(commits, HashMap::new(), rules, directory, &[])?;
+    let changes = fold_batch(commits, HashMap::default(), rules, directory, &[])?;
     let mut claims: Vec<DerivedClaim> = changes
         .claims
         .iter()

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{Days, NaiveDate};
-use claimledger_billing::{PayerPolicy, ReferenceData};
+use claimledger_billing::{Cents, CptCode, PayerPolicy, PriceList, ReferenceData};
 use claimledger_events::PayerId;
 use claimledger_events::rules::RulesChanged;
 use claimledger_payer_rules::{
@@ -88,6 +88,8 @@ pub struct InForce<'a> {
     pub content_sha256: &'a [u8; 32],
     /// The policy.
     pub policy: &'a PayerPolicy,
+    /// What the version's claims charge per unit (see [`charge_master`]).
+    pub charge_master: &'a PriceList,
 }
 
 /// Every recorded version of one payer of one chain, compiled together.
@@ -95,6 +97,9 @@ pub struct InForce<'a> {
 struct PayerBook {
     payer_key: String,
     book: RuleBook,
+    /// The charge master of each version, by version number: built once here rather than for
+    /// every claim derived.
+    charge_masters: Vec<(u32, PriceList)>,
 }
 
 /// Every rules version recorded so far, per chain and payer.
@@ -165,6 +170,10 @@ impl LogRules {
             .unwrap_or_default();
         versions.retain(|existing| existing.policy.version != prepared.rules.policy.version);
         versions.push(prepared.rules);
+        let charge_masters = versions
+            .iter()
+            .map(|version| (version.policy.version, charge_master(&version.policy)))
+            .collect();
         let payer_rules = PayerRules {
             payer: prepared.payer_key.clone(),
             name: prepared.payer_key.clone(),
@@ -176,6 +185,7 @@ impl LogRules {
             PayerBook {
                 payer_key: prepared.payer_key,
                 book,
+                charge_masters,
             },
         );
     }
@@ -204,14 +214,38 @@ impl LogRules {
             .versions
             .iter()
             .find(|version| version.policy.version == policy.version)?;
+        let (_, charge_master) = payer
+            .charge_masters
+            .iter()
+            .find(|(number, _)| *number == policy.version)?;
         Some(InForce {
             payer_key: &payer.payer_key,
             version: policy.version,
             content_sha256: &version.content_sha256,
             policy,
+            charge_master,
         })
     }
 }
+
+/// The charge per unit of every catalogue code. The clinic's own charge master is not on the log
+/// yet, so a line is charged at the payer's expected allowed amount, or at
+/// [`UNLISTED_CHARGE_PER_UNIT`] for a code the payer's fee schedule does not list (the scrubber then
+/// reports the code as not accepted, rather than the claim failing to derive).
+fn charge_master(policy: &PayerPolicy) -> PriceList {
+    PriceList::from_pairs(CptCode::ALL.into_iter().map(|code| {
+        (
+            code,
+            policy
+                .fee_schedule
+                .per_unit(code)
+                .unwrap_or(UNLISTED_CHARGE_PER_UNIT),
+        )
+    }))
+}
+
+/// The stand-in charge per unit for codes outside the payer's fee schedule.
+const UNLISTED_CHARGE_PER_UNIT: Cents = Cents(4500);
 
 /// Converts the log's day number (days since 1970-01-01) to a date.
 pub(crate) fn epoch_day_to_date(day: i32) -> Option<NaiveDate> {

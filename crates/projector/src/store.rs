@@ -10,7 +10,7 @@
 //! (`persistent(false)`), because a rebuild renames schemas under a live connection and a cached
 //! plan must never outlive the table it was planned for.
 
-use std::collections::{HashMap, HashSet};
+use crate::hashing::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use claimledger_billing::ReferenceData;
@@ -306,7 +306,7 @@ pub(crate) async fn load_sessions(
     keys: &[SessionKey],
 ) -> Result<HashMap<SessionKey, StoredSession>, ProjectorError> {
     if keys.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(HashMap::default());
     }
     let chains: Vec<Uuid> = keys.iter().map(|(chain, _)| *chain).collect();
     let sessions: Vec<Uuid> = keys.iter().map(|(_, session)| *session).collect();
