@@ -1,7 +1,6 @@
 //! The live projector: a step function that applies one batch in one transaction, and the loop that
 //! repeats it until shut down.
 
-use crate::hashing::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use crate::config::ProjectorConfig;
 use crate::directory::Directory;
 use crate::error::ProjectorError;
 use crate::fold::{SessionKey, StoredSession, fold_batch};
+use crate::hashing::{HashMap, HashSet};
 use crate::metrics::{Metrics, PhaseTimes};
 use crate::rederive;
 use claimledger_billing::ReferenceData;

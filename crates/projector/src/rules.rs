@@ -88,7 +88,8 @@ pub struct InForce<'a> {
     pub content_sha256: &'a [u8; 32],
     /// The policy.
     pub policy: &'a PayerPolicy,
-    /// What the version's claims charge per unit (see [`charge_master`]).
+    /// What the version's claims charge per unit: the payer's expected allowed amounts, built once
+    /// per recorded version.
     pub charge_master: &'a PriceList,
 }
 
