@@ -10,7 +10,6 @@
 //! or therapist registered after it (the sessions API validates against what is registered), so the
 //! result does not depend on where batches are cut.
 
-use crate::hashing::{HashMap, HashSet};
 use std::str::FromStr;
 
 use chrono_tz::Tz;
@@ -22,6 +21,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::ProjectorError;
+use crate::hashing::{HashMap, HashSet};
 
 /// What a claim needs to know about a clinic.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,8 +10,6 @@
 use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
 
-use crate::hashing::HashMap;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use claimledger_billing::{Finding, derive_claim, scrub};
 use claimledger_events::{AggregateKind, Commit, EncodeError, Event, encode};
@@ -25,6 +23,7 @@ use claimledger_sessions::visit::{VisitFacts, completed_visit};
 use uuid::Uuid;
 
 use crate::directory::Directory;
+use crate::hashing::HashMap;
 use crate::rederive::{StoredDraft, reprice};
 use crate::rules::{LogRules, PreparedVersion};
 

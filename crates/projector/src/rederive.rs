@@ -15,8 +15,6 @@
 //! re-pricing) and returns the claims with the payer-rules engine's expected allowed amount per
 //! line, so a replay under proposed rules is the projector's own derivation, not a second copy.
 
-use crate::hashing::{HashMap, HashSet};
-
 use chrono::NaiveDate;
 use claimledger_billing::{CptCode, Icd10Code, Modifier};
 use claimledger_events::{AggregateKind, EncodeError, Event, PayerId};
@@ -31,6 +29,7 @@ use crate::fold::{
     ClaimRow, RulesRow, SessionFold, SessionKey, StoredSession, derive_claim_row, fold_batch,
     start_fold,
 };
+use crate::hashing::{HashMap, HashSet};
 use crate::rules::{LogRules, epoch_day_to_date};
 
 /// A draft claim stored by an earlier batch that a rules change in this batch may re-price.

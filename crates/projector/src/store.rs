@@ -10,8 +10,6 @@
 //! (`persistent(false)`), because a rebuild renames schemas under a live connection and a cached
 //! plan must never outlive the table it was planned for.
 
-use crate::hashing::{HashMap, HashSet};
-
 use chrono::{DateTime, NaiveDate, Utc};
 use claimledger_billing::ReferenceData;
 use claimledger_events::rules::RulesChanged;
@@ -23,6 +21,7 @@ use crate::error::ProjectorError;
 use crate::fold::{
     BatchChanges, ClaimRow, Footprint, PARKED_PROJECTION, SessionKey, SessionRow, StoredSession,
 };
+use crate::hashing::{HashMap, HashSet};
 use crate::rules::LogRules;
 
 mod binary_copy;
