@@ -190,10 +190,11 @@ pub(crate) fn fold_batch(
     // Sized up front for a typical batch (a visit is about six commits): growing a map of folds
     // rehashes and moves every entry, and a fold is large.
     let sessions_hint = items.len() / 4;
-    let mut folds: HashMap<SessionKey, SessionFold> =
-        HashMap::with_capacity_and_hasher(sessions_hint, Default::default());
-    // Sessions in first-touch order, so rows are written in a stable order.
-    let mut order: Vec<SessionKey> = Vec::with_capacity(sessions_hint);
+    let mut sessions = SessionFolds {
+        by_key: HashMap::with_capacity_and_hasher(sessions_hint, Default::default()),
+        order: Vec::with_capacity(sessions_hint),
+        scratch: Vec::new(),
+    };
     for item in items {
         let mut recorded = match item {
             ReplayItem::Invalid {
@@ -222,8 +223,7 @@ pub(crate) fn fold_batch(
             AggregateKind::Session => fold_session_commit(
                 recorded.sequence,
                 &mut recorded.commit,
-                &mut folds,
-                &mut order,
+                &mut sessions,
                 &mut stored,
                 rules,
                 directory,
@@ -259,14 +259,18 @@ pub(crate) fn fold_batch(
     reprice(
         &changes.rules,
         drafts,
-        &mut folds,
-        &mut order,
+        &mut sessions.by_key,
+        &mut sessions.order,
         &mut stored,
         rules,
         directory,
     );
-    for key in order {
-        if let Some(fold) = folds.remove(&key) {
+    // One row per session folded, and at most one claim each: sized once, so that pushing the
+    // (large) rows never regrows and copies the vectors.
+    changes.sessions.reserve(sessions.order.len());
+    changes.claims.reserve(sessions.order.len());
+    for key in sessions.order {
+        if let Some(fold) = sessions.by_key.remove(&key) {
             finish_session(key, fold, directory, &mut changes)?;
         }
     }
@@ -307,29 +311,44 @@ fn fold_rules(
     Ok(())
 }
 
+/// The sessions a batch folds.
+struct SessionFolds {
+    by_key: HashMap<SessionKey, SessionFold>,
+    /// Sessions in first-touch order, so rows are written in a stable order.
+    order: Vec<SessionKey>,
+    /// A commit's events in the session domain's terms, reused from commit to commit.
+    scratch: Vec<SessionEvent>,
+}
+
 /// Applies a session commit, starting the session's fold from its stored state on first touch.
 /// On success the commit's events have moved into the session's history; on failure the commit is
 /// left whole (it is parked).
 fn fold_session_commit(
     sequence: u64,
     commit: &mut Commit,
-    folds: &mut HashMap<SessionKey, SessionFold>,
-    order: &mut Vec<SessionKey>,
+    sessions: &mut SessionFolds,
     stored: &mut HashMap<SessionKey, StoredSession>,
     rules: &LogRules,
     directory: &Directory,
 ) -> Result<(), String> {
     let key = (commit.chain.as_uuid(), commit.aggregate_id.as_uuid());
-    let fold = match folds.entry(key) {
+    let fold = match sessions.by_key.entry(key) {
         Entry::Occupied(entry) => entry.into_mut(),
         Entry::Vacant(entry) => {
             let fold = start_fold(commit, stored.get(&key))?;
             stored.remove(&key);
-            order.push(key);
+            sessions.order.push(key);
             entry.insert(fold)
         }
     };
-    fold_session(sequence, commit, fold, rules, directory)
+    fold_session(
+        sequence,
+        commit,
+        fold,
+        rules,
+        directory,
+        &mut sessions.scratch,
+    )
 }
 
 /// The fold of a session the batch has not seen yet: from its stored state, or empty. A stored
@@ -377,6 +396,10 @@ pub(crate) fn start_fold(
     })
 }
 
+/// Room for a whole visit's events in a new session's history (scheduled, checked in, a few
+/// services and modalities, completed): appending a commit's events then seldom regrows it.
+const NEW_HISTORY_CAPACITY: usize = 8;
+
 /// A session history's envelope: the first commit's header, with no events yet (they are added
 /// as the fold applies them; cloning the commit whole would copy its events only to drop them).
 fn history_header(commit: &Commit) -> Commit {
@@ -390,26 +413,28 @@ fn history_header(commit: &Commit) -> Commit {
         actor: commit.actor.clone(),
         correlation_id: commit.correlation_id,
         causation_id: commit.causation_id,
-        events: Vec::new(),
+        events: Vec::with_capacity(NEW_HISTORY_CAPACITY),
     }
 }
 
-/// Applies one session commit: converts every event first, so a commit is applied whole or parked.
-/// Once applied, its events move to the end of the session's history.
+/// Applies one session commit: converts every event first (into `domain`, a scratch buffer), so a
+/// commit is applied whole or parked. Once applied, its events move to the end of the session's
+/// history.
 fn fold_session(
     sequence: u64,
     commit: &mut Commit,
     fold: &mut SessionFold,
     rules: &LogRules,
     directory: &Directory,
+    domain: &mut Vec<SessionEvent>,
 ) -> Result<(), String> {
-    let mut domain = Vec::with_capacity(commit.events.len());
+    domain.clear();
     for record in &commit.events {
         if let Some(event) = to_domain(fold.clinic, record)? {
             domain.push(event);
         }
     }
-    for event in &domain {
+    for event in domain.iter() {
         fold.state.apply(event);
         if matches!(event, SessionEvent::Completed { .. }) {
             fold.claim = derive_claim_row(

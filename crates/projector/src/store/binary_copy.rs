@@ -27,9 +27,10 @@ pub(crate) struct BinaryCopy {
 }
 
 impl BinaryCopy {
-    /// A stream of rows of `columns` fields each.
-    pub(crate) fn new(columns: i16) -> Self {
-        let mut buffer = Vec::with_capacity(64 * 1024);
+    /// A stream of rows of `columns` fields each, with room for about `bytes` of rows: sized from
+    /// the rows up front, the buffer is not regrown (and copied) as it fills.
+    pub(crate) fn with_capacity(columns: i16, bytes: usize) -> Self {
+        let mut buffer = Vec::with_capacity(SIGNATURE.len() + bytes + 2);
         buffer.extend_from_slice(SIGNATURE);
         Self {
             buffer,
