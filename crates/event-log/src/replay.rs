@@ -64,21 +64,34 @@ impl std::fmt::Debug for Replay {
 
 impl Replay {
     pub(crate) fn new(cursor: Cursor, parker: Parker, config: LogConfig) -> Self {
-        let state = Some((cursor, parker, config));
+        // `unfold` moves its state into each item's future and back out: boxed, that is a pointer
+        // per item rather than the reader, its buffers' handles and the configuration.
+        let state = Some(Box::new(ReplayState {
+            cursor,
+            parker,
+            config,
+        }));
         let items = futures::stream::unfold(state, |state| async move {
-            let (mut cursor, parker, config) = state?;
-            let item = match cursor.next().await? {
-                Ok(message) => classify(message, &parker, &config).await,
+            let mut state = state?;
+            let item = match state.cursor.next().await? {
+                Ok(message) => classify(message, &state.parker, &state.config).await,
                 Err(error) => Err(error),
             };
             // An error ends the replay: the caller resumes from its last good position.
-            let next_state = item.is_ok().then_some((cursor, parker, config));
+            let next_state = item.is_ok().then_some(state);
             Some((item, next_state))
         });
         Self {
             items: items.boxed(),
         }
     }
+}
+
+/// What a replay reads with.
+struct ReplayState {
+    cursor: Cursor,
+    parker: Parker,
+    config: LogConfig,
 }
 
 impl Stream for Replay {
