@@ -311,10 +311,24 @@ impl Round {
     }
 }
 
-/// The median of `values` (the lower middle one for an even count); `values` must not be empty.
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[(values.len() - 1) / 2]
+/// The lowest, median (the lower middle one for an even count) and highest of some figures.
+struct Spread {
+    low: f64,
+    median: f64,
+    high: f64,
+}
+
+impl Spread {
+    /// The spread of `values`, which must not be empty (the bench runs at least one round).
+    fn of(values: impl Iterator<Item = f64>) -> Self {
+        let mut sorted: Vec<f64> = values.collect();
+        sorted.sort_by(f64::total_cmp);
+        Self {
+            low: sorted[0],
+            median: sorted[(sorted.len() - 1) / 2],
+            high: sorted[sorted.len() - 1],
+        }
+    }
 }
 
 /// Flushes the machine's dirty pages before a round, so that writeback left by whatever ran
@@ -324,7 +338,7 @@ fn settle() {
     let _ = std::process::Command::new("sync").status();
 }
 
-/// Reads and decodes the whole log through the direct connection: events, seconds and CPU.
+/// Reads and decodes the whole log (as [`read_baseline`]): events, seconds and CPU.
 async fn measured_read(log: &EventLog) -> anyhow::Result<(u64, f64, CpuSeconds)> {
     let cpu_before = CpuSeconds::read()?;
     let (events, seconds) = read_baseline(log).await?;
@@ -453,10 +467,8 @@ async fn run() -> anyhow::Result<()> {
             events = read_events;
             // Once, for comparison: the same read through async-nats, the fallback path (an
             // ordered push consumer).
-            let fallback_cpu_before = CpuSeconds::read()?;
-            let (fallback_events, fallback_seconds) =
-                read_baseline(&log.without_direct_reads()).await?;
-            let fallback_cpu = CpuSeconds::read()?.since(fallback_cpu_before);
+            let (fallback_events, fallback_seconds, fallback_cpu) =
+                measured_read(&log.without_direct_reads()).await?;
             anyhow::ensure!(
                 fallback_events == events,
                 "the two readers saw {events} and {fallback_events} events"
@@ -498,26 +510,22 @@ async fn run() -> anyhow::Result<()> {
         measured.push(measured_round);
     }
 
-    let mut rates: Vec<f64> = measured
-        .iter()
-        .map(|round| events as f64 / round.projector.seconds)
-        .collect();
-    let mut ratios: Vec<f64> = measured.iter().map(Round::ratio).collect();
-    let peak_mib = measured
-        .iter()
-        .map(|round| round.projector.peak_mib)
-        .fold(0.0, f64::max);
-    let (rate_low, rate_high) = (min(&rates), max(&rates));
-    let (ratio_low, ratio_high) = (min(&ratios), max(&ratios));
+    let rates = Spread::of(
+        measured
+            .iter()
+            .map(|round| events as f64 / round.projector.seconds),
+    );
+    let ratios = Spread::of(measured.iter().map(Round::ratio));
+    let peak_mib = Spread::of(measured.iter().map(|round| round.projector.peak_mib)).high;
     writeln!(
         out,
-        "projector, median of {rounds} round(s): {:.0} events/s (target >= 100000; rounds {rate_low:.0}-{rate_high:.0})",
-        median(&mut rates)
+        "projector, median of {rounds} round(s): {:.0} events/s (target >= 100000; rounds {:.0}-{:.0})",
+        rates.median, rates.low, rates.high
     )?;
     writeln!(
         out,
-        "projector against the slower baseline of its round, median: {:.2}x (target >= 0.5; rounds {ratio_low:.2}-{ratio_high:.2})",
-        median(&mut ratios)
+        "projector against the slower baseline of its round, median: {:.2}x (target >= 0.5; rounds {:.2}-{:.2})",
+        ratios.median, ratios.low, ratios.high
     )?;
     writeln!(
         out,
@@ -527,14 +535,6 @@ async fn run() -> anyhow::Result<()> {
         delete_log(&nats, log.config()).await;
     }
     Ok(())
-}
-
-fn min(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-fn max(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
 
 /// Prints one round's figures.
