@@ -417,36 +417,38 @@ pub(crate) fn decode_for_subject(
 }
 
 /// Whether `subject` is exactly the subject [`AggregateAddress::subject`] gives `commit` under
-/// `prefix` (UUIDs in lower-case hyphenated form), compared without allocating.
+/// `prefix` (UUIDs in lower-case hyphenated form), compared without allocating: each expected part
+/// is stripped from the front in turn (no part the subject can match contains a `.`, so this is a
+/// token-by-token comparison without searching for the separators).
 fn subject_is_commits_own(subject: &str, prefix: &str, commit: &Commit) -> bool {
-    fn is_uuid(token: &str, uuid: uuid::Uuid) -> bool {
-        let mut buffer = [0_u8; uuid::fmt::Hyphenated::LENGTH];
-        token.as_bytes() == uuid.hyphenated().encode_lower(&mut buffer).as_bytes()
+    fn strip(rest: &mut &[u8], expected: &[u8]) -> bool {
+        match rest.strip_prefix(expected) {
+            Some(after) => {
+                *rest = after;
+                true
+            }
+            None => false,
+        }
     }
-    let Some(rest) = subject
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix('.'))
-    else {
-        return false;
+    fn strip_uuid(rest: &mut &[u8], uuid: uuid::Uuid) -> bool {
+        let mut buffer = [0_u8; uuid::fmt::Hyphenated::LENGTH];
+        strip(rest, uuid.hyphenated().encode_lower(&mut buffer).as_bytes())
+    }
+    let mut rest = subject.as_bytes();
+    let clinic_matches = |rest: &mut &[u8]| match commit.clinic {
+        Some(clinic) => strip_uuid(rest, clinic.as_uuid()),
+        None => strip(rest, crate::subject::CHAIN_WIDE_CLINIC_TOKEN.as_bytes()),
     };
-    let mut tokens = rest.split('.');
-    let (Some(chain), Some(clinic), Some(kind), Some(id), None) = (
-        tokens.next(),
-        tokens.next(),
-        tokens.next(),
-        tokens.next(),
-        tokens.next(),
-    ) else {
-        return false;
-    };
-    let clinic_matches = match commit.clinic {
-        Some(expected) => is_uuid(clinic, expected.as_uuid()),
-        None => clinic == crate::subject::CHAIN_WIDE_CLINIC_TOKEN,
-    };
-    clinic_matches
-        && kind == commit.aggregate_kind.subject_token()
-        && is_uuid(chain, commit.chain.as_uuid())
-        && is_uuid(id, commit.aggregate_id.as_uuid())
+    strip(&mut rest, prefix.as_bytes())
+        && strip(&mut rest, b".")
+        && strip_uuid(&mut rest, commit.chain.as_uuid())
+        && strip(&mut rest, b".")
+        && clinic_matches(&mut rest)
+        && strip(&mut rest, b".")
+        && strip(&mut rest, commit.aggregate_kind.subject_token().as_bytes())
+        && strip(&mut rest, b".")
+        && strip_uuid(&mut rest, commit.aggregate_id.as_uuid())
+        && rest.is_empty()
 }
 
 /// Reads N from the server's "wrong last sequence: N" description (error 10071), where N is the
@@ -613,7 +615,9 @@ mod tests {
             let upper = own.to_uppercase().replace("EV.X", "ev.x");
             let others = [
                 own.replacen("ev.x", "ev.y", 1),
+                own.replacen("ev.x", "ev.xy", 1),
                 format!("{own}.extra"),
+                format!("{own}x"),
                 own.rsplit_once('.')
                     .map(|(head, _)| head.to_owned())
                     .unwrap_or_default(),
