@@ -7,7 +7,8 @@
 //! Also the projector's peak memory (VmHWM, reset just before the projection starts), where its
 //! time went (waiting for the log, loading stored state, folding, writing, committing), and the CPU
 //! seconds the projector process, NATS and PostgreSQL each used meanwhile (the machine's cores are
-//! shared by all three, so the projector's own CPU time is the figure its code changes move).
+//! shared by all three, so the projector's own CPU time is the figure its code changes move), and
+//! PostgreSQL's CPU during the COPY baseline.
 //!
 //! The measurement runs in rounds (`BENCH_ROUNDS`, default 3): each round reads the log, projects
 //! it into a fresh database and COPYs the result, back to back, so that its ratio compares runs made
@@ -301,8 +302,8 @@ struct Round {
     projector: ProjectorRun,
     copy_seconds: f64,
     copied_rows: u64,
-    /// PostgreSQL's CPU during the COPY baseline, against its CPU during the projector run: the
-    /// part of the projector's writing that the final rows alone do not explain.
+    /// CPU during the COPY baseline (PostgreSQL copying the projected tables out and into fresh
+    /// ones), to set beside PostgreSQL's CPU during the projector run.
     copy_cpu: CpuSeconds,
 }
 
