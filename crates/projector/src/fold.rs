@@ -271,7 +271,7 @@ pub(crate) fn fold_batch(
     changes.claims.reserve(sessions.order.len());
     for key in sessions.order {
         if let Some(fold) = sessions.by_key.remove(&key) {
-            finish_session(key, fold, directory, &mut changes)?;
+            finish_session(key, *fold, directory, &mut changes)?;
         }
     }
     Ok(changes)
@@ -313,7 +313,10 @@ fn fold_rules(
 
 /// The sessions a batch folds.
 struct SessionFolds {
-    by_key: HashMap<SessionKey, SessionFold>,
+    /// Boxed: a fold is almost a kilobyte, and the map's probing touches every bucket it passes,
+    /// so buckets holding the folds themselves spread a batch's thousands of lookups over
+    /// megabytes and moved each fold in and out of the table.
+    by_key: HashMap<SessionKey, Box<SessionFold>>,
     /// Sessions in first-touch order, so rows are written in a stable order.
     order: Vec<SessionKey>,
     /// A commit's events in the session domain's terms, reused from commit to commit.
@@ -357,13 +360,13 @@ fn fold_session_commit(
 pub(crate) fn start_fold(
     commit: &Commit,
     stored: Option<&StoredSession>,
-) -> Result<SessionFold, String> {
+) -> Result<Box<SessionFold>, String> {
     let clinic = commit
         .clinic
         .ok_or("a session commit must name its clinic")?
         .as_uuid();
     let Some(stored) = stored else {
-        return Ok(SessionFold {
+        return Ok(Box::new(SessionFold {
             clinic,
             state: Session::default(),
             events: history_header(commit),
@@ -371,7 +374,7 @@ pub(crate) fn start_fold(
             previous: None,
             completed_before: false,
             claim: None,
-        });
+        }));
     };
     let events = stored
         .events
@@ -385,7 +388,7 @@ pub(crate) fn start_fold(
             state.apply(&event);
         }
     }
-    Ok(SessionFold {
+    Ok(Box::new(SessionFold {
         clinic,
         state,
         events: events.clone(),
@@ -393,7 +396,7 @@ pub(crate) fn start_fold(
         previous: Some(stored.footprint.clone()),
         completed_before,
         claim: None,
-    })
+    }))
 }
 
 /// Room for a whole visit's events in a new session's history (scheduled, checked in, a few

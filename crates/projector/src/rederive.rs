@@ -151,7 +151,7 @@ pub(crate) fn add_references(
 pub(crate) fn reprice(
     recorded: &[RulesRow],
     drafts: &[StoredDraft],
-    folds: &mut HashMap<SessionKey, SessionFold>,
+    folds: &mut HashMap<SessionKey, Box<SessionFold>>,
     order: &mut Vec<SessionKey>,
     stored: &mut HashMap<SessionKey, StoredSession>,
     rules: &LogRules,
