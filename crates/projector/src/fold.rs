@@ -313,9 +313,9 @@ fn fold_rules(
 
 /// The sessions a batch folds.
 struct SessionFolds {
-    /// Boxed: a fold is almost a kilobyte, and the map's probing touches every bucket it passes,
-    /// so buckets holding the folds themselves spread a batch's thousands of lookups over
-    /// megabytes and moved each fold in and out of the table.
+    /// Boxed: a fold is almost a kilobyte. Held in the buckets themselves, a batch's folds made
+    /// the table megabytes large (each lookup's key comparison on a cache line of its own), and
+    /// every fold was moved into the table and out of it again.
     by_key: HashMap<SessionKey, Box<SessionFold>>,
     /// Sessions in first-touch order, so rows are written in a stable order.
     order: Vec<SessionKey>,
