@@ -393,12 +393,14 @@ async fn project(
 }
 
 /// Baseline 2: COPYs the projected rows into fresh tables of the same shape, streamed from the
-/// projected tables (binary COPY out, straight into binary COPY in). Rows copied and seconds taken.
-async fn copy_baseline(env: &TestEnv) -> anyhow::Result<(u64, f64)> {
+/// projected tables (binary COPY out, straight into binary COPY in). Rows copied, seconds taken and
+/// CPU used (as [`measured_read`] gives for the read baseline).
+async fn copy_baseline(env: &TestEnv) -> anyhow::Result<(u64, f64, CpuSeconds)> {
     sqlx::query("SELECT claimledger_create_read_models('bench_copy')")
         .execute(&env.db)
         .await?;
     let mut rows: u64 = 0;
+    let cpu_before = CpuSeconds::read()?;
     let started = Instant::now();
     for (table, _) in READ_MODEL_TABLES {
         let mut source = env
@@ -418,7 +420,8 @@ async fn copy_baseline(env: &TestEnv) -> anyhow::Result<(u64, f64)> {
         }
         rows += sink.finish().await?;
     }
-    Ok((rows, started.elapsed().as_secs_f64()))
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((rows, seconds, CpuSeconds::read()?.since(cpu_before)))
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -500,9 +503,7 @@ async fn run() -> anyhow::Result<()> {
             }
         };
         let projector = project(&round_env, &log, batch, commits).await?;
-        let copy_cpu_before = CpuSeconds::read()?;
-        let (copied_rows, copy_seconds) = copy_baseline(&round_env).await?;
-        let copy_cpu = CpuSeconds::read()?.since(copy_cpu_before);
+        let (copied_rows, copy_seconds, copy_cpu) = copy_baseline(&round_env).await?;
         round_env.cleanup().await?;
         let measured_round = Round {
             read_seconds,
