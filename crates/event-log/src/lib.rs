@@ -19,7 +19,8 @@ pub mod subject;
 pub use config::{DEFAULT_DUPLICATE_WINDOW, LogConfig, LogStorage};
 pub use error::{InvalidMessage, LogError};
 pub use log::{
-    AggregateHistory, Appended, EVENT_TYPES_HEADER, EventLog, RecordedCommit, SCHEMA_VERSION_HEADER,
+    AggregateHistory, Appended, DEFAULT_APPEND_RETRY, EVENT_TYPES_HEADER, EventLog, RecordedCommit,
+    SCHEMA_VERSION_HEADER,
 };
 pub use replay::{
     PARKED_ERROR_HEADER, PARKED_SEQUENCE_HEADER, PARKED_SUBJECT_HEADER, Replay, ReplayItem,

@@ -2,6 +2,7 @@
 
 use std::error::Error as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
@@ -10,7 +11,7 @@ use async_nats::jetstream::stream::{
     Config as StreamConfig, DiscardPolicy, LastRawMessageErrorKind, RetentionPolicy, StorageType,
     Stream as JetStream,
 };
-use async_nats::jetstream::{self, Context};
+use async_nats::jetstream::{self, Context, ErrorCode};
 use claimledger_events::{CURRENT_SCHEMA_VERSION, CommandId, Commit, decode, encode};
 use tracing::{Span, field};
 
@@ -25,6 +26,14 @@ use crate::subject::{AggregateAddress, ReplayFilter};
 pub const SCHEMA_VERSION_HEADER: &str = "ClaimLedger-Schema-Version";
 /// Header carrying the commit's event type names, comma-separated, in order.
 pub const EVENT_TYPES_HEADER: &str = "ClaimLedger-Event-Types";
+
+/// How long [`EventLog::append`] retries a transient failure before giving up: about the time a
+/// JetStream cluster takes to elect a new stream leader, so that an election is invisible to writers.
+pub const DEFAULT_APPEND_RETRY: Duration = Duration::from_secs(10);
+/// The first pause between two attempts of an append; it doubles up to [`MAX_APPEND_BACKOFF`].
+const FIRST_APPEND_BACKOFF: Duration = Duration::from_millis(50);
+/// The longest pause between two attempts of an append.
+const MAX_APPEND_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The outcome of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +82,8 @@ struct Shared {
     parker: Parker,
     /// Where replays read directly (see [`crate::direct`]); `None` reads through async-nats.
     direct: Option<DirectTarget>,
+    /// How long an append retries transient failures (see [`DEFAULT_APPEND_RETRY`]).
+    append_retry: Duration,
 }
 
 impl EventLog {
@@ -90,6 +101,7 @@ impl EventLog {
                 stream,
                 parker,
                 direct,
+                append_retry: DEFAULT_APPEND_RETRY,
             }),
         })
     }
@@ -105,6 +117,23 @@ impl EventLog {
                 stream: shared.stream.clone(),
                 parker: shared.parker.clone(),
                 direct: None,
+                append_retry: shared.append_retry,
+            }),
+        }
+    }
+
+    /// This log with appends retrying transient failures for `budget` instead of
+    /// [`DEFAULT_APPEND_RETRY`]; zero tries once.
+    pub fn with_append_retry(&self, budget: Duration) -> Self {
+        let shared = &self.shared;
+        Self {
+            shared: Arc::new(Shared {
+                context: shared.context.clone(),
+                config: shared.config.clone(),
+                stream: shared.stream.clone(),
+                parker: shared.parker.clone(),
+                direct: shared.direct.clone(),
+                append_retry: budget,
             }),
         }
     }
@@ -139,7 +168,16 @@ impl EventLog {
     /// inside the duplicate window the server answers with the original sequence; after it, the
     /// server reports a conflict and the aggregate's commits since `expected_version` are searched for
     /// the command id. Either way the answer is `Appended { duplicate: true, .. }` with the original
-    /// sequence. A real conflict is [`LogError::Conflict`] with the aggregate's actual version.
+    /// sequence. A real conflict is [`LogError::Conflict`] with the aggregate's actual version, whichever
+    /// way the server words it (error 10071 names the version; 10164, a clustered server's answer
+    /// while another append to the subject is in flight, does not, so the version is read back).
+    ///
+    /// A transient failure (no responders while a stream leader is elected, a timed-out request, a
+    /// lost connection, JetStream errors 10158 "duplicate message id is in process" and 10008
+    /// "JetStream cluster not available") is retried with the same message id, with short back-off,
+    /// for up to [`DEFAULT_APPEND_RETRY`] (see [`EventLog::with_append_retry`]): the duplicate window
+    /// makes a retry of a publish that did land answer `duplicate: true` instead of storing it twice.
+    /// When the log stays unavailable the answer is [`LogError::Nats`].
     #[tracing::instrument(
         name = "log.append",
         skip_all,
@@ -175,76 +213,119 @@ impl EventLog {
             .expected_last_subject_sequence(expected_version)
             .header(SCHEMA_VERSION_HEADER, CURRENT_SCHEMA_VERSION.to_string())
             .header(EVENT_TYPES_HEADER, event_types);
-        let ack = self
-            .shared
-            .context
-            .send_publish(subject.clone(), message)
-            .await
-            .map_err(LogError::nats("publishing a commit"))?
-            .await;
-        match ack {
-            Ok(ack) => {
-                Span::current().record("seq", ack.sequence);
-                if ack.duplicate {
-                    tracing::info!(
-                        "command already appended inside the duplicate window; nothing stored"
-                    );
+        let deadline = tokio::time::Instant::now() + self.shared.append_retry;
+        let mut backoff = FIRST_APPEND_BACKOFF;
+        let mut attempt = 1_u32;
+        loop {
+            let error = match self.publish_once(&subject, message.clone()).await {
+                Ok(ack) => {
+                    Span::current().record("seq", ack.sequence);
+                    if ack.duplicate {
+                        tracing::info!(
+                            attempt,
+                            "command already appended inside the duplicate window; nothing stored"
+                        );
+                    }
+                    return Ok(Appended {
+                        sequence: ack.sequence,
+                        duplicate: ack.duplicate,
+                    });
                 }
-                Ok(Appended {
-                    sequence: ack.sequence,
-                    duplicate: ack.duplicate,
-                })
+                Err(error) => error,
+            };
+            match classify_publish_error(&error) {
+                PublishFailure::WrongLastSequence { actual_version } => {
+                    let resolved = self
+                        .resolve_wrong_last_sequence(
+                            aggregate,
+                            &subject,
+                            expected_version,
+                            commit.command_id,
+                            actual_version,
+                        )
+                        .await?;
+                    if let Some(outcome) = resolved {
+                        return outcome;
+                    }
+                    // The append that beat this one is still in flight, or failed: the aggregate is
+                    // still at the expected version, so this append may yet win.
+                }
+                PublishFailure::Transient => {}
+                PublishFailure::Permanent => {
+                    return Err(LogError::nats("publishing a commit")(error));
+                }
             }
-            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
-                self.resolve_wrong_last_sequence(
-                    aggregate,
-                    subject,
-                    expected_version,
-                    commit.command_id,
-                    &error,
-                )
-                .await
+            if tokio::time::Instant::now() + backoff > deadline {
+                tracing::warn!(
+                    attempt,
+                    error.message = %error,
+                    "the log stayed unavailable; giving up on the append"
+                );
+                return Err(LogError::nats(
+                    "publishing a commit, retried until the append's retry budget ran out",
+                )(error));
             }
-            Err(error) => Err(LogError::nats("awaiting the publish acknowledgement")(
-                error,
-            )),
+            tracing::warn!(
+                attempt,
+                error.message = %error,
+                backoff_ms = backoff.as_millis() as u64,
+                "transient failure while appending; retrying with the same message id"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_APPEND_BACKOFF);
+            attempt += 1;
         }
     }
 
+    /// Publishes once and awaits the acknowledgement.
+    async fn publish_once(
+        &self,
+        subject: &str,
+        message: PublishMessage,
+    ) -> Result<jetstream::publish::PublishAck, PublishError> {
+        self.shared
+            .context
+            .send_publish(subject.to_owned(), message)
+            .await?
+            .await
+    }
+
     /// Tells a retried command (already stored after `expected_version`) from a real conflict.
+    /// `None` when the aggregate is still at `expected_version` (a clustered server refuses an append
+    /// while another one to the subject is in flight, and that one may yet fail): the caller retries.
     async fn resolve_wrong_last_sequence(
         &self,
         aggregate: &AggregateAddress,
-        subject: String,
+        subject: &str,
         expected_version: u64,
         command_id: CommandId,
-        error: &PublishError,
-    ) -> Result<Appended, LogError> {
+        actual_version: Option<u64>,
+    ) -> Result<Option<Result<Appended, LogError>>, LogError> {
         if let Some(sequence) = self
-            .find_command_after(&subject, expected_version, command_id)
+            .find_command_after(subject, expected_version, command_id)
             .await?
         {
             Span::current().record("seq", sequence);
             tracing::info!(
                 "command already appended before the duplicate window closed; nothing stored"
             );
-            return Ok(Appended {
+            return Ok(Some(Ok(Appended {
                 sequence,
                 duplicate: true,
-            });
+            })));
         }
-        let actual_version = match error
-            .source()
-            .and_then(|source| actual_sequence_from_description(&source.to_string()))
-        {
+        let actual_version = match actual_version {
             Some(actual) => actual,
             None => self.version(aggregate).await?,
         };
-        Err(LogError::Conflict {
-            subject,
+        if actual_version == expected_version {
+            return Ok(None);
+        }
+        Ok(Some(Err(LogError::Conflict {
+            subject: subject.to_owned(),
             expected_version,
             actual_version,
-        })
+        })))
     }
 
     /// The sequence of the commit carrying `command_id` on `subject` after `after_sequence`, if any.
@@ -451,6 +532,48 @@ fn subject_is_commits_own(subject: &str, prefix: &str, commit: &Commit) -> bool 
         && rest.is_empty()
 }
 
+/// What a failed publish means for the append.
+#[derive(Debug, PartialEq, Eq)]
+enum PublishFailure {
+    /// The aggregate is not at the expected version (or another append to it is in flight), with the
+    /// actual version when the server named it.
+    WrongLastSequence { actual_version: Option<u64> },
+    /// The log may answer if asked again: retried with the same message id.
+    Transient,
+    /// Asking again cannot help.
+    Permanent,
+}
+
+fn classify_publish_error(error: &PublishError) -> PublishFailure {
+    let server_error = error
+        .source()
+        .and_then(|source| source.downcast_ref::<jetstream::Error>());
+    match error.kind() {
+        PublishErrorKind::WrongLastSequence => PublishFailure::WrongLastSequence {
+            actual_version: server_error
+                .and_then(|error| actual_sequence_from_description(&error.to_string())),
+        },
+        // async-nats reports a "no responders" answer as `StreamNotFound`: nothing listens on the
+        // subject, which is what a stream without a leader looks like. The log's streams exist (the
+        // log was opened on them), so this is an election or a restart in progress.
+        PublishErrorKind::StreamNotFound
+        | PublishErrorKind::TimedOut
+        | PublishErrorKind::BrokenPipe => PublishFailure::Transient,
+        PublishErrorKind::Other => match server_error.map(jetstream::Error::error_code) {
+            Some(ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT) => {
+                PublishFailure::WrongLastSequence {
+                    actual_version: None,
+                }
+            }
+            Some(
+                ErrorCode::STREAM_DUPLICATE_MESSAGE_CONFLICT | ErrorCode::CLUSTER_NOT_AVAILABLE,
+            ) => PublishFailure::Transient,
+            _ => PublishFailure::Permanent,
+        },
+        _ => PublishFailure::Permanent,
+    }
+}
+
 /// Reads N from the server's "wrong last sequence: N" description (error 10071), where N is the
 /// subject's actual last sequence.
 fn actual_sequence_from_description(description: &str) -> Option<u64> {
@@ -472,7 +595,7 @@ fn stream_config(name: String, subjects: Vec<String>, config: &LogConfig) -> Str
         num_replicas: config.replicas,
         duplicate_window: config.duplicate_window,
         // No age, size or count limit: the log is the system of record and is never trimmed.
-        max_age: std::time::Duration::ZERO,
+        max_age: Duration::ZERO,
         max_bytes: -1,
         max_messages: -1,
         max_messages_per_subject: -1,
@@ -633,6 +756,79 @@ mod tests {
             .subject("ev.x")
             .expect("a valid subject");
         assert!(!subject_is_commits_own(&chain_wide, "ev.x", &session));
+    }
+
+    fn server_error(code: u64, description: &str) -> jetstream::Error {
+        serde_json::from_value(serde_json::json!({
+            "code": 400,
+            "err_code": code,
+            "description": description,
+        }))
+        .expect("a JetStream API error")
+    }
+
+    #[test]
+    fn classifies_each_publish_failure_by_what_retrying_can_do() {
+        let cases = [
+            (
+                PublishError::with_source(
+                    PublishErrorKind::WrongLastSequence,
+                    server_error(10071, "wrong last sequence: 42"),
+                ),
+                PublishFailure::WrongLastSequence {
+                    actual_version: Some(42),
+                },
+            ),
+            (
+                PublishError::with_source(
+                    PublishErrorKind::Other,
+                    server_error(10164, "wrong last sequence"),
+                ),
+                PublishFailure::WrongLastSequence {
+                    actual_version: None,
+                },
+            ),
+            (
+                PublishError::with_source(
+                    PublishErrorKind::Other,
+                    server_error(10158, "duplicate message id is in process"),
+                ),
+                PublishFailure::Transient,
+            ),
+            (
+                PublishError::with_source(
+                    PublishErrorKind::Other,
+                    server_error(10008, "JetStream system temporarily unavailable"),
+                ),
+                PublishFailure::Transient,
+            ),
+            (
+                PublishError::new(PublishErrorKind::StreamNotFound),
+                PublishFailure::Transient,
+            ),
+            (
+                PublishError::new(PublishErrorKind::TimedOut),
+                PublishFailure::Transient,
+            ),
+            (
+                PublishError::new(PublishErrorKind::BrokenPipe),
+                PublishFailure::Transient,
+            ),
+            (
+                PublishError::with_source(
+                    PublishErrorKind::Other,
+                    server_error(10054, "maximum messages exceeded"),
+                ),
+                PublishFailure::Permanent,
+            ),
+            (
+                PublishError::new(PublishErrorKind::MaxPayloadExceeded),
+                PublishFailure::Permanent,
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(classify_publish_error(&error), expected, "{error:?}");
+        }
     }
 
     #[test]

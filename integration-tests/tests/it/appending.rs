@@ -1,6 +1,7 @@
-//! Appending: optimistic concurrency under contention, and idempotent retries inside and outside the
-//! server's duplicate window.
+//! Appending: optimistic concurrency under contention, idempotent retries inside and outside the
+//! server's duplicate window, and retries while the log does not answer.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -61,6 +62,123 @@ async fn concurrent_appends_with_the_same_expected_version_have_exactly_one_winn
         "one commit per round, none lost or doubled"
     );
     assert_eq!(history.version, version);
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_appends_at_the_same_version_give_one_success_and_one_conflict()
+-> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let log = env.event_log().await?;
+    let chain = new_chain();
+    let clinic = new_clinic();
+
+    // Many pairs, so that both the server's check of a stored version and its check of an append
+    // still in flight (a clustered server's error 10164) get their chance to answer.
+    for round in 0..20 {
+        let session = new_session(chain, clinic);
+        let first = log
+            .append(&session, 0, &commit_for(&session, vec![scheduled()]))
+            .await?;
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let pair: Vec<_> = (0..2)
+            .map(|_| {
+                let log = log.clone();
+                let start = Arc::clone(&start);
+                let commit = commit_for(&session, vec![service(15)]);
+                tokio::spawn(async move {
+                    start.wait().await;
+                    log.append(&session, first.sequence, &commit).await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for contender in pair {
+            outcomes.push(contender.await?);
+        }
+        let winner = match outcomes.iter().find_map(|outcome| outcome.as_ref().ok()) {
+            Some(winner) => *winner,
+            None => panic!("round {round}: one append wins, got {outcomes:?}"),
+        };
+        assert!(!winner.duplicate, "round {round}");
+        let conflicts: Vec<_> = outcomes
+            .iter()
+            .filter_map(|outcome| match outcome {
+                Err(LogError::Conflict {
+                    expected_version,
+                    actual_version,
+                    ..
+                }) => Some((*expected_version, *actual_version)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            conflicts,
+            vec![(first.sequence, winner.sequence)],
+            "round {round}: the other append conflicts, naming the winner's version; got {outcomes:?}"
+        );
+        assert_eq!(log.version(&session).await?, winner.sequence);
+    }
+    env.cleanup().await
+}
+
+#[tokio::test]
+async fn an_append_retries_while_no_stream_answers_and_lands_once_one_does() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let log = env.event_log().await?;
+    let session = new_session(new_chain(), new_clinic());
+    let commit = commit_for(&session, vec![scheduled()]);
+
+    // No stream listening on the subject is what a stream without a leader looks like to a writer
+    // (a "no responders" answer). The stream comes back while the append is retrying.
+    let jetstream = jetstream::new(env.nats.clone());
+    jetstream
+        .delete_stream(&env.log_config().stream_name)
+        .await?;
+    let restore = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            // The outage has to last on the server's side for the append to meet it; there is no
+            // step to drive.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            log.ensure_stream().await
+        })
+    };
+    let appended = log.append(&session, 0, &commit).await?;
+    restore.await??;
+
+    assert!(!appended.duplicate);
+    assert_eq!(log.read(&session).await?.commits.len(), 1, "stored once");
+    assert_eq!(log.version(&session).await?, appended.sequence);
+    env.cleanup().await
+}
+
+#[tokio::test]
+async fn an_append_gives_up_with_a_nats_error_when_the_log_stays_unavailable() -> anyhow::Result<()>
+{
+    let env = TestEnv::start().await?;
+    let budget = Duration::from_millis(300);
+    let log = env.event_log().await?.with_append_retry(budget);
+    let session = new_session(new_chain(), new_clinic());
+    let jetstream = jetstream::new(env.nats.clone());
+    jetstream
+        .delete_stream(&env.log_config().stream_name)
+        .await?;
+
+    let started = Instant::now();
+    let outcome = log
+        .append(&session, 0, &commit_for(&session, vec![scheduled()]))
+        .await;
+    let elapsed = started.elapsed();
+
+    assert!(
+        matches!(outcome, Err(LogError::Nats { .. })),
+        "an unavailable log is a NATS error, got {outcome:?}"
+    );
+    assert!(
+        elapsed >= budget / 2 && elapsed < Duration::from_secs(5),
+        "retried for about the budget, took {elapsed:?}"
+    );
     env.cleanup().await
 }
 
