@@ -8,6 +8,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 pub use claimledger_sessions_api::error::{PROBLEM_JSON, Problem};
+use claimledger_sessions_api::error::{RETRY_AFTER_SECONDS, is_outage};
 
 use crate::error::ReportError;
 
@@ -42,7 +43,7 @@ pub enum ApiError {
         /// The configured timeout.
         milliseconds: u128,
     },
-    /// 500: the database failed.
+    /// 503 while PostgreSQL is unreachable or restarting (with `Retry-After`), else 500.
     #[error("the database failed")]
     Database(#[source] sqlx::Error),
     /// 500: a response could not be serialised.
@@ -94,6 +95,7 @@ impl ApiError {
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Database(error) if is_outage(error) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Database(_) | ApiError::Serialisation(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -107,6 +109,9 @@ impl ApiError {
             ApiError::BadParameter { .. } => ("invalid-parameter", "Invalid query parameter"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::Timeout { .. } => ("timeout", "Request timed out"),
+            ApiError::Database(error) if is_outage(error) => {
+                ("database-unavailable", "Database unavailable")
+            }
             ApiError::Database(_) | ApiError::Serialisation(_) => ("internal", "Internal error"),
         };
         let (field, reason) = match self {
@@ -139,6 +144,12 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         if matches!(self, ApiError::Unauthenticated) {
             response
                 .headers_mut()

@@ -90,13 +90,27 @@ impl Params {
             if values.contains_key(&name) {
                 return Err(ApiError::bad_parameter(&name, "is given more than once"));
             }
+            // `payer_id=` is a client that meant to filter and lost its value: refusing it beats
+            // answering for every payer.
+            if value.is_empty() {
+                return Err(ApiError::bad_parameter(
+                    &name,
+                    "is empty; omit the parameter to leave it unset",
+                ));
+            }
+            if let Some(character) = value.chars().find(|character| character.is_control()) {
+                return Err(ApiError::bad_parameter(
+                    &name,
+                    format!("holds the control character U+{:04X}", u32::from(character)),
+                ));
+            }
             values.insert(name, value);
         }
         Ok(Params { values })
     }
 
     fn take(&mut self, name: &str) -> Option<String> {
-        self.values.remove(name).filter(|value| !value.is_empty())
+        self.values.remove(name)
     }
 
     fn finish(self) -> Result<(), ApiError> {

@@ -2,16 +2,18 @@
 //! listener; `run_until_stopped` serves until the shutdown token is cancelled, then finishes the
 //! requests in flight.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use claimledger_sessions_api::edge;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
@@ -103,7 +105,8 @@ impl Application {
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/openapi.json", get(serve_openapi))
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(edge::health))
+        .route("/ready", get(ready))
         .route("/charts", get(charts::page))
         .route("/v1/reports/reimbursement", get(routes::reimbursement))
         .route("/v1/reports/denial-reasons", get(routes::denial_reasons))
@@ -112,6 +115,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .fallback(|| async { ApiError::NotFound.into_response() })
         .with_state(state)
         .layer(middleware::from_fn(log_server_failures))
+        .layer(middleware::from_fn(edge::problem_edges))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
@@ -141,6 +145,12 @@ async fn serve_openapi() -> Response {
         openapi::document(),
     )
         .into_response()
+}
+
+/// `GET /ready`: PostgreSQL answers.
+async fn ready(State(state): State<AppState>) -> Response {
+    let database = edge::check_database(&state.pool).await;
+    edge::readiness(BTreeMap::from([("database".to_owned(), database)]))
 }
 
 /// Gives the timeout layer's bare 408 a problem body like every other error.

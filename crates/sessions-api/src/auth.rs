@@ -8,6 +8,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
 use claimledger_events::{ChainId, ClinicId};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,18 @@ impl Principal {
         })
     }
 
+    /// Whether a key with `clinics` as its scope acts on nothing this key cannot: every key covers
+    /// a subset of the chain, and `None` (every clinic) is covered only by `None`.
+    pub fn covers(&self, clinics: Option<&[Uuid]>) -> bool {
+        match (&self.clinics, clinics) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(own), Some(asked)) => asked
+                .iter()
+                .all(|clinic| own.iter().any(|own| own.as_uuid() == *clinic)),
+        }
+    }
+
     /// Refuses with 403 unless the key's scope includes `clinic`.
     pub fn require_clinic(&self, clinic: ClinicId) -> Result<(), ApiError> {
         match &self.clinics {
@@ -130,7 +143,7 @@ pub async fn create_chain(pool: &PgPool, name: &str) -> Result<ChainId, sqlx::Er
     Ok(ChainId::from(id))
 }
 
-/// Creates a key for `chain` with `role`, limited to `clinics` if given.
+/// Creates a key for `chain` with `role`, limited to `clinics` if given, that does not expire.
 pub async fn create_api_key(
     pool: &PgPool,
     chain: ChainId,
@@ -138,20 +151,85 @@ pub async fn create_api_key(
     clinics: Option<&[ClinicId]>,
     label: &str,
 ) -> Result<CreatedKey, sqlx::Error> {
+    create_expiring_api_key(pool, chain, role, clinics, label, None).await
+}
+
+/// Creates a key for `chain` with `role`, limited to `clinics` if given, that authenticates
+/// nothing from `expires_at` on.
+pub async fn create_expiring_api_key(
+    pool: &PgPool,
+    chain: ChainId,
+    role: Role,
+    clinics: Option<&[ClinicId]>,
+    label: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<CreatedKey, sqlx::Error> {
     let id = Uuid::now_v7();
     let secret = generate_key();
     let clinic_ids: Option<Vec<Uuid>> =
         clinics.map(|clinics| clinics.iter().map(|clinic| clinic.as_uuid()).collect());
-    sqlx::query("INSERT INTO api_keys (id, chain_id, key_sha256, role, clinic_ids, label) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(id)
-        .bind(chain.as_uuid())
-        .bind(hash_key(&secret).to_vec())
-        .bind(role.as_str())
-        .bind(clinic_ids)
-        .bind(label)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO api_keys (id, chain_id, key_sha256, role, clinic_ids, label, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(chain.as_uuid())
+    .bind(hash_key(&secret).to_vec())
+    .bind(role.as_str())
+    .bind(clinic_ids)
+    .bind(label)
+    .bind(expires_at)
+    .execute(pool)
+    .await?;
     Ok(CreatedKey { id, secret })
+}
+
+/// A stored key as its chain's admins see it (never its secret or hash).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct KeyRecord {
+    /// The key's id.
+    pub id: Uuid,
+    /// Its role, as stored.
+    pub role: String,
+    /// Its clinic scope; `None` for every clinic.
+    pub clinic_ids: Option<Vec<Uuid>>,
+    /// Who holds it.
+    pub label: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it stops authenticating, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The keys of `chain`, oldest first.
+pub async fn list_api_keys(pool: &PgPool, chain: ChainId) -> Result<Vec<KeyRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, role, clinic_ids, label, created_at, expires_at, revoked_at FROM api_keys \
+         WHERE chain_id = $1 ORDER BY created_at, id",
+    )
+    .bind(chain.as_uuid())
+    .fetch_all(pool)
+    .await
+}
+
+/// Revokes key `id` of `chain` at once (every later request with it answers 401). Returns the
+/// key as it now stands, `None` when the chain has no such key. Revoking twice keeps the first
+/// instant.
+pub async fn revoke_api_key(
+    pool: &PgPool,
+    chain: ChainId,
+    id: Uuid,
+) -> Result<Option<KeyRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE chain_id = $1 AND id = $2 \
+         RETURNING id, role, clinic_ids, label, created_at, expires_at, revoked_at",
+    )
+    .bind(chain.as_uuid())
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Bootstraps a tenant: creates the chain and its first admin key (for the operator command and
@@ -168,7 +246,8 @@ pub async fn bootstrap_chain(
 /// Finds the live key `secret` stands for.
 pub async fn authenticate(pool: &PgPool, secret: &str) -> Result<Option<Principal>, sqlx::Error> {
     let row: Option<(Uuid, Uuid, String, Option<Vec<Uuid>>)> =
-        sqlx::query_as("SELECT id, chain_id, role, clinic_ids FROM api_keys WHERE key_sha256 = $1 AND revoked_at IS NULL")
+        sqlx::query_as("SELECT id, chain_id, role, clinic_ids FROM api_keys WHERE key_sha256 = $1 AND revoked_at IS NULL \
+         AND (expires_at IS NULL OR expires_at > now())")
             .bind(hash_key(secret).to_vec())
             .fetch_optional(pool)
             .await?;

@@ -14,7 +14,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
-use axum::extract::{Path, State};
+use crate::edge::ApiPath;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -712,7 +713,7 @@ pub async fn submit(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Response {
     run(&state, &principal, &meta, &[], id, || Ok(Request::Submit)).await
 }
@@ -730,7 +731,7 @@ pub async fn adjudicate(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     body: JsonBody<AdjudicationRequest>,
 ) -> Response {
     run(&state, &principal, &meta, &body.raw, id, || {
@@ -751,7 +752,7 @@ pub async fn resubmit(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     body: JsonBody<ResubmitRequest>,
 ) -> Response {
     run(&state, &principal, &meta, &body.raw, id, || {
@@ -772,7 +773,7 @@ pub async fn write_off(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     body: JsonBody<WriteOffRequest>,
 ) -> Response {
     run(&state, &principal, &meta, &body.raw, id, || {
@@ -790,7 +791,7 @@ pub async fn write_off(
 pub async fn get_claim(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Answer, ApiError> {
     principal.require_role(WORKERS)?;
     let located = locate(&state.pool, principal.chain, id)

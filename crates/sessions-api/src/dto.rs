@@ -21,7 +21,12 @@ pub struct CreateApiKeyRequest {
     #[serde(default)]
     pub clinic_ids: Option<Vec<Uuid>>,
     /// A label for people (who holds the key).
+    #[schema(min_length = 1, max_length = 200)]
     pub label: String,
+    /// When the key stops working (RFC 3339, in the future); omit for a key that lasts until
+    /// revoked.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A created API key. `key` is shown only in this answer.
@@ -35,6 +40,36 @@ pub struct ApiKeyCreated {
     pub role: Role,
     /// Its clinic scope.
     pub clinic_ids: Option<Vec<Uuid>>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An API key as its chain's admins see it: never the secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyView {
+    /// The key's id.
+    pub id: Uuid,
+    /// Its role.
+    pub role: Role,
+    /// Its clinic scope; `null` for every clinic of the chain.
+    pub clinic_ids: Option<Vec<Uuid>>,
+    /// Who holds it.
+    pub label: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Whether it authenticates now: neither revoked nor expired.
+    pub active: bool,
+}
+
+/// The keys of the caller's chain that the caller's scope covers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyList {
+    /// Oldest first.
+    pub keys: Vec<ApiKeyView>,
 }
 
 /// Register a clinic.

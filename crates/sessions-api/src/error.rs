@@ -108,6 +108,27 @@ pub enum ApiError {
     Serialisation(#[from] serde_json::Error),
 }
 
+/// What a 503 asks the client to wait before retrying, in seconds.
+pub const RETRY_AFTER_SECONDS: &str = "2";
+
+/// Whether a database error means PostgreSQL is unreachable or restarting (a 503 the client may
+/// retry), rather than a failure of this request (a 500).
+pub fn is_outage(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08 is a connection exception; 57P01-57P03 are an administrator or crash shutdown
+        // and "cannot connect now" (starting up or in recovery); 53300 is too many connections.
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 /// The body of every error answer.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, ToSchema)]
 pub struct Problem {
@@ -182,6 +203,7 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Database(error) if is_outage(error) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Log(_)
             | ApiError::Schema(_)
             | ApiError::Database(_)
@@ -217,6 +239,9 @@ impl ApiError {
             ApiError::VersionConflict { .. } => ("version-conflict", "Version conflict"),
             ApiError::IdempotencyKeyReused => ("idempotency-key-reused", "Idempotency key reused"),
             ApiError::LogUnavailable(_) => ("log-unavailable", "Event log unavailable"),
+            ApiError::Database(error) if is_outage(error) => {
+                ("database-unavailable", "Database unavailable")
+            }
             ApiError::Log(_)
             | ApiError::Schema(_)
             | ApiError::Database(_)
@@ -302,6 +327,14 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            // An outage is expected to pass: a client that honours Retry-After (and retries with
+            // the same Idempotency-Key) gets its answer once the database or the log is back.
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         if matches!(self, ApiError::Unauthenticated) {
             response
                 .headers_mut()

@@ -64,19 +64,20 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
-/// Parses `raw` as `T`, naming the field that did not fit.
+/// Parses `raw` as `T`, naming the field that did not fit. Every string in the body passes
+/// [`check_strings`] first, so no handler can append text the read models cannot store.
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    // Syntax first, on a generic value: a syntax error is a 400 on the body, and the value is what
+    // the text rules walk. Type errors come from the typed pass below, which names the field.
+    let document: serde_json::Value = serde_json::from_slice(raw)
+        .map_err(|error| ApiError::bad_request("body", format!("malformed JSON: {error}")))?;
+    check_strings(&document, &mut String::new())?;
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let message = inner.to_string();
-                ApiError::invalid(&field_of(&path, &message), strip_position(&message))
-            }
-            _ => ApiError::bad_request("body", format!("malformed JSON: {inner}")),
-        }
+        let message = inner.to_string();
+        ApiError::invalid(&field_of(&path, &message), strip_position(&message))
     })?;
     deserializer
         .end()
@@ -84,12 +85,83 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// The field a data error concerns: the path to it, plus the name serde quotes for a missing field
-/// (whose path is the enclosing object; an unknown field's path already ends with its name).
+/// The longest string any field accepts; fields with a tighter rule check it themselves.
+pub const MAX_STRING_LENGTH: usize = 2_000;
+
+/// Fields whose text may span lines: notes and reasons keep newlines and tabs. Every other string
+/// is a name, code or identifier and holds no control character at all.
+const FREE_TEXT_FIELDS: [&str; 2] = ["description", "reason"];
+
+/// Refuses a body holding a string that PostgreSQL cannot store (NUL) or that a biller cannot see
+/// (control characters, terminal escape sequences), or that is longer than any field accepts,
+/// naming the field. Checking every string of every body here, before any handler runs, is what
+/// keeps such text off the log: an event, once appended, is replayed forever.
+pub fn check_strings(value: &serde_json::Value, path: &mut String) -> Result<(), ApiError> {
+    match value {
+        serde_json::Value::String(text) => check_text(path, text),
+        serde_json::Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                let length = path.len();
+                path.push_str(&format!("[{index}]"));
+                check_strings(item, path)?;
+                path.truncate(length);
+            }
+            Ok(())
+        }
+        serde_json::Value::Object(fields) => {
+            for (name, item) in fields {
+                let length = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(name);
+                check_text(path, name)?;
+                check_strings(item, path)?;
+                path.truncate(length);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The text rule of one field (see [`check_strings`]).
+pub fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
+    let name = field.rsplit('.').next().unwrap_or(field);
+    let name = name.split('[').next().unwrap_or(name);
+    let free_text = FREE_TEXT_FIELDS.contains(&name);
+    if let Some(character) = text.chars().find(|character| {
+        character.is_control() && !(free_text && matches!(character, '\n' | '\t'))
+    }) {
+        let allowed = if free_text {
+            "only newlines and tabs are allowed"
+        } else {
+            "none is allowed"
+        };
+        return Err(ApiError::invalid(
+            if field.is_empty() { "body" } else { field },
+            format!(
+                "holds the control character U+{:04X}; {allowed}",
+                u32::from(character)
+            ),
+        ));
+    }
+    if text.chars().count() > MAX_STRING_LENGTH {
+        return Err(ApiError::invalid(
+            if field.is_empty() { "body" } else { field },
+            format!("must be at most {MAX_STRING_LENGTH} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The field a data error concerns: the path to it, plus the name serde quotes for a missing or
+/// duplicate field (whose path is the enclosing object; an unknown field's path already ends with
+/// its name).
 fn field_of(path: &str, message: &str) -> String {
-    let quoted = message
-        .split("missing field `")
-        .nth(1)
+    let quoted = ["missing field `", "duplicate field `"]
+        .into_iter()
+        .find_map(|prefix| message.split(prefix).nth(1))
         .and_then(|rest| rest.split('`').next());
     let parent = if path == "." { "" } else { path };
     match quoted {
@@ -239,6 +311,55 @@ mod tests {
     fn given_trailing_garbage_when_parsed_then_it_is_a_400() {
         let error = parse_json::<Inner>(br#"{"minutes":1} x"#).unwrap_err();
         assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn given_a_nul_anywhere_in_the_body_when_parsed_then_it_is_refused_naming_the_field() {
+        let error =
+            parse_json::<Outer>(br#"{"name":"a\u0000b","inner":{"minutes":1}}"#).unwrap_err();
+        assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.problem().field.as_deref(), Some("name"));
+        assert!(error.to_string().contains("U+0000"), "{error}");
+        let nested =
+            parse_json::<serde_json::Value>(br#"{"lines":[{"x":"ok"},{"x":"\u001b[31m"}]}"#)
+                .unwrap_err();
+        assert_eq!(nested.problem().field.as_deref(), Some("lines[1].x"));
+    }
+
+    #[test]
+    fn given_newlines_when_parsed_then_only_free_text_fields_keep_them() {
+        assert!(parse_json::<serde_json::Value>(br#"{"reason":"one\ntwo\tthree"}"#).is_ok());
+        assert!(
+            parse_json::<serde_json::Value>(br#"{"description":"a\nb"}"#).is_ok(),
+            "description is free text"
+        );
+        let error = parse_json::<serde_json::Value>(br#"{"name":"a\nb"}"#).unwrap_err();
+        assert_eq!(error.problem().field.as_deref(), Some("name"));
+        let c1 = parse_json::<serde_json::Value>(br#"{"reason":"a\u009bb"}"#).unwrap_err();
+        assert_eq!(c1.problem().field.as_deref(), Some("reason"));
+    }
+
+    #[test]
+    fn given_an_overlong_string_when_parsed_then_it_is_refused() {
+        let body = format!(r#"{{"reason":"{}"}}"#, "x".repeat(MAX_STRING_LENGTH + 1));
+        let error = parse_json::<serde_json::Value>(body.as_bytes()).unwrap_err();
+        assert_eq!(error.problem().field.as_deref(), Some("reason"));
+    }
+
+    #[test]
+    fn given_a_type_error_in_valid_json_when_parsed_then_it_names_the_field_not_the_syntax() {
+        let error = parse_json::<Outer>(br#"{"name":1,"inner":{"minutes":1}}"#).unwrap_err();
+        assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.problem().field.as_deref(), Some("name"));
+        assert!(!error.to_string().contains("malformed"), "{error}");
+    }
+
+    #[test]
+    fn given_a_duplicate_key_when_parsed_then_it_is_named() {
+        let error =
+            parse_json::<Outer>(br#"{"name":"a","name":"b","inner":{"minutes":1}}"#).unwrap_err();
+        assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.problem().field.as_deref(), Some("name"));
     }
 
     #[test]

@@ -11,10 +11,10 @@
 
 use chrono::{DateTime, Utc};
 use claimledger_events::{AggregateKind, Commit, Event};
-use claimledger_log::{EventLog, LogError, ReplayFilter, ReplayItem};
+use claimledger_log::{EventLog, LogError, RecordedCommit, ReplayFilter, ReplayItem};
 use claimledger_sessions::schema::{SchemaError, from_epoch_day, from_micros};
 use futures::StreamExt;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Acquire, PgConnection, PgPool};
 use uuid::Uuid;
 
 /// Why a reference commit could not be projected.
@@ -48,6 +48,27 @@ pub struct CatchUp {
     pub commits: u64,
     /// Log positions that could not be decoded (parked by the log) and were skipped.
     pub skipped: u64,
+    /// Reference commits that decoded but could not be applied (a value the database refuses, a
+    /// day out of range): recorded in `parked_events` and skipped.
+    pub parked: u64,
+}
+
+/// The `parked_events.projection` of the API's reference tables.
+pub const PROJECTION: &str = "sessions-api.reference";
+
+impl ProjectionError {
+    /// Whether the commit itself is at fault (it can never be applied, so it is parked), rather
+    /// than the database or the log being unreachable (the catch-up fails and is tried again).
+    fn is_commit_at_fault(&self) -> bool {
+        match self {
+            ProjectionError::Database(error) => {
+                !crate::error::is_outage(error)
+                    && !matches!(error, sqlx::Error::Database(inner) if inner.code().as_deref() == Some("40001"))
+            }
+            ProjectionError::Schema(_) => true,
+            ProjectionError::Log(_) => false,
+        }
+    }
 }
 
 /// Whether commits of this kind are projected here.
@@ -76,9 +97,30 @@ pub async fn catch_up(pool: &PgPool, log: &EventLog) -> Result<CatchUp, Projecti
     while let Some(item) = replay.next().await {
         match item? {
             ReplayItem::Commit(recorded) => {
-                if is_reference(recorded.commit.aggregate_kind) {
-                    apply_commit(&mut transaction, recorded.sequence, &recorded.commit).await?;
-                    outcome.commits += 1;
+                if !is_reference(recorded.commit.aggregate_kind) {
+                    continue;
+                }
+                // Each commit in a savepoint: one the database refuses is rolled back alone and
+                // parked, so one bad event never keeps the API from starting.
+                let mut savepoint = transaction.begin().await?;
+                match apply_commit(&mut savepoint, recorded.sequence, &recorded.commit).await {
+                    Ok(()) => {
+                        savepoint.commit().await?;
+                        outcome.commits += 1;
+                    }
+                    Err(error) if error.is_commit_at_fault() => {
+                        savepoint.rollback().await?;
+                        tracing::warn!(
+                            seq = recorded.sequence,
+                            subject = %recorded.subject,
+                            chain = %recorded.commit.chain,
+                            error = %error_chain(&error),
+                            "reference commit parked: it cannot be applied"
+                        );
+                        park(&mut transaction, &recorded, &error_chain(&error)).await?;
+                        outcome.parked += 1;
+                    }
+                    Err(error) => return Err(error),
                 }
             }
             ReplayItem::Invalid { .. } => outcome.skipped += 1,
@@ -88,9 +130,52 @@ pub async fn catch_up(pool: &PgPool, log: &EventLog) -> Result<CatchUp, Projecti
     tracing::info!(
         commits = outcome.commits,
         skipped = outcome.skipped,
+        parked = outcome.parked,
         "reference tables caught up with the log"
     );
     Ok(outcome)
+}
+
+/// The error and its sources, one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Records a reference commit the tables cannot hold (once: a later catch-up finds it again).
+async fn park(
+    connection: &mut PgConnection,
+    recorded: &RecordedCommit,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO parked_events (projection, sequence, subject, chain_id, error) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (projection, sequence) DO NOTHING",
+    )
+    .bind(PROJECTION)
+    .bind(i64::try_from(recorded.sequence).unwrap_or(i64::MAX))
+    .bind(&recorded.subject)
+    .bind(recorded.commit.chain.as_uuid())
+    .bind(reason.replace('\0', "\\0"))
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// How many reference commits are parked and not resolved.
+pub async fn parked_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM parked_events WHERE projection = $1 AND resolved_at IS NULL",
+    )
+    .bind(PROJECTION)
+    .fetch_one(pool)
+    .await
 }
 
 /// Projects one reference commit stored at `sequence`. Commits of other kinds are ignored.

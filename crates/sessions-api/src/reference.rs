@@ -12,10 +12,11 @@
 //! (chain, key), so a retry appends nothing new and answers with the same id. Every lookup is
 //! filtered by the key's chain, so another chain's ids answer 404.
 
-use axum::extract::{Path, State};
+use crate::edge::ApiPath;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::NaiveDate;
+use chrono::{Days, Months, NaiveDate};
 use claimledger_billing::validation::{Icd10Code, Npi, TaxId};
 use claimledger_events::reference::{
     ClinicRegistered, CoverageRecorded, PatientForgotten, PatientRegistered, PayerRegistered,
@@ -31,11 +32,13 @@ use serde::Serialize;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::auth::{Principal, Role, create_api_key};
+use crate::auth::{
+    KeyRecord, Principal, Role, create_expiring_api_key, list_api_keys, revoke_api_key,
+};
 use crate::dto::{
-    ApiKeyCreated, Clinic, ClinicRequest, Coverage, CoverageRequest, CreateApiKeyRequest, Patient,
-    PatientForgottenView, PatientRequest, Payer, PayerRequest, ReasonRequest, Referral,
-    ReferralRequest, Therapist, TherapistRequest,
+    ApiKeyCreated, ApiKeyList, ApiKeyView, Clinic, ClinicRequest, Coverage, CoverageRequest,
+    CreateApiKeyRequest, Patient, PatientForgottenView, PatientRequest, Payer, PayerRequest,
+    ReasonRequest, Referral, ReferralRequest, Therapist, TherapistRequest,
 };
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
@@ -74,6 +77,30 @@ fn text(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_owned())
 }
 
+/// The earliest date any field accepts.
+pub const EARLIEST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(date) => date,
+    None => NaiveDate::MIN,
+};
+
+/// How far ahead of today a coverage or referral date may lie, in years.
+pub const MAX_YEARS_AHEAD: u32 = 10;
+
+/// Refuses a date before [`EARLIEST_DATE`] or more than [`MAX_YEARS_AHEAD`] years after `today`:
+/// such a date is a typing error, and it would follow every claim that reads it.
+fn plausible_date(field: &str, date: NaiveDate, today: NaiveDate) -> Result<(), ApiError> {
+    let latest = today
+        .checked_add_months(Months::new(12 * MAX_YEARS_AHEAD))
+        .unwrap_or(NaiveDate::MAX);
+    if date < EARLIEST_DATE || date > latest {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be between {EARLIEST_DATE} and {latest}, got {date}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A rules-file payer identifier: 1 to 64 lowercase letters, digits and hyphens.
 fn rules_key(field: &str, value: &str) -> Result<String, ApiError> {
     let valid = (1..=64).contains(&value.len())
@@ -105,14 +132,6 @@ fn npi(field: &str, value: &str) -> Result<String, ApiError> {
         .map_err(|error| ApiError::invalid(field, error.problem.to_string()))
 }
 
-/// Refuses unless the key's scope includes every clinic it asks for.
-fn require_scope(principal: &Principal, clinics: &Option<Vec<Uuid>>) -> Result<(), ApiError> {
-    for clinic in clinics.iter().flatten() {
-        principal.require_clinic(ClinicId::from(*clinic))?;
-    }
-    Ok(())
-}
-
 /// Creates an API key for the caller's chain (admin). The key is in this answer only.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "keys", request_body = CreateApiKeyRequest,
     responses((status = 201, body = ApiKeyCreated), (status = "4XX", body = Problem, content_type = "application/problem+json")),
@@ -130,7 +149,28 @@ pub async fn create_key(
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = &body.parse()?;
         let label = text("label", &request.label)?;
-        require_scope(&principal, &request.clinic_ids)?;
+        // A key never hands out more than it holds: a clinic-limited admin creates keys limited
+        // to (some of) its own clinics, never one for every clinic.
+        if !principal.covers(request.clinic_ids.as_deref()) {
+            return Err(ApiError::Forbidden {
+                field: "clinic_ids".to_owned(),
+                reason: "the key is limited to some clinics, so it can only create keys limited \
+                         to clinics in its own scope"
+                    .to_owned(),
+            });
+        }
+        if request.clinic_ids.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ApiError::invalid(
+                "clinic_ids",
+                "must name at least one clinic; omit it for every clinic",
+            ));
+        }
+        let now = state.clock.now_micros();
+        if let Some(expires_at) = request.expires_at
+            && expires_at <= now
+        {
+            return Err(ApiError::invalid("expires_at", "must be in the future"));
+        }
         if let Some(clinics) = &request.clinic_ids {
             for (index, clinic) in clinics.iter().enumerate() {
                 if !exists(&state.pool, "clinics", principal.chain, *clinic).await? {
@@ -145,12 +185,13 @@ pub async fn create_key(
             .clinic_ids
             .as_ref()
             .map(|ids| ids.iter().copied().map(ClinicId::from).collect());
-        let key = create_api_key(
+        let key = create_expiring_api_key(
             &state.pool,
             principal.chain,
             request.role,
             clinics.as_deref(),
             &label,
+            request.expires_at,
         )
         .await?;
         let body = ApiKeyCreated {
@@ -158,10 +199,79 @@ pub async fn create_key(
             key: key.secret,
             role: request.role,
             clinic_ids: request.clinic_ids.clone(),
+            expires_at: request.expires_at,
         };
         created(format!("/v1/api-keys/{}", body.id), &body)
     })
     .await
+}
+
+fn key_view(record: KeyRecord, now: chrono::DateTime<chrono::Utc>) -> Result<ApiKeyView, ApiError> {
+    let role = Role::parse(&record.role).ok_or_else(|| {
+        ApiError::Database(sqlx::Error::Decode(
+            format!(
+                "api key {} has the unknown role {:?}",
+                record.id, record.role
+            )
+            .into(),
+        ))
+    })?;
+    Ok(ApiKeyView {
+        id: record.id,
+        role,
+        active: record.revoked_at.is_none() && record.expires_at.is_none_or(|at| at > now),
+        clinic_ids: record.clinic_ids,
+        label: record.label,
+        created_at: record.created_at,
+        expires_at: record.expires_at,
+        revoked_at: record.revoked_at,
+    })
+}
+
+/// Lists the chain's API keys that the caller's clinic scope covers (admin); never their secrets.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "keys",
+    responses((status = 200, body = ApiKeyList), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Answer, ApiError> {
+    principal.require_role(&[Role::Admin])?;
+    let now = state.clock.now_micros();
+    let keys = list_api_keys(&state.pool, principal.chain)
+        .await?
+        .into_iter()
+        .filter(|record| principal.covers(record.clinic_ids.as_deref()))
+        .map(|record| key_view(record, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Answer::ok(serde_json::to_value(ApiKeyList { keys })?))
+}
+
+/// Revokes an API key of the chain (admin), effective for the very next request. A clinic-limited
+/// admin revokes only keys within its own clinics; other keys answer 404, as another chain's do.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "keys", params(("id" = Uuid, Path, description = "The key's id")),
+    responses((status = 200, body = ApiKeyView), (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Answer, ApiError> {
+    principal.require_role(&[Role::Admin])?;
+    let visible = list_api_keys(&state.pool, principal.chain)
+        .await?
+        .into_iter()
+        .any(|record| record.id == id && principal.covers(record.clinic_ids.as_deref()));
+    if !visible {
+        return Err(ApiError::not_found("id", "API key"));
+    }
+    let record = revoke_api_key(&state.pool, principal.chain, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("id", "API key"))?;
+    Ok(Answer::ok(serde_json::to_value(key_view(
+        record,
+        state.clock.now_micros(),
+    )?)?))
 }
 
 fn reference_address(chain: ChainId, kind: AggregateKind, id: Uuid) -> AggregateAddress {
@@ -313,8 +423,9 @@ pub async fn create_clinic(
 pub async fn get_clinic(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Answer, ApiError> {
+    principal.require_clinic(ClinicId::from(id))?;
     let details: Option<ClinicRequest> = sqlx::query_as(
         "SELECT name, npi, tax_id, address_line, city, state, postal_code, time_zone, place_of_service \
          FROM clinics WHERE chain_id = $1 AND id = $2",
@@ -437,8 +548,13 @@ pub async fn create_patient(
             family_name: text("family_name", &request.family_name)?,
             date_of_birth: request.date_of_birth,
         };
-        if details.date_of_birth < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN) {
-            return Err(ApiError::invalid("date_of_birth", "must be on or after 1900-01-01"));
+        let today = state.clock.now_micros().date_naive();
+        // A birth "today" is possible in any time zone east of UTC; tomorrow in UTC is not.
+        if details.date_of_birth < EARLIEST_DATE || details.date_of_birth > today + Days::new(1) {
+            return Err(ApiError::invalid(
+                "date_of_birth",
+                format!("must be between {EARLIEST_DATE} and today, got {}", details.date_of_birth),
+            ));
         }
         let id = new_id(&principal, &meta, "patient");
         let chain = principal.chain.as_uuid();
@@ -489,7 +605,7 @@ type PatientRow = (bool, Option<String>, Option<String>, Option<NaiveDate>);
 pub async fn get_patient(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Answer, ApiError> {
     principal.require_role(&[Role::Admin, Role::FrontDesk, Role::Billing])?;
     let row: Option<PatientRow> = sqlx::query_as(
@@ -534,7 +650,7 @@ pub async fn forget_patient(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     body: JsonBody<ReasonRequest>,
 ) -> Response {
     if let Err(error) = principal.require_role(&[Role::Admin]) {
@@ -602,6 +718,11 @@ pub async fn create_coverage(
             return Err(ApiError::not_found("payer_id", "payer"));
         }
         let member_id = text("member_id", &request.member_id)?;
+        let today = state.clock.now_micros().date_naive();
+        plausible_date("valid_from", request.valid_from, today)?;
+        if let Some(valid_to) = request.valid_to {
+            plausible_date("valid_to", valid_to, today)?;
+        }
         if request.valid_to.is_some_and(|last_day| last_day < request.valid_from) {
             return Err(ApiError::invalid("valid_to", "must not be before valid_from"));
         }
@@ -685,6 +806,9 @@ pub async fn create_referral(
                     format!("must be between 1 and {MAX_AUTHORISED_VISITS}"),
                 )
             })?;
+        let today = state.clock.now_micros().date_naive();
+        plausible_date("issued_on", request.issued_on, today)?;
+        plausible_date("expires_on", request.expires_on, today)?;
         if request.expires_on < request.issued_on {
             return Err(ApiError::invalid(
                 "expires_on",

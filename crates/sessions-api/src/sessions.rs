@@ -9,7 +9,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
-use axum::extract::{Path, State};
+use crate::edge::ApiPath;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -827,7 +828,7 @@ fn diagnoses_command(request: &AttachDiagnosesRequest) -> Result<SessionCommand,
 pub async fn get_session(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Answer, ApiError> {
     principal.require_role(READERS)?;
     let located = match state.sessions.latest(id, principal.chain) {
@@ -857,7 +858,7 @@ macro_rules! command_with_body {
             responses((status = 200, body = SessionView, headers(("ETag" = String, description = "The new session version"))),
                 (status = "4XX", body = Problem, content_type = "application/problem+json")),
             security(("api_key" = [])))]
-        pub async fn $name(State(state): State<AppState>, principal: Principal, meta: CommandMeta, Path(id): Path<Uuid>, body: JsonBody<$request>) -> Response {
+        pub async fn $name(State(state): State<AppState>, principal: Principal, meta: CommandMeta, ApiPath(id): ApiPath<Uuid>, body: JsonBody<$request>) -> Response {
             let build: fn(&$request) -> Result<SessionCommand, ApiError> = $build;
             let command = body.parse().and_then(|request| build(&request));
             run_command(&state, &principal, &meta, &body.raw, id, command).await
@@ -876,7 +877,7 @@ macro_rules! command_without_body {
             responses((status = 200, body = SessionView, headers(("ETag" = String, description = "The new session version"))),
                 (status = "4XX", body = Problem, content_type = "application/problem+json")),
             security(("api_key" = [])))]
-        pub async fn $name(State(state): State<AppState>, principal: Principal, meta: CommandMeta, Path(id): Path<Uuid>) -> Response {
+        pub async fn $name(State(state): State<AppState>, principal: Principal, meta: CommandMeta, ApiPath(id): ApiPath<Uuid>) -> Response {
             run_command(&state, &principal, &meta, &[], id, Ok($command)).await
         }
     };
@@ -931,7 +932,7 @@ pub async fn void_service(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
-    Path((id, event_id)): Path<(Uuid, Uuid)>,
+    ApiPath((id, event_id)): ApiPath<(Uuid, Uuid)>,
     body: JsonBody<ReasonRequest>,
 ) -> Response {
     let command = body.parse().map(|request| SessionCommand::VoidService {

@@ -2,16 +2,17 @@
 //! PostgreSQL and the log; `run_until_stopped` serves until the shutdown token is cancelled, then
 //! finishes the requests in flight.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use axum::{Json, Router};
 use claimledger_log::{EventLog, LogError};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -25,7 +26,7 @@ use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
 use crate::error::{ApiError, ServerFailure};
 use crate::sessions::SessionCache;
-use crate::{claims, openapi, reference, sessions};
+use crate::{claims, edge, openapi, reference, sessions};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct AppState {
     pub claims: Arc<ClaimCache>,
     /// Where handlers read the current instant.
     pub clock: Clock,
+    /// Reference commits the start-up catch-up parked.
+    pub reference_parked: u64,
 }
 
 /// Why the service could not start.
@@ -105,7 +108,7 @@ impl Application {
         log: EventLog,
         clock: Clock,
     ) -> Result<Application, StartupError> {
-        crate::projection::catch_up(&pool, &log).await?;
+        let caught_up = crate::projection::catch_up(&pool, &log).await?;
         let listener =
             TcpListener::bind(SocketAddr::new(settings.http.host, settings.http.port)).await?;
         let state = AppState {
@@ -115,6 +118,7 @@ impl Application {
             sessions: Arc::default(),
             claims: Arc::default(),
             clock,
+            reference_parked: caught_up.parked,
         };
         Ok(Application {
             listener,
@@ -146,8 +150,13 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let body_limit = state.body_limit_bytes;
     Router::new()
         .route("/openapi.json", get(serve_openapi))
-        .route("/health", get(|| async { "ok" }))
-        .route("/v1/api-keys", post(reference::create_key))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route(
+            "/v1/api-keys",
+            post(reference::create_key).get(reference::list_keys),
+        )
+        .route("/v1/api-keys/{id}", delete(reference::revoke_key))
         .route("/v1/clinics", post(reference::create_clinic))
         .route("/v1/clinics/{id}", get(reference::get_clinic))
         .route("/v1/therapists", post(reference::create_therapist))
@@ -189,6 +198,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(log_server_failures))
+        .layer(middleware::from_fn(edge::problem_edges))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
@@ -212,6 +222,31 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 )
             }),
         )
+}
+
+/// `GET /health`: liveness, with the reference commits parked at start-up.
+async fn health(State(state): State<AppState>) -> Json<edge::Health> {
+    Json(edge::Health {
+        status: "ok".to_owned(),
+        parked: Some(state.reference_parked),
+    })
+}
+
+/// `GET /ready`: PostgreSQL and the log's stream answer (the reference tables were caught up with
+/// the log before the listener was bound, so a serving process has done that).
+async fn ready(State(state): State<AppState>) -> Response {
+    let log = async {
+        match tokio::time::timeout(edge::READY_CHECK_TIMEOUT, state.log.last_sequence()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(format!("unreachable: {error}")),
+            Err(_) => Err("no answer within 2 s".to_owned()),
+        }
+    };
+    let (database, log) = tokio::join!(edge::check_database(&state.pool), log);
+    edge::readiness(BTreeMap::from([
+        ("database".to_owned(), database),
+        ("nats".to_owned(), log),
+    ]))
 }
 
 async fn serve_openapi() -> Response {

@@ -17,6 +17,13 @@ use crate::body::{BodyRegion, BodySide};
 /// The longest booked visit the domain accepts, in minutes (a double session plus changeover).
 pub const MAX_PLANNED_MINUTES: u16 = 240;
 
+/// How far ahead of the current instant a session may be booked, in days: a year's calendar.
+pub const MAX_BOOKING_DAYS_AHEAD: i64 = 366;
+
+/// How far behind the current instant a session may be recorded, in days: three years covers
+/// every payer's timely-filing limit and the history a chain carries over when it moves in.
+pub const MAX_BOOKING_DAYS_BEHIND: i64 = 3 * 366;
+
 /// The most diagnoses one session may carry: the CMS-1500 item 21 and the 837P HI segment hold 12.
 pub const MAX_DIAGNOSES: usize = 12;
 

@@ -15,8 +15,9 @@ use claimledger_billing::validation::Icd10Code;
 use claimledger_events::{ClinicId, EventId, PatientId, TherapistId};
 
 use crate::command::{
-    DecisionContext, MAX_DIAGNOSES, MAX_PLANNED_MINUTES, MAX_TEXT_LENGTH, Payment, RecordModality,
-    RecordService, ReferralId, ScheduleSession, SessionCommand,
+    DecisionContext, MAX_BOOKING_DAYS_AHEAD, MAX_BOOKING_DAYS_BEHIND, MAX_DIAGNOSES,
+    MAX_PLANNED_MINUTES, MAX_TEXT_LENGTH, Payment, RecordModality, RecordService, ReferralId,
+    ScheduleSession, SessionCommand,
 };
 use crate::error::SessionError;
 use crate::event::{ModalityRecorded, Scheduled, ServiceRecorded, SessionEvent};
@@ -364,6 +365,18 @@ impl Session {
                 format!(
                     "must be between {MIN_PLANNED_MINUTES} and {MAX_PLANNED_MINUTES} minutes, got {}",
                     schedule.planned_minutes
+                ),
+            ));
+        }
+        let earliest = context.now - chrono::Duration::days(MAX_BOOKING_DAYS_BEHIND);
+        let latest = context.now + chrono::Duration::days(MAX_BOOKING_DAYS_AHEAD);
+        if !(earliest..=latest).contains(&schedule.scheduled_start) {
+            return Err(SessionError::invalid(
+                "scheduled_start",
+                format!(
+                    "must be at most {MAX_BOOKING_DAYS_BEHIND} days before and \
+                     {MAX_BOOKING_DAYS_AHEAD} days after now, got {}",
+                    schedule.scheduled_start.to_rfc3339()
                 ),
             ));
         }

@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use crate::body::{BodyRegion, BodySide};
 use crate::command::{
-    CoverageId, CoverageTerms, DecisionContext, Payment, RecordModality, RecordService, ReferralId,
-    ReferralTerms, ScheduleSession, SessionCommand,
+    CoverageId, CoverageTerms, DecisionContext, MAX_BOOKING_DAYS_AHEAD, MAX_BOOKING_DAYS_BEHIND,
+    Payment, RecordModality, RecordService, ReferralId, ReferralTerms, ScheduleSession,
+    SessionCommand,
 };
 use crate::error::SessionError;
 use crate::event::{ModalityRecorded, Scheduled, ServiceRecorded, SessionEvent};
@@ -186,6 +187,27 @@ fn given_a_visit_under_eight_minutes_when_scheduled_then_planned_minutes_is_refu
         .when(SessionCommand::Schedule(command))
         .then_refused();
     assert_eq!(error.field(), "planned_minutes");
+}
+
+#[test]
+fn given_a_start_years_away_when_scheduled_then_scheduled_start_is_refused() {
+    let context = schedule_context();
+    for start in [
+        context.now + chrono::Duration::days(MAX_BOOKING_DAYS_AHEAD + 1),
+        context.now - chrono::Duration::days(MAX_BOOKING_DAYS_BEHIND + 1),
+        chrono::DateTime::<chrono::Utc>::MAX_UTC,
+        chrono::DateTime::<chrono::Utc>::MIN_UTC,
+    ] {
+        let command = ScheduleSession {
+            scheduled_start: start,
+            ..schedule_command()
+        };
+        let error = given([])
+            .with_context(schedule_context())
+            .when(SessionCommand::Schedule(command))
+            .then_refused();
+        assert_eq!(error.field(), "scheduled_start", "{start}");
+    }
 }
 
 #[test]
