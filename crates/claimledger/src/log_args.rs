@@ -42,4 +42,18 @@ impl LogArgs {
         .await
         .context("opening the event log")
     }
+
+    /// Connects to NATS and opens the event log for reading, creating nothing: a missing stream is an
+    /// error naming it.
+    pub async fn open_existing(&self) -> anyhow::Result<EventLog> {
+        let client = async_nats::connect(&self.nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", self.nats_url))?;
+        EventLog::open_existing(
+            client,
+            LogConfig::new(&self.log_stream, &self.log_subject_prefix),
+        )
+        .await
+        .context("opening the event log for reading")
+    }
 }

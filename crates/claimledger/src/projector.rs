@@ -95,8 +95,10 @@ pub fn run(args: &ProjectorArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn connect(args: &ConnectionArgs) -> anyhow::Result<(EventLog, PgPool, ProjectorConfig)> {
-    let log = args.log.open().await?;
+async fn connect(
+    args: &ConnectionArgs,
+    log: EventLog,
+) -> anyhow::Result<(EventLog, PgPool, ProjectorConfig)> {
     // Lazy: the projector starts, and waits, while PostgreSQL is still coming up.
     let pool = PgPoolOptions::new()
         .max_connections(4)
@@ -109,7 +111,7 @@ async fn connect(args: &ConnectionArgs) -> anyhow::Result<(EventLog, PgPool, Pro
 }
 
 async fn run_projector(args: &RunArgs) -> anyhow::Result<()> {
-    let (log, pool, config) = connect(&args.connection).await?;
+    let (log, pool, config) = connect(&args.connection, args.connection.log.open().await?).await?;
     let projector = Projector::build(log, pool, config)?;
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -136,7 +138,9 @@ async fn run_projector(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 async fn run_rebuild(args: &RebuildArgs) -> anyhow::Result<()> {
-    let (log, pool, config) = connect(&args.connection).await?;
+    // A rebuild only reads the log: it never creates the stream.
+    let log = args.connection.log.open_existing().await?;
+    let (log, pool, config) = connect(&args.connection, log).await?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(

@@ -77,7 +77,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     load_proposed(&args.rules)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(async {
-        let log = args.log.open().await?;
+        let log = args.log.open_existing().await?;
         anyhow::Ok(replay(&log, &request).await?)
     })?;
     let format = match args.format {

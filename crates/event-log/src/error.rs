@@ -74,6 +74,16 @@ pub enum LogError {
         /// What the server has.
         found: String,
     },
+    /// The stream does not exist, and the log was opened read-only ([`crate::EventLog::open_existing`]),
+    /// which never creates one.
+    #[error(
+        "stream {stream} does not exist on this NATS server; reading the log never creates it (the \
+         services that write to the log do)"
+    )]
+    StreamNotFound {
+        /// The missing stream.
+        stream: String,
+    },
     /// A NATS or JetStream request failed.
     #[error("NATS request failed while {operation}")]
     Nats {

@@ -1,6 +1,7 @@
 //! The append-only event log on NATS JetStream; the only crate that talks to NATS for the log.
 //!
-//! - [`EventLog::connect`] creates or verifies the log stream and its parked-messages stream.
+//! - [`EventLog::connect`] creates or verifies the log stream and its parked-messages stream;
+//!   [`EventLog::open_existing`] opens an existing log for reading and creates nothing.
 //! - [`EventLog::append`] writes one command's [`Commit`](claimledger_events::Commit) as one message
 //!   with optimistic concurrency on the aggregate's subject and the command id as message id.
 //! - [`EventLog::read`] returns one aggregate's commits; [`EventLog::replay`] and

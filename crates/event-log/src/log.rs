@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::header::NATS_MESSAGE_ID;
-use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::context::{GetStreamErrorKind, PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{
     Config as StreamConfig, DiscardPolicy, LastRawMessageErrorKind, RetentionPolicy, StorageType,
@@ -92,6 +92,47 @@ impl EventLog {
         config.validate()?;
         let context = jetstream::new(client);
         let (stream, parked) = ensure_streams(&context, &config).await?;
+        let parker = Parker::new(context.clone(), Some(parked), &config);
+        let direct = DirectTarget::detect(&context.client());
+        Ok(Self {
+            shared: Arc::new(Shared {
+                context,
+                config,
+                stream,
+                parker,
+                direct,
+                append_retry: DEFAULT_APPEND_RETRY,
+            }),
+        })
+    }
+
+    /// Opens a log whose stream already exists, for reading, creating nothing: a missing stream is
+    /// [`LogError::StreamNotFound`], and a missing parked stream stays missing (invalid messages are
+    /// then logged but not copied). The stream's settings are not checked against `config` beyond
+    /// its subjects, so a log written with another duplicate window (a setting of writers) still
+    /// opens. Appending through such a log works as through [`EventLog::connect`].
+    pub async fn open_existing(
+        client: async_nats::Client,
+        config: LogConfig,
+    ) -> Result<Self, LogError> {
+        config.validate()?;
+        let context = jetstream::new(client);
+        let stream = existing_stream(&context, &config.stream_name)
+            .await?
+            .ok_or_else(|| LogError::StreamNotFound {
+                stream: config.stream_name.clone(),
+            })?;
+        let wanted_subjects = vec![format!("{}.>", config.subject_prefix)];
+        let found_subjects = &stream.cached_info().config.subjects;
+        if *found_subjects != wanted_subjects {
+            return Err(LogError::StreamMismatch {
+                stream: config.stream_name.clone(),
+                field: "subjects",
+                expected: format!("{wanted_subjects:?}"),
+                found: format!("{found_subjects:?}"),
+            });
+        }
+        let parked = existing_stream(&context, &config.parked_stream_name()).await?;
         let parker = Parker::new(context.clone(), parked, &config);
         let direct = DirectTarget::detect(&context.client());
         Ok(Self {
@@ -580,6 +621,23 @@ fn actual_sequence_from_description(description: &str) -> Option<u64> {
     let (_, rest) = description.split_once("wrong last sequence: ")?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// The stream named `name`, or `None` when the server has no such stream.
+async fn existing_stream(context: &Context, name: &str) -> Result<Option<JetStream>, LogError> {
+    match context.get_stream(name).await {
+        Ok(stream) => Ok(Some(stream)),
+        Err(error)
+            if matches!(
+                error.kind(),
+                GetStreamErrorKind::JetStream(ref server)
+                    if server.error_code() == ErrorCode::STREAM_NOT_FOUND
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(LogError::nats("looking up a stream")(error)),
+    }
 }
 
 fn stream_config(name: String, subjects: Vec<String>, config: &LogConfig) -> StreamConfig {

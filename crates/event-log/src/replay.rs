@@ -128,15 +128,17 @@ async fn classify(
 #[derive(Debug, Clone)]
 pub(crate) struct Parker {
     context: Context,
-    stream_name: String,
+    /// The parked stream's name; `None` when a read-only log found no parked stream, which it never
+    /// creates: invalid messages are then only logged.
+    stream_name: Option<String>,
     subject_prefix: String,
 }
 
 impl Parker {
-    pub(crate) fn new(context: Context, parked: JetStream, config: &LogConfig) -> Self {
+    pub(crate) fn new(context: Context, parked: Option<JetStream>, config: &LogConfig) -> Self {
         Self {
             context,
-            stream_name: parked.cached_info().config.name.clone(),
+            stream_name: parked.map(|parked| parked.cached_info().config.name.clone()),
             subject_prefix: config.parked_subject_prefix(),
         }
     }
@@ -146,10 +148,21 @@ impl Parker {
     #[tracing::instrument(
         name = "log.park",
         skip_all,
-        fields(stream = %self.stream_name, subject = %message.subject, seq = message.sequence)
+        fields(stream = ?self.stream_name, subject = %message.subject, seq = message.sequence)
     )]
-    async fn park(&self, message: &RawMessage, error: &InvalidMessage) -> Result<(), LogError> {
+    pub(crate) async fn park(
+        &self,
+        message: &RawMessage,
+        error: &InvalidMessage,
+    ) -> Result<(), LogError> {
         let reason = error_chain(error);
+        if self.stream_name.is_none() {
+            tracing::error!(
+                error.message = %reason,
+                "invalid message on the log; skipped (no parked stream to copy it to)"
+            );
+            return Ok(());
+        }
         tracing::error!(error.message = %reason, "invalid message on the log; parked and skipped");
         let parked = PublishMessage::build()
             .payload(message.payload.clone())
@@ -174,7 +187,7 @@ impl Parker {
 }
 
 /// The error and its causes on one line (header values cannot hold line breaks).
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
