@@ -49,7 +49,8 @@ pub enum LogError {
     /// The commit could not be encoded.
     #[error("the commit could not be encoded")]
     Encode(#[from] EncodeError),
-    /// A stored message is not a valid commit (returned by `read`; `replay` parks such messages).
+    /// A stored message is not a valid commit where a caller needs one (`read` and `replay` park
+    /// such messages and go on instead).
     #[error("message {sequence} on {subject} is not a valid commit: {reason}")]
     InvalidMessage {
         /// Its stream sequence.

@@ -4,7 +4,8 @@
 //!   [`EventLog::open_existing`] opens an existing log for reading and creates nothing.
 //! - [`EventLog::append`] writes one command's [`Commit`](claimledger_events::Commit) as one message
 //!   with optimistic concurrency on the aggregate's subject and the command id as message id.
-//! - [`EventLog::read`] returns one aggregate's commits; [`EventLog::replay`] and
+//! - [`EventLog::read`] returns one aggregate's commits (skipping, parking and reporting messages
+//!   that are not valid commits); [`EventLog::replay`] and
 //!   [`EventLog::follow`] stream the whole log, one chain, one clinic or one aggregate, in order.
 //!
 //! Subjects are laid out as described in [`subject`]; settings live in [`LogConfig`].
@@ -21,7 +22,7 @@ pub use config::{DEFAULT_DUPLICATE_WINDOW, LogConfig, LogStorage};
 pub use error::{InvalidMessage, LogError};
 pub use log::{
     AggregateHistory, Appended, DEFAULT_APPEND_RETRY, EVENT_TYPES_HEADER, EventLog, RecordedCommit,
-    SCHEMA_VERSION_HEADER,
+    SCHEMA_VERSION_HEADER, SkippedMessage,
 };
 pub use replay::{
     PARKED_ERROR_HEADER, PARKED_SEQUENCE_HEADER, PARKED_SUBJECT_HEADER, Replay, ReplayItem,

@@ -19,7 +19,7 @@ use crate::config::{LogConfig, LogStorage};
 use crate::cursor::{Cursor, CursorEnd};
 use crate::direct::DirectTarget;
 use crate::error::{InvalidMessage, LogError};
-use crate::replay::{Parker, Replay};
+use crate::replay::{Parker, Replay, error_chain};
 use crate::subject::{AggregateAddress, ReplayFilter};
 
 /// Header carrying the schema version the payload was written with.
@@ -61,9 +61,24 @@ pub struct RecordedCommit {
 pub struct AggregateHistory {
     /// The commits, oldest first.
     pub commits: Vec<RecordedCommit>,
-    /// The sequence of the last commit, or 0 for an aggregate with none: the `expected_version` of
-    /// the next append.
+    /// The sequence of the last message stored on the aggregate's subject, valid or not, or 0 for an
+    /// aggregate with none: the `expected_version` of the next append.
     pub version: u64,
+    /// The stored messages on the aggregate's subject that are not valid commits of it, oldest first:
+    /// parked and left out of `commits`.
+    pub skipped: Vec<SkippedMessage>,
+}
+
+/// A message on an aggregate's subject that [`EventLog::read`] left out because it is not a valid
+/// commit of that aggregate (see [`crate::ReplayItem::Invalid`] for the same in a replay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedMessage {
+    /// Its stream sequence.
+    pub sequence: u64,
+    /// Its subject.
+    pub subject: String,
+    /// Why it is not a usable commit, with its causes, on one line.
+    pub reason: String,
 }
 
 /// The event log on one JetStream stream. Cheap to clone (one reference count); clones share the
@@ -414,7 +429,11 @@ impl EventLog {
     }
 
     /// Every commit of one aggregate, in order. A stored message that is not a valid commit of this
-    /// aggregate is an error: an aggregate cannot be rebuilt around a hole.
+    /// aggregate (garbage published straight onto its subject, a commit of another aggregate) is
+    /// parked once, logged and reported in [`AggregateHistory::skipped`], as a replay does: the
+    /// commits around it still make the aggregate, and one bad message does not make it unreadable
+    /// for good. The version counts it, so the next append's expected version is the subject's last
+    /// stored sequence, which is what the server checks.
     #[tracing::instrument(
         name = "log.read",
         skip_all,
@@ -431,23 +450,32 @@ impl EventLog {
         )
         .await?;
         let mut commits = Vec::new();
+        let mut skipped = Vec::new();
+        let mut version = 0;
         while let Some(message) = cursor.next().await {
             let message = message?;
-            let commit =
-                decode_for_subject(&message.payload, &message.subject, &self.shared.config)
-                    .map_err(|reason| LogError::InvalidMessage {
+            version = message.sequence;
+            match decode_for_subject(&message.payload, &message.subject, &self.shared.config) {
+                Ok(commit) => commits.push(RecordedCommit {
+                    sequence: message.sequence,
+                    subject: message.subject,
+                    commit,
+                }),
+                Err(error) => {
+                    self.shared.parker.park(&message, &error).await?;
+                    skipped.push(SkippedMessage {
                         sequence: message.sequence,
-                        subject: message.subject.clone(),
-                        reason,
-                    })?;
-            commits.push(RecordedCommit {
-                sequence: message.sequence,
-                subject: message.subject,
-                commit,
-            });
+                        subject: message.subject,
+                        reason: error_chain(&error),
+                    });
+                }
+            }
         }
-        let version = commits.last().map_or(0, |commit| commit.sequence);
-        Ok(AggregateHistory { commits, version })
+        Ok(AggregateHistory {
+            commits,
+            version,
+            skipped,
+        })
     }
 
     /// Streams the commits matching `filter` from `from_sequence` (0 or 1 = the beginning) up to the

@@ -1,11 +1,10 @@
 //! Invalid messages on the log: parked with their original sequence, reported in place, and the
-//! replay continues past them.
+//! replay and an aggregate's read continue past them.
 
 use async_nats::jetstream;
 use claimledger_events::{Event, encode};
 use claimledger_log::{
-    InvalidMessage, LogError, PARKED_SEQUENCE_HEADER, PARKED_SUBJECT_HEADER, ReplayFilter,
-    ReplayItem,
+    InvalidMessage, PARKED_SEQUENCE_HEADER, PARKED_SUBJECT_HEADER, ReplayFilter, ReplayItem,
 };
 use futures::StreamExt;
 use integration_tests::commits::{commit_for, new_chain, new_clinic, new_session, scheduled};
@@ -122,10 +121,98 @@ async fn invalid_messages_are_parked_and_reported_and_replay_continues() -> anyh
         "parked once each"
     );
 
-    // Reading an aggregate with a hole is an error naming the message, not a silent skip.
-    match log.read(&session).await {
-        Err(LogError::InvalidMessage { sequence, .. }) => assert_eq!(sequence, garbage_sequence),
-        other => panic!("expected the invalid message to fail the read, got {other:?}"),
-    }
+    // Reading the aggregate skips the garbage and says so; it was parked already, so not again.
+    let history = log.read(&session).await?;
+    assert_eq!(
+        history
+            .commits
+            .iter()
+            .map(|commit| commit.sequence)
+            .collect::<Vec<_>>(),
+        vec![before_sequence]
+    );
+    assert_eq!(
+        history
+            .skipped
+            .iter()
+            .map(|skipped| skipped.sequence)
+            .collect::<Vec<_>>(),
+        vec![garbage_sequence]
+    );
+    assert_eq!(history.version, garbage_sequence);
+    assert_eq!(parked_stream.info().await?.state.messages, 2);
+    env.cleanup().await
+}
+
+#[tokio::test]
+async fn garbage_on_a_sessions_subject_is_skipped_by_read_and_the_session_goes_on()
+-> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let log = env.event_log().await?;
+    let raw = jetstream::new(env.nats.clone());
+    let session = new_session(new_chain(), new_clinic());
+    let scheduled_at = log
+        .append(&session, 0, &commit_for(&session, vec![scheduled()]))
+        .await?
+        .sequence;
+    let subject = log.subject_of(&session)?;
+    let garbage = raw
+        .publish(subject.clone(), b"not a commit".as_slice().into())
+        .await?
+        .await?
+        .sequence;
+
+    let history = log.read(&session).await?;
+    assert_eq!(history.commits.len(), 1);
+    assert_eq!(history.commits[0].sequence, scheduled_at);
+    assert_eq!(history.skipped.len(), 1);
+    let skipped = &history.skipped[0];
+    assert_eq!(
+        (skipped.sequence, skipped.subject.as_str()),
+        (garbage, subject.as_str())
+    );
+    assert!(
+        skipped.reason.contains("does not decode"),
+        "the reason says what is wrong: {}",
+        skipped.reason
+    );
+    assert_eq!(
+        history.version, garbage,
+        "the version is the subject's last stored sequence"
+    );
+
+    // The next command appends at that version, and the aggregate reads on.
+    let checked_in = log
+        .append(
+            &session,
+            history.version,
+            &commit_for(&session, vec![Event::CheckedIn]),
+        )
+        .await?
+        .sequence;
+    let again = log.read(&session).await?;
+    assert_eq!(
+        again
+            .commits
+            .iter()
+            .map(|commit| commit.sequence)
+            .collect::<Vec<_>>(),
+        vec![scheduled_at, checked_in]
+    );
+    assert_eq!(again.skipped, history.skipped);
+    assert_eq!(again.version, checked_in);
+
+    // Parked once, however often it is read.
+    let mut parked = raw
+        .get_stream(env.log_config().parked_stream_name())
+        .await?;
+    assert_eq!(parked.info().await?.state.messages, 1);
+    let copy = parked
+        .get_last_raw_message_by_subject(&format!(
+            "{}.{garbage}",
+            env.log_config().parked_subject_prefix()
+        ))
+        .await?;
+    assert_eq!(copy.payload.as_ref(), b"not a commit");
     env.cleanup().await
 }
