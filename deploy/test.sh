@@ -8,6 +8,8 @@ deploy/local-stack.sh
 python3 -m pip install -q --disable-pip-version-check nats-py protobuf grpcio-tools
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Both HTTP APIs against their own OpenAPI documents: no 5xx, and every answer as documented.
+deploy/schemathesis.sh
 
 # cargo ends with the doc-test binaries, which often hold no tests; the last line printed here is
 # the total over every test binary, so a reader sees at once what ran.

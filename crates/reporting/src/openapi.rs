@@ -53,8 +53,12 @@ impl Modify for BearerKey {
 
 /// The document as served and checked in: pretty JSON with a trailing newline.
 pub fn document() -> String {
-    let mut text = ApiDoc::openapi()
-        .to_pretty_json()
+    let mut text = serde_json::to_value(ApiDoc::openapi())
+        .map(|mut document| {
+            claimledger_sessions_api::edge::make_truthful(&mut document);
+            document
+        })
+        .and_then(|document| serde_json::to_string_pretty(&document))
         .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
     text.push('\n');
     text

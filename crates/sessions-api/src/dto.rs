@@ -21,7 +21,11 @@ pub struct CreateApiKeyRequest {
     #[serde(default)]
     pub clinic_ids: Option<Vec<Uuid>>,
     /// A label for people (who holds the key).
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub label: String,
     /// When the key stops working (RFC 3339, in the future); omit for a key that lasts until
     /// revoked.
@@ -77,22 +81,46 @@ pub struct ApiKeyList {
 #[serde(deny_unknown_fields)]
 pub struct ClinicRequest {
     /// The clinic's name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
     /// Its billing NPI (ten digits with a valid check digit).
+    #[schema(pattern = r"^[0-9]{10}$")]
     pub npi: String,
     /// Its federal tax id (EIN NN-NNNNNNN).
+    #[schema(pattern = r"^[0-9]{2}-?[0-9]{7}$")]
     pub tax_id: String,
     /// Street address.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub address_line: String,
     /// City.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub city: String,
     /// Two-letter state code.
+    #[schema(pattern = r"^[A-Z]{2}$")]
     pub state: String,
     /// Postal code.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub postal_code: String,
     /// IANA time zone, e.g. `America/New_York`: it decides each session's date of service.
     pub time_zone: String,
     /// CMS place-of-service code, e.g. `11` (office).
+    #[schema(pattern = r"^[0-9]{2}$")]
     pub place_of_service: String,
 }
 
@@ -111,12 +139,24 @@ pub struct Clinic {
 #[serde(deny_unknown_fields)]
 pub struct TherapistRequest {
     /// Full name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
     /// Rendering NPI.
+    #[schema(pattern = r"^[0-9]{10}$")]
     pub npi: String,
     /// Licence number.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub licence_number: String,
     /// Two-letter state of the licence.
+    #[schema(pattern = r"^[A-Z]{2}$")]
     pub licence_state: String,
 }
 
@@ -135,10 +175,16 @@ pub struct Therapist {
 #[serde(deny_unknown_fields)]
 pub struct PayerRequest {
     /// The payer's name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
     /// The payer's identifier in the rules files (for example `medicare-like`): lowercase letters,
     /// digits and hyphens. The payer's id derives from it, which is how claims find their rules.
     #[schema(example = "medicare-like")]
+    #[schema(pattern = r"^[a-z0-9-]{1,64}$")]
     pub rules_key: String,
 }
 
@@ -157,10 +203,20 @@ pub struct Payer {
 #[serde(deny_unknown_fields)]
 pub struct PatientRequest {
     /// Given name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub given_name: String,
     /// Family name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub family_name: String,
-    /// Date of birth.
+    /// Date of birth: on or after 1900-01-01 and not after today.
     pub date_of_birth: NaiveDate,
 }
 
@@ -192,6 +248,11 @@ pub struct CoverageRequest {
     /// The payer.
     pub payer_id: Uuid,
     /// The member or policy number.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub member_id: String,
     /// First covered day.
     pub valid_from: NaiveDate,
@@ -217,10 +278,13 @@ pub struct ReferralRequest {
     /// The referred patient.
     pub patient_id: Uuid,
     /// The referring provider's NPI.
+    #[schema(pattern = r"^[0-9]{10}$")]
     pub referring_npi: String,
     /// ICD-10-CM diagnoses, primary first (1 to 12).
+    #[schema(min_items = 1, max_items = 12)]
     pub diagnoses: Vec<String>,
     /// How many visits it authorises.
+    #[schema(minimum = 1, maximum = 365)]
     pub authorised_visits: u32,
     /// The day it was issued.
     pub issued_on: NaiveDate,
@@ -268,9 +332,11 @@ pub struct ScheduleSessionRequest {
     /// The referral the session is given under, if any; it must be in force on the date of service.
     #[serde(default)]
     pub referral_id: Option<Uuid>,
-    /// The booked start (RFC 3339, converted to UTC).
+    /// The booked start (RFC 3339, converted to UTC): at most 1,098 days (three years) before
+    /// now and 366 days after.
     pub scheduled_start: DateTime<Utc>,
     /// The booked length in minutes (8 to 240).
+    #[schema(minimum = 8, maximum = 240)]
     pub planned_minutes: u16,
 }
 
@@ -285,6 +351,7 @@ pub struct RecordServiceRequest {
     #[schema(example = "97124")]
     pub code: String,
     /// Minutes of direct contact; the session's services together stay within its booked length.
+    #[schema(minimum = 1, maximum = 240)]
     pub minutes: u16,
     /// The body region, e.g. `lower_back`, or `other:<text>`.
     #[schema(example = "lower_back")]
@@ -305,6 +372,7 @@ pub struct RecordModalityRequest {
     #[schema(example = "97010")]
     pub code: String,
     /// Minutes applied.
+    #[schema(minimum = 1, maximum = 240)]
     pub minutes: u16,
 }
 
@@ -322,6 +390,11 @@ pub struct AttachDiagnosesRequest {
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
     /// Why (1 to 500 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    )]
     pub reason: String,
 }
 

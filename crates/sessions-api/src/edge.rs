@@ -225,3 +225,102 @@ pub fn readiness(checks: BTreeMap<String, Result<(), String>>) -> Response {
     }
     response
 }
+
+/// Makes a generated OpenAPI document say what the server does, for client generators and for
+/// schemathesis:
+/// - a response that flattens a request shape beside its id (`allOf: [ClinicRequest, {id}]`,
+///   where the request refuses unknown properties, so no answer could match) becomes one object
+///   with both property sets;
+/// - every operation documents its 4XX and 5XX answers as problem documents.
+pub fn make_truthful(document: &mut serde_json::Value) {
+    let schemas = document
+        .pointer("/components/schemas")
+        .and_then(serde_json::Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(components) = document
+        .pointer_mut("/components/schemas")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for schema in components.values_mut() {
+            merge_all_of(schema, &schemas);
+        }
+    }
+    let problem = serde_json::json!({
+        "description": "A problem document naming the field, parameter or dependency concerned",
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    });
+    if let Some(paths) = document
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for operation in paths
+            .values_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+        {
+            if let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                for class in ["4XX", "5XX"] {
+                    responses.entry(class).or_insert_with(|| problem.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Replaces `allOf` of component references and inline objects by one object holding all their
+/// properties (and none of their `additionalProperties: false`).
+fn merge_all_of(
+    schema: &mut serde_json::Value,
+    schemas: &serde_json::Map<String, serde_json::Value>,
+) {
+    let Some(parts) = schema.get("allOf").and_then(serde_json::Value::as_array) else {
+        return;
+    };
+    let mut properties = serde_json::Map::new();
+    let mut required: Vec<serde_json::Value> = Vec::new();
+    for part in parts {
+        let resolved = match part.get("$ref").and_then(serde_json::Value::as_str) {
+            Some(reference) => {
+                let name = reference.rsplit('/').next().unwrap_or(reference);
+                match schemas.get(name) {
+                    Some(target) => target,
+                    None => return,
+                }
+            }
+            None => part,
+        };
+        if resolved.get("allOf").is_some() {
+            return;
+        }
+        if let Some(fields) = resolved
+            .get("properties")
+            .and_then(serde_json::Value::as_object)
+        {
+            properties.extend(fields.clone());
+        }
+        for name in resolved
+            .get("required")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !required.contains(name) {
+                required.push(name.clone());
+            }
+        }
+    }
+    let description = schema.get("description").cloned();
+    let mut merged = serde_json::json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+    });
+    if let Some(description) = description {
+        merged["description"] = description;
+    }
+    *schema = merged;
+}

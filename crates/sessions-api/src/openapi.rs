@@ -7,7 +7,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{auth, claims, dto, error, reference, sessions};
+use crate::{auth, claims, dto, edge, error, reference, sessions};
 
 /// The API's OpenAPI description.
 #[derive(Debug, OpenApi)]
@@ -15,6 +15,8 @@ use crate::{auth, claims, dto, error, reference, sessions};
     info(title = "ClaimLedger sessions API", description = "Clinics record visits; every change becomes an event on the log."),
     paths(
         reference::create_key,
+        reference::list_keys,
+        reference::revoke_key,
         reference::create_clinic,
         reference::get_clinic,
         reference::create_therapist,
@@ -68,8 +70,12 @@ impl Modify for BearerKey {
 
 /// The document as served and checked in: pretty JSON with a trailing newline.
 pub fn document() -> String {
-    let mut text = ApiDoc::openapi()
-        .to_pretty_json()
+    let mut text = serde_json::to_value(ApiDoc::openapi())
+        .map(|mut document| {
+            edge::make_truthful(&mut document);
+            document
+        })
+        .and_then(|document| serde_json::to_string_pretty(&document))
         .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
     text.push('\n');
     text

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Runs schemathesis (PyPI) against both HTTP APIs, started here from a debug build on their own
+# ports, database and log stream, with a bounded number of examples per operation. It fails on any
+# 5xx, any answer that violates its documented schema, status, content type or headers.
+# Expects the local stack (deploy/local-stack.sh) to be up. Prints one closing line
+# `schemathesis: N passed, N failed` per API.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCHEMATHESIS_VERSION=4.32.5
+EXAMPLES=${SCHEMATHESIS_EXAMPLES:-50}
+SESSIONS_PORT=18080
+REPORTING_PORT=18081
+run_id="st$(date +%s)$$"
+database="claimledger_$run_id"
+work=$(mktemp -d)
+
+say() { printf 'schemathesis: %s\n' "$*"; }
+
+python3 -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" nats-py
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS \"$database\" WITH (FORCE)" >/dev/null 2>&1 || true
+  python3 - "$run_id" <<'PY' || true
+import asyncio, sys
+import nats
+async def main():
+    client = await nats.connect("nats://127.0.0.1:4222")
+    stream = sys.argv[1].upper()
+    for name in (stream, stream + "_PARKED"):
+        try:
+            await client.jetstream().delete_stream(name)
+        except Exception:
+            pass
+    await client.close()
+asyncio.run(main())
+PY
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE \"$database\" OWNER claimledger" >/dev/null
+export DATABASE_URL="postgres://claimledger:claimledger@127.0.0.1:5432/$database"
+export NATS_URL=nats://127.0.0.1:4222
+export CLAIMLEDGER_LOG_STREAM="${run_id^^}"
+export CLAIMLEDGER_LOG_SUBJECT_PREFIX="$run_id"
+export CLAIMLEDGER_SESSIONS_PORT=$SESSIONS_PORT
+export CLAIMLEDGER_REPORTING_PORT=$REPORTING_PORT
+export RUST_LOG=warn
+
+cargo build -q -p claimledger --locked
+bin=target/debug/claimledger
+key=$("$bin" keys create --chain-name "schemathesis" | awk '/^key \(/ { print $NF }')
+
+"$bin" serve sessions >"$work/sessions.log" 2>&1 &
+pids+=($!)
+"$bin" serve reporting >"$work/reporting.log" 2>&1 &
+pids+=($!)
+for port in $SESSIONS_PORT $REPORTING_PORT; do
+  for _ in $(seq 1 300); do
+    curl -fs "http://127.0.0.1:$port/ready" >/dev/null && break
+    sleep 0.2
+  done
+  curl -fs "http://127.0.0.1:$port/ready" >/dev/null || { say "the API on $port is not ready"; cat "$work"/*.log; exit 1; }
+done
+
+# A few resources, so that operations on ids also meet ids that exist.
+api() { curl -fs -X POST "http://127.0.0.1:$SESSIONS_PORT$1" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$2"; }
+api /v1/clinics '{"name":"Fuzz Clinic","npi":"1234567893","tax_id":"12-3456789","address_line":"1 Main St","city":"Seattle","state":"WA","postal_code":"98101","time_zone":"America/Los_Angeles","place_of_service":"11"}' >/dev/null
+api /v1/payers '{"name":"Fuzz Payer","rules_key":"medicare-like"}' >/dev/null
+
+checks=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
+status=0
+for api_name in sessions reporting; do
+  port=$SESSIONS_PORT
+  [ "$api_name" = reporting ] && port=$REPORTING_PORT
+  say "$api_name API: $EXAMPLES examples per operation"
+  if schemathesis run "http://127.0.0.1:$port/openapi.json" \
+      --header "Authorization: Bearer $key" \
+      --checks "$checks" \
+      --max-examples "$EXAMPLES" \
+      --seed 20261205 \
+      --phases examples,coverage,fuzzing \
+      --suppress-health-check all \
+      --workers 2 \
+      --no-color \
+      --report junit --report-dir "$work/$api_name" >"$work/$api_name.out" 2>&1; then
+    result=0
+  else
+    result=$?
+  fi
+  if [ "$result" -ne 0 ]; then cat "$work/$api_name.out"; else tail -n 25 "$work/$api_name.out"; fi
+  passed=$(grep -o 'tests="[0-9]*"' "$work/$api_name"/*.xml 2>/dev/null | head -1 | grep -o '[0-9]*' || echo 0)
+  failed=$(grep -o 'failures="[0-9]*"' "$work/$api_name"/*.xml 2>/dev/null | head -1 | grep -o '[0-9]*' || echo 0)
+  if [ "$result" -ne 0 ]; then
+    status=1
+    say "$api_name API: schemathesis found problems (exit $result)"
+    tail -n 20 "$work/$api_name.log" 2>/dev/null || true
+  fi
+  printf 'schemathesis %s: %d operations, %d failed\n' "$api_name" "$passed" "$failed"
+done
+exit $status
