@@ -304,7 +304,12 @@ pub struct Referral {
 
 /// Who pays for a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    try_from = "PaymentWire"
+)]
 pub enum PaymentDto {
     /// A payer, under the patient's coverage.
     Payer {
@@ -315,6 +320,47 @@ pub enum PaymentDto {
     },
     /// The patient pays.
     SelfPay,
+}
+
+/// The payment as it arrives: a plain struct, so that a field of the wrong type is named by its
+/// path (`payment.payer_id`); an internally tagged enum buffers its content and loses the path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentWire {
+    kind: PaymentKind,
+    #[serde(default)]
+    payer_id: Option<Uuid>,
+    #[serde(default)]
+    coverage_id: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PaymentKind {
+    Payer,
+    SelfPay,
+}
+
+impl TryFrom<PaymentWire> for PaymentDto {
+    type Error = String;
+
+    fn try_from(wire: PaymentWire) -> Result<PaymentDto, String> {
+        match (wire.kind, wire.payer_id, wire.coverage_id) {
+            (PaymentKind::Payer, Some(payer_id), Some(coverage_id)) => Ok(PaymentDto::Payer {
+                payer_id,
+                coverage_id,
+            }),
+            (PaymentKind::Payer, None, _) => Err("missing field `payer_id`".to_owned()),
+            (PaymentKind::Payer, _, None) => Err("missing field `coverage_id`".to_owned()),
+            (PaymentKind::SelfPay, None, None) => Ok(PaymentDto::SelfPay),
+            (PaymentKind::SelfPay, Some(_), _) => {
+                Err("unknown field `payer_id`: a self-paid session names no payer".to_owned())
+            }
+            (PaymentKind::SelfPay, _, Some(_)) => {
+                Err("unknown field `coverage_id`: a self-paid session names no coverage".to_owned())
+            }
+        }
+    }
 }
 
 /// Schedule a session.

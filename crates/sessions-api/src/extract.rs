@@ -155,16 +155,17 @@ pub fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The field a data error concerns: the path to it, plus the name serde quotes for a missing or
-/// duplicate field (whose path is the enclosing object; an unknown field's path already ends with
-/// its name).
+/// The field a data error concerns: the path to it, plus the name serde quotes for a missing,
+/// duplicate or unknown field when the path is the enclosing object (an unknown field's path
+/// usually ends with its name already).
 fn field_of(path: &str, message: &str) -> String {
-    let quoted = ["missing field `", "duplicate field `"]
+    let quoted = ["missing field `", "duplicate field `", "unknown field `"]
         .into_iter()
         .find_map(|prefix| message.split(prefix).nth(1))
         .and_then(|rest| rest.split('`').next());
     let parent = if path == "." { "" } else { path };
     match quoted {
+        Some(name) if parent == name || parent.ends_with(&format!(".{name}")) => parent.to_owned(),
         Some(name) if parent.is_empty() => name.to_owned(),
         Some(name) => format!("{parent}.{name}"),
         None if parent.is_empty() => "body".to_owned(),

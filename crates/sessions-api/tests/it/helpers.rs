@@ -140,6 +140,12 @@ impl Call<'_> {
         self
     }
 
+    /// Sends raw bytes as they are (the caller sets the content type).
+    pub fn raw_body(mut self, body: Vec<u8>) -> Self {
+        self.request = self.request.body(body);
+        self
+    }
+
     /// Sends the request.
     pub async fn send(self) -> Reply {
         let _ = self.app;
