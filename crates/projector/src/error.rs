@@ -61,17 +61,20 @@ impl ProjectorError {
         move |source| Self::Database { operation, source }
     }
 
-    /// Whether retrying later can help (the database or the log was unreachable), as opposed to a
-    /// defect that a retry would only repeat.
+    /// Whether retrying later can help (the database or the log was unreachable, a serialization
+    /// failure), as opposed to a defect that a retry would only repeat, such as a value PostgreSQL
+    /// refuses (which the projector parks commit by commit, so it surfaces only if parking fails).
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Log(_) => true,
-            Self::Database { source, .. } => !matches!(
-                source,
-                sqlx::Error::ColumnDecode { .. }
-                    | sqlx::Error::ColumnNotFound(_)
-                    | sqlx::Error::TypeNotFound { .. }
-            ),
+            Self::Database { source, .. } => {
+                !matches!(
+                    source,
+                    sqlx::Error::ColumnDecode { .. }
+                        | sqlx::Error::ColumnNotFound(_)
+                        | sqlx::Error::TypeNotFound { .. }
+                ) && !crate::store::is_rejected_value(self)
+            }
             _ => false,
         }
     }

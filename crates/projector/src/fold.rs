@@ -141,6 +141,32 @@ pub(crate) struct ParkedRow {
     pub payload: Option<Vec<u8>>,
 }
 
+impl ParkedRow {
+    /// The parked row of `item`, should it have to be parked whole; the caller sets `error`.
+    pub(crate) fn of(item: &ReplayItem) -> Self {
+        match item {
+            ReplayItem::Commit(recorded) => Self {
+                sequence: to_i64(recorded.sequence),
+                subject: recorded.subject.clone(),
+                chain: Some(recorded.commit.chain.as_uuid()),
+                error: String::new(),
+                payload: encode(&recorded.commit).ok(),
+            },
+            ReplayItem::Invalid {
+                sequence,
+                subject,
+                error,
+            } => Self {
+                sequence: to_i64(*sequence),
+                subject: subject.clone(),
+                chain: None,
+                error: error_chain(error),
+                payload: None,
+            },
+        }
+    }
+}
+
 /// Everything one batch changes.
 #[derive(Debug, Default)]
 pub(crate) struct BatchChanges {

@@ -14,6 +14,7 @@ struct State {
     events_total: u64,
     parked_total: u64,
     reapplied_total: u64,
+    isolated_total: u64,
     checkpoint: u64,
     stream_last_sequence: u64,
     last_recorded_at_micros: Option<i64>,
@@ -83,6 +84,9 @@ pub struct Snapshot {
     /// Batches applied a second time with upserts because their COPY met a row taken for new
     /// (a log that schedules a session twice); each is also logged as a warning.
     pub reapplied_total: u64,
+    /// Batches applied again one commit per transaction because PostgreSQL refused one of their
+    /// values (the commits refused on their own are parked and counted in `parked_total`).
+    pub isolated_total: u64,
     /// Events folded per second over the last ten seconds.
     pub events_per_second: f64,
     /// The last log sequence whose effects are committed.
@@ -123,6 +127,10 @@ impl Metrics {
 
     pub(crate) fn record_reapplied(&self) {
         self.with(|state| state.reapplied_total += 1);
+    }
+
+    pub(crate) fn record_isolated(&self) {
+        self.with(|state| state.isolated_total += 1);
     }
 
     pub(crate) fn record_checkpoint(&self, checkpoint: u64) {
@@ -194,6 +202,7 @@ impl Metrics {
                 events_total: state.events_total,
                 parked_total: state.parked_total,
                 reapplied_total: state.reapplied_total,
+                isolated_total: state.isolated_total,
                 events_per_second,
                 checkpoint: state.checkpoint,
                 stream_last_sequence: state.stream_last_sequence,
@@ -232,6 +241,12 @@ impl Snapshot {
             "counter",
             "Batches applied again with upserts because a row taken for new existed.",
             self.reapplied_total.to_string(),
+        );
+        metric(
+            "claimledger_projector_isolated_total",
+            "counter",
+            "Batches applied again one commit per transaction because PostgreSQL refused a value.",
+            self.isolated_total.to_string(),
         );
         metric(
             "claimledger_projector_events_per_second",

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::config::ProjectorConfig;
 use crate::directory::Directory;
 use crate::error::ProjectorError;
-use crate::fold::{SessionKey, StoredSession, fold_batch};
+use crate::fold::{ParkedRow, SessionKey, StoredSession, fold_batch};
 use crate::hashing::{HashMap, HashSet};
 use crate::metrics::{Metrics, PhaseTimes};
 use crate::rederive;
@@ -186,29 +186,134 @@ impl Applier {
             .first()
             .zip(items.last())
             .map(|(first, last)| (first.sequence(), last.sequence()));
-        let first = self
+        let mut result = self
             .apply_in_transaction(&mut state, items, covered_through, new_rows)
             .await;
-        let outcome = match (first, range) {
-            (Err(error), Some((from, through)))
-                if new_rows == NewRows::Copy && store::is_existing_row(&error) =>
-            {
-                tracing::warn!(
-                    error.message = %error,
-                    error.cause_chain = %crate::fold::error_chain(&error),
-                    "a row the batch took for new exists; applying the batch again with upserts"
-                );
-                state = self.load_state().await?;
-                let items = self.reread(from, through).await?;
-                self.apply_in_transaction(&mut state, items, covered_through, NewRows::Upsert)
-                    .await?
-            }
-            (other, _) => other?,
-        };
+        if let (Err(error), Some((from, through))) = (&result, range)
+            && new_rows == NewRows::Copy
+            && store::is_existing_row(error)
+        {
+            tracing::warn!(
+                error.message = %error,
+                error.cause_chain = %crate::fold::error_chain(error),
+                "a row the batch took for new exists; applying the batch again with upserts"
+            );
+            state = self.load_state().await?;
+            let items = self.reread(from, through).await?;
+            result = self
+                .apply_in_transaction(&mut state, items, covered_through, NewRows::Upsert)
+                .await;
+        }
+        if let (Err(error), Some((from, through))) = (&result, range)
+            && store::is_rejected_value(error)
+        {
+            tracing::warn!(
+                error.message = %error,
+                error.cause_chain = %crate::fold::error_chain(error),
+                "PostgreSQL refused a value of the batch; applying it again commit by commit"
+            );
+            // The rule book may hold versions of the rolled-back batch: the isolated run reads
+            // its state again.
+            return self.apply_one_by_one(from, through, covered_through).await;
+        }
+        let outcome = result?;
         if matches!(outcome, ApplyOutcome::Applied { .. }) {
             self.state = Some(state);
         }
         Ok(outcome)
+    }
+
+    /// Applies the positions `from..=through` again, one per transaction, after PostgreSQL refused
+    /// a value of the batch that held them. A commit whose own write is refused too (a data
+    /// exception or a constraint violation: the same commit would be refused on every retry) is
+    /// parked with the reason, and the checkpoint moves past it in the same transaction; every
+    /// other commit is applied as usual. Other errors end the run as they would a batch: what is
+    /// committed stays committed, and the caller resumes from the checkpoint. Finally the checkpoint
+    /// moves to `covered_through`, as the batch's would have.
+    #[tracing::instrument(name = "projector.isolate", skip_all, fields(schema = %self.target.schema, from, through))]
+    pub(crate) async fn apply_one_by_one(
+        &mut self,
+        from: u64,
+        through: u64,
+        covered_through: Option<u64>,
+    ) -> Result<ApplyOutcome, ProjectorError> {
+        self.state = None;
+        let items = self.reread(from, through).await?;
+        let mut total = AppliedTotal::default();
+        for item in items {
+            let mut state = match self.state.take() {
+                Some(state) => state,
+                None => self.load_state().await?,
+            };
+            if item.sequence() <= state.checkpoint {
+                self.state = Some(state);
+                continue;
+            }
+            let mut parked = ParkedRow::of(&item);
+            let outcome = match self
+                .apply_in_transaction(&mut state, vec![item], None, NewRows::Upsert)
+                .await
+            {
+                Err(error) if store::is_rejected_value(&error) => {
+                    let sqlstate = store::rejected_sqlstate(&error).unwrap_or_default();
+                    parked.error =
+                        format!("{} (SQLSTATE {sqlstate})", crate::fold::error_chain(&error));
+                    tracing::error!(
+                        seq = parked.sequence,
+                        subject = %parked.subject,
+                        error.message = %parked.error,
+                        "PostgreSQL refused a value of this commit; parked and skipped"
+                    );
+                    // Its fold may have added rules versions to the rolled-back state.
+                    state = self.load_state().await?;
+                    self.park_in_transaction(&mut state, parked).await?
+                }
+                other => other?,
+            };
+            match outcome {
+                ApplyOutcome::Applied { .. } => {
+                    total.add(&outcome);
+                    self.state = Some(state);
+                }
+                ApplyOutcome::Moved { .. } => return Ok(outcome),
+            }
+        }
+        if let Some(covered) = covered_through {
+            let mut state = match self.state.take() {
+                Some(state) => state,
+                None => self.load_state().await?,
+            };
+            if covered > state.checkpoint {
+                let outcome = self
+                    .apply_in_transaction(&mut state, Vec::new(), Some(covered), NewRows::Upsert)
+                    .await?;
+                match outcome {
+                    ApplyOutcome::Applied { .. } => total.add(&outcome),
+                    ApplyOutcome::Moved { .. } => return Ok(outcome),
+                }
+            }
+            self.state = Some(state);
+        }
+        let checkpoint = self.checkpoint().await?;
+        Ok(total.outcome(checkpoint))
+    }
+
+    /// Records one position as parked and moves the checkpoint to it, in one transaction.
+    async fn park_in_transaction(
+        &mut self,
+        state: &mut AppliedState,
+        row: ParkedRow,
+    ) -> Result<ApplyOutcome, ProjectorError> {
+        let started = Instant::now();
+        let mut connection = CloseIfCancelled(Some(
+            self.pool
+                .acquire()
+                .await
+                .map_err(ProjectorError::db("beginning a batch"))?,
+        ));
+        let outcome = park_on(connection.get(), &self.target, state, row, started).await;
+        connection.finished();
+        outcome
     }
 
     #[tracing::instrument(
@@ -315,6 +420,86 @@ impl Applier {
     }
 }
 
+/// Records `row` as parked and moves the checkpoint to its position, if the checkpoint is still the
+/// one `state` holds.
+async fn park_on(
+    connection: &mut sqlx::PgConnection,
+    target: &Target,
+    state: &mut AppliedState,
+    row: ParkedRow,
+    started: Instant,
+) -> Result<ApplyOutcome, ProjectorError> {
+    let mut transaction = sqlx::Connection::begin(connection)
+        .await
+        .map_err(ProjectorError::db("beginning a batch"))?;
+    let checkpoint = store::lock_checkpoint(&mut transaction, target).await?;
+    if checkpoint != state.checkpoint {
+        return Ok(ApplyOutcome::Moved { checkpoint });
+    }
+    let sequence = u64::try_from(row.sequence).unwrap_or(0);
+    store::write_parked_rows(&mut transaction, std::slice::from_ref(&row)).await?;
+    store::set_checkpoint(&mut transaction, target, sequence).await?;
+    let written = Instant::now();
+    transaction
+        .commit()
+        .await
+        .map_err(ProjectorError::db("committing a batch"))?;
+    state.checkpoint = sequence;
+    Ok(ApplyOutcome::Applied {
+        positions: 1,
+        events: 0,
+        parked: 1,
+        checkpoint: sequence,
+        last_recorded_at: None,
+        phases: PhaseTimes {
+            write: (written - started).as_secs_f64(),
+            commit: written.elapsed().as_secs_f64(),
+            ..PhaseTimes::default()
+        },
+    })
+}
+
+/// The sum of the [`ApplyOutcome::Applied`] outcomes of a batch applied commit by commit.
+#[derive(Debug, Default)]
+struct AppliedTotal {
+    positions: u64,
+    events: u64,
+    parked: u64,
+    last_recorded_at: Option<i64>,
+    phases: PhaseTimes,
+}
+
+impl AppliedTotal {
+    fn add(&mut self, outcome: &ApplyOutcome) {
+        if let ApplyOutcome::Applied {
+            positions,
+            events,
+            parked,
+            last_recorded_at,
+            phases,
+            ..
+        } = outcome
+        {
+            self.positions += positions;
+            self.events += events;
+            self.parked += parked;
+            self.last_recorded_at = last_recorded_at.or(self.last_recorded_at);
+            self.phases.add(phases);
+        }
+    }
+
+    fn outcome(self, checkpoint: u64) -> ApplyOutcome {
+        ApplyOutcome::Applied {
+            positions: self.positions,
+            events: self.events,
+            parked: self.parked,
+            checkpoint,
+            last_recorded_at: self.last_recorded_at,
+            phases: self.phases,
+        }
+    }
+}
+
 /// A batch folded while the batch before it is still being written (see [`Projector`]): its rows,
 /// ready to write, and the positions it covers.
 #[derive(Debug)]
@@ -347,6 +532,9 @@ enum Written {
     /// A row the batch took for new exists: nothing was written; apply the positions
     /// `from..=through` again with upserts.
     ExistingRow { from: u64, through: u64 },
+    /// PostgreSQL refused a value of the batch: nothing was written; apply the positions
+    /// `from..=through` again one by one, parking those refused on their own.
+    Rejected { from: u64, through: u64 },
 }
 
 /// Sessions folded but not yet committed: the next batch continues them from here instead of from
@@ -553,6 +741,15 @@ async fn write_folded_on(
             phases,
         });
     }
+    let (from, through) = (expected_checkpoint + 1, checkpoint);
+    let rejected = |error: &ProjectorError| {
+        tracing::warn!(
+            error.message = %error,
+            error.cause_chain = %crate::fold::error_chain(error),
+            "PostgreSQL refused a value of the batch; applying it again commit by commit"
+        );
+        Ok(Written::Rejected { from, through })
+    };
     match store::write_changes(&mut transaction, &target.schema, &changes, Some(new_rows)).await {
         Err(error) if store::is_existing_row(&error) => {
             tracing::warn!(
@@ -560,20 +757,23 @@ async fn write_folded_on(
                 error.cause_chain = %crate::fold::error_chain(&error),
                 "a row the batch took for new exists; applying the batch again with upserts"
             );
-            return Ok(Written::ExistingRow {
-                from: expected_checkpoint + 1,
-                through: checkpoint,
-            });
+            return Ok(Written::ExistingRow { from, through });
         }
+        Err(error) if store::is_rejected_value(&error) => return rejected(&error),
         other => other?,
     }
     store::set_checkpoint(&mut transaction, &target, checkpoint).await?;
     let written = Instant::now();
     phases.write = (written - started).as_secs_f64();
-    transaction
+    // A deferred constraint is checked at commit.
+    match transaction
         .commit()
         .await
-        .map_err(ProjectorError::db("committing a batch"))?;
+        .map_err(ProjectorError::db("committing a batch"))
+    {
+        Err(error) if store::is_rejected_value(&error) => return rejected(&error),
+        other => other?,
+    }
     phases.commit = written.elapsed().as_secs_f64();
     Ok(Written::Applied {
         positions,
@@ -859,29 +1059,39 @@ impl Projector {
                 self.metrics.record_reapplied();
                 self.reset_pipeline();
                 let items = self.applier.reread(from, through).await?;
-                match self.applier.apply_with_upserts(items).await? {
-                    ApplyOutcome::Applied {
-                        positions,
-                        events,
-                        parked,
-                        checkpoint,
-                        last_recorded_at,
-                        phases,
-                    } => {
-                        self.metrics.record_batch(
-                            events,
-                            parked,
-                            checkpoint,
-                            last_recorded_at,
-                            &phases,
-                        );
-                        Ok(positions)
-                    }
-                    ApplyOutcome::Moved { .. } => {
-                        self.reset_pipeline();
-                        Ok(0)
-                    }
-                }
+                let outcome = self.applier.apply_with_upserts(items).await?;
+                Ok(self.record_fallback(outcome))
+            }
+            Written::Rejected { from, through } => {
+                // Rare (a commit holding a value PostgreSQL refuses, such as a NUL in a text): the
+                // batch folded on top of this one is dropped, this one is applied again commit by
+                // commit with the refused commits parked, and reading resumes after it.
+                self.metrics.record_isolated();
+                self.reset_pipeline();
+                let outcome = self.applier.apply_one_by_one(from, through, None).await?;
+                Ok(self.record_fallback(outcome))
+            }
+        }
+    }
+
+    /// Records a batch applied again outside the pipeline; returns the positions it applied.
+    fn record_fallback(&mut self, outcome: ApplyOutcome) -> u64 {
+        match outcome {
+            ApplyOutcome::Applied {
+                positions,
+                events,
+                parked,
+                checkpoint,
+                last_recorded_at,
+                phases,
+            } => {
+                self.metrics
+                    .record_batch(events, parked, checkpoint, last_recorded_at, &phases);
+                positions
+            }
+            ApplyOutcome::Moved { .. } => {
+                self.reset_pipeline();
+                0
             }
         }
     }

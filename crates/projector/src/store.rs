@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use crate::error::ProjectorError;
 use crate::fold::{
-    BatchChanges, ClaimRow, Footprint, PARKED_PROJECTION, SessionKey, SessionRow, StoredSession,
+    BatchChanges, ClaimRow, Footprint, PARKED_PROJECTION, ParkedRow, SessionKey, SessionRow,
+    StoredSession,
 };
 use crate::hashing::{HashMap, HashSet};
 use crate::rules::LogRules;
@@ -158,6 +159,25 @@ pub(crate) fn is_existing_row(error: &ProjectorError) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether PostgreSQL refused a value the batch wrote: SQLSTATE class 22 (data exception, such as
+/// text holding a NUL character, 22021, or a JSON document holding `\u0000`, 22P05) or class 23
+/// (integrity constraint violation, such as a check). The same rows would be refused on every
+/// retry, so the batch is applied again commit by commit and the commits refused on their own are
+/// parked (see `Applier::apply_one_by_one`). A COPY that met an existing row ([`is_existing_row`])
+/// is recognised first and handled by upserts instead.
+pub(crate) fn is_rejected_value(error: &ProjectorError) -> bool {
+    rejected_sqlstate(error).is_some()
+}
+
+/// The SQLSTATE of a value PostgreSQL refused (see [`is_rejected_value`]).
+pub(crate) fn rejected_sqlstate(error: &ProjectorError) -> Option<String> {
+    let ProjectorError::Database { source, .. } = error else {
+        return None;
+    };
+    let code = source.as_database_error()?.code()?;
+    (code.starts_with("22") || code.starts_with("23")).then(|| code.into_owned())
 }
 
 /// Runs `statement` (a `COPY … FROM STDIN (FORMAT binary)`) with the rows of `copy`; nothing
@@ -1001,10 +1021,29 @@ async fn write_parked(
     connection: &mut PgConnection,
     changes: &BatchChanges,
 ) -> Result<(), ProjectorError> {
-    let rows = &changes.parked;
+    write_parked_rows(connection, &changes.parked).await
+}
+
+/// Records parked positions (once each: a position parked before keeps its first row). A reason
+/// quoting the refused value may hold a NUL character, which a text column refuses: it is written
+/// as `\u0000`, so that recording why a commit was parked never fails for the same reason.
+pub(crate) async fn write_parked_rows(
+    connection: &mut PgConnection,
+    rows: &[ParkedRow],
+) -> Result<(), ProjectorError> {
     if rows.is_empty() {
         return Ok(());
     }
+    let errors: Vec<std::borrow::Cow<'_, str>> = rows
+        .iter()
+        .map(|row| {
+            if row.error.contains('\0') {
+                std::borrow::Cow::Owned(row.error.replace('\0', "\\u0000"))
+            } else {
+                std::borrow::Cow::Borrowed(row.error.as_str())
+            }
+        })
+        .collect();
     sqlx::query(
         "INSERT INTO public.parked_events (projection, sequence, subject, chain_id, error, payload) \
          SELECT $1, * FROM UNNEST($2::int8[], $3::text[], $4::uuid[], $5::text[], $6::bytea[]) \
@@ -1014,7 +1053,7 @@ async fn write_parked(
     .bind(rows.iter().map(|row| row.sequence).collect::<Vec<_>>())
     .bind(rows.iter().map(|row| row.subject.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|row| row.chain).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.error.as_str()).collect::<Vec<_>>())
+    .bind(errors.iter().map(AsRef::as_ref).collect::<Vec<&str>>())
     .bind(
         rows.iter()
             .map(|row| row.payload.as_deref())

@@ -8,6 +8,7 @@ mod helpers;
 mod postgres_restart;
 mod projection;
 mod rebuild;
+mod rejected_values;
 mod reprice;
 mod rollups;
 mod workload;

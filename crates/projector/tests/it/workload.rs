@@ -196,7 +196,7 @@ impl Workload {
     }
 
     /// Appends one reference event as a new chain-wide aggregate.
-    async fn register(
+    pub async fn register(
         &self,
         log: &EventLog,
         kind: AggregateKind,
