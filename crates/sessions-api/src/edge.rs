@@ -88,7 +88,7 @@ pub fn problem_response(
 }
 
 /// Refuses an over-long request target with a problem, and gives every error answer that left a
-/// router or a layer without a body of its own (405 with its `Allow`, 413 from the body limit, a
+/// router or a layer bare (no body, or axum's plain-text rejection) (405 with its `Allow`, 413 from the body limit, a
 /// bare 400 …) a problem body; headers such as `Allow` are kept.
 pub async fn problem_edges(request: Request, next: Next) -> Response {
     let target_length = request
@@ -107,11 +107,13 @@ pub async fn problem_edges(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let response = next.run(request).await;
     let status = response.status();
-    let is_problem = response
+    // A bare answer has no body, or axum's plain-text rejection; anything else (a problem, a
+    // readiness document) is the handler's own.
+    let is_bare = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .is_none_or(|value| value.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !is_bare {
         return response;
     }
     let (slug, title, field, reason) = match status {

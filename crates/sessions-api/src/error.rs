@@ -349,3 +349,35 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_an_unreachable_log_or_database_when_rendered_then_it_is_a_503_with_retry_after() {
+        let log = ApiError::from(LogError::Nats {
+            operation: "publishing a commit",
+            source: "no responders".into(),
+        });
+        let database = ApiError::Database(sqlx::Error::PoolTimedOut);
+        for error in [log, database] {
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], RETRY_AFTER_SECONDS);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        }
+    }
+
+    #[test]
+    fn given_a_database_error_of_the_request_when_rendered_then_it_stays_a_500() {
+        let error = ApiError::Database(sqlx::Error::RowNotFound);
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            !error
+                .into_response()
+                .headers()
+                .contains_key(header::RETRY_AFTER)
+        );
+    }
+}

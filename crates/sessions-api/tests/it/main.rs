@@ -6,6 +6,7 @@ mod bodies;
 mod claims;
 mod concurrency;
 mod corpus;
+mod hardening;
 mod helpers;
 mod lifecycle;
 mod openapi;
