@@ -10,4 +10,5 @@ mod known;
 mod openapi;
 mod queries;
 mod rls;
+mod scopes;
 mod terminal;
