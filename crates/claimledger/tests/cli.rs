@@ -160,3 +160,141 @@ fn given_bad_arguments_when_run_then_it_fails_with_a_message_naming_the_argument
         assert!(stdout(&output).is_empty(), "{args:?} printed to stdout");
     }
 }
+
+/// A fresh database for one test, dropped when the guard goes.
+struct Database {
+    url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl Database {
+    fn create() -> Database {
+        let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+            "postgres://claimledger:claimledger@127.0.0.1:5432/claimledger".to_owned()
+        });
+        let name = format!("cli_test_{}", uuid::Uuid::new_v4().simple());
+        run_sql(&admin_url, &format!("CREATE DATABASE \"{name}\""));
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(base, _)| base);
+        Database {
+            url: format!("{base}/{name}"),
+            name,
+            admin_url,
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        run_sql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn run_sql(url: &str, statement: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(url)
+            .await
+            .expect("PostgreSQL answers");
+        sqlx::query(statement)
+            .execute(&mut connection)
+            .await
+            .expect("the statement runs");
+    });
+}
+
+fn claimledger_on(database: &Database, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_claimledger"))
+        .args(args)
+        .env("DATABASE_URL", &database.url)
+        .output()
+        .expect("run claimledger")
+}
+
+#[test]
+fn given_a_chain_when_keys_are_created_listed_and_revoked_then_the_list_shows_each_state() {
+    let database = Database::create();
+    let created = claimledger_on(&database, &["keys", "create", "--chain-name", "CLI chain"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let text = stdout(&created);
+    let chain = text
+        .lines()
+        .find_map(|line| line.strip_prefix("chain: "))
+        .expect("the chain id")
+        .to_owned();
+    let expiring = claimledger_on(
+        &database,
+        &[
+            "keys",
+            "create",
+            "--chain",
+            &chain,
+            "--role",
+            "analyst",
+            "--label",
+            "auditor",
+            "--expires-at",
+            "2099-01-01T00:00:00Z",
+        ],
+    );
+    assert!(expiring.status.success(), "{}", stderr(&expiring));
+    let analyst = stdout(&expiring)
+        .lines()
+        .find_map(|line| line.strip_prefix("key id: "))
+        .expect("the key id")
+        .to_owned();
+
+    let revoked = claimledger_on(
+        &database,
+        &["keys", "revoke", "--chain", &chain, "--id", &analyst],
+    );
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert!(stdout(&revoked).contains("revoked"), "{}", stdout(&revoked));
+
+    let listed = claimledger_on(&database, &["keys", "list", "--chain", &chain]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let rows: Vec<Vec<String>> = stdout(&listed)
+        .lines()
+        .skip(1)
+        .map(|line| line.split('\t').map(str::to_owned).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0][1], "admin");
+    assert_eq!(rows[0][5], "active");
+    assert_eq!(rows[1][0], analyst);
+    assert_eq!(rows[1][3], "auditor");
+    assert!(rows[1][5].starts_with("revoked "), "{rows:?}");
+
+    let unknown = claimledger_on(
+        &database,
+        &["keys", "revoke", "--chain", &chain, "--id", &chain],
+    );
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("has no key"),
+        "{}",
+        stderr(&unknown)
+    );
+    let past = claimledger_on(
+        &database,
+        &[
+            "keys",
+            "create",
+            "--chain",
+            &chain,
+            "--expires-at",
+            "2001-01-01T00:00:00Z",
+        ],
+    );
+    assert!(!past.status.success());
+    assert!(stderr(&past).contains("--expires-at"), "{}", stderr(&past));
+}
