@@ -61,7 +61,7 @@ pub struct ConnectionArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
-    /// Where `GET /health` and `GET /metrics` are served.
+    /// Where `GET /health` (liveness), `GET /ready` (readiness) and `GET /metrics` are served.
     #[arg(
         long,
         env = "CLAIMLEDGER_PROJECTOR_HTTP",
@@ -120,7 +120,7 @@ async fn run_projector(args: &RunArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let http = tokio::spawn(claimledger_projector::http::serve(
         listener,
-        projector.metrics(),
+        projector.probes(),
         shutdown.clone(),
     ));
     let signal = tokio::spawn({

@@ -22,6 +22,9 @@ pub struct ProjectorConfig {
     pub idle_wait: Duration,
     /// The directory holding `reference/` (NCCI PTP, MUE, always-therapy), usually the repo's `rules/`.
     pub rules_dir: PathBuf,
+    /// How many log positions a projector may trail the log's head by and still answer `/ready`
+    /// when it has not yet caught up with the head as of its start (see [`crate::http`]).
+    pub ready_max_lag: u64,
 }
 
 impl ProjectorConfig {
@@ -37,6 +40,7 @@ impl ProjectorConfig {
             max_batch_wait: Duration::from_millis(50),
             idle_wait: Duration::from_millis(200),
             rules_dir,
+            ready_max_lag: 1_000,
         }
     }
 

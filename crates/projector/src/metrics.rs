@@ -17,6 +17,8 @@ struct State {
     isolated_total: u64,
     checkpoint: u64,
     stream_last_sequence: u64,
+    /// The log's last sequence the first time it was asked for: the head "as of start".
+    head_at_start: Option<u64>,
     last_recorded_at_micros: Option<i64>,
     last_success: Option<Instant>,
     last_error: Option<String>,
@@ -75,7 +77,7 @@ pub struct Metrics {
 /// A consistent reading of the metrics.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Snapshot {
-    /// Whether the last step succeeded recently.
+    /// Whether the last step succeeded, within the last 30 seconds (one of `/ready`'s checks).
     pub healthy: bool,
     /// Events folded since start.
     pub events_total: u64,
@@ -93,6 +95,9 @@ pub struct Snapshot {
     pub checkpoint: u64,
     /// The log's last sequence when last asked.
     pub stream_last_sequence: u64,
+    /// The log's last sequence when first asked after start (`None` until then): `/ready` waits for
+    /// the checkpoint to reach it.
+    pub head_at_start: Option<u64>,
     /// Positions not yet applied.
     pub lag_events: u64,
     /// Age of the last applied commit while positions are pending; 0 when caught up.
@@ -138,7 +143,10 @@ impl Metrics {
     }
 
     pub(crate) fn record_stream_last(&self, last: u64) {
-        self.with(|state| state.stream_last_sequence = state.stream_last_sequence.max(last));
+        self.with(|state| {
+            state.stream_last_sequence = state.stream_last_sequence.max(last);
+            state.head_at_start.get_or_insert(last);
+        });
     }
 
     pub(crate) fn record_batch(
@@ -206,6 +214,7 @@ impl Metrics {
                 events_per_second,
                 checkpoint: state.checkpoint,
                 stream_last_sequence: state.stream_last_sequence,
+                head_at_start: state.head_at_start,
                 lag_events,
                 lag_seconds,
                 last_error: state.last_error.clone(),

@@ -988,6 +988,17 @@ impl Projector {
         Arc::clone(&self.metrics)
     }
 
+    /// What the HTTP endpoint reads: these metrics, and this projector's database and log for
+    /// `/ready`'s checks (see [`crate::http`]).
+    pub fn probes(&self) -> crate::http::Probes {
+        crate::http::Probes {
+            metrics: self.metrics(),
+            pool: self.applier.pool.clone(),
+            log: self.log.clone(),
+            ready_max_lag: self.config.ready_max_lag,
+        }
+    }
+
     /// The last log sequence whose effects are committed (after waiting for a write in flight).
     pub async fn checkpoint(&mut self) -> Result<u64, ProjectorError> {
         self.finish_in_flight().await?;

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use claimledger_events::session::{Coverage, ServiceRecorded, SessionScheduled, Technique};
 use claimledger_events::{CptCode, Event};
-use claimledger_projector::http::router;
+use claimledger_projector::http::{Probes, router};
 use claimledger_projector::{LIVE_SCHEMA, Outcome};
 use tower::ServiceExt as _;
 use uuid::Uuid;
@@ -259,18 +259,46 @@ async fn a_poison_message_is_parked_and_the_projection_goes_on() -> anyhow::Resu
     app.env.cleanup().await
 }
 
+/// Answers `GET path` from the projector's routes: the status and the JSON body.
+async fn get_json(probes: Probes, path: &str) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+    let response = router(probes)
+        .oneshot(Request::get(path).body(Body::empty())?)
+        .await?;
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+    Ok((status, serde_json::from_slice(&body)?))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics_report_progress_and_lag() -> anyhow::Result<()> {
     let app = spawn_app().await?;
     app.workload.append_visits(&app.log, 0..120, 16).await?;
-    let mut projector = app.projector()?;
+    // About 700 positions behind at start, more than the lag `/ready` tolerates here.
+    let mut config = crate::helpers::test_config();
+    config.ready_max_lag = 100;
+    let mut projector =
+        claimledger_projector::Projector::build(app.log.clone(), app.env.db.clone(), config)?;
     let metrics = projector.metrics();
 
-    // Not yet stepped: unhealthy.
-    let response = router(metrics.clone())
-        .oneshot(Request::get("/health").body(Body::empty())?)
-        .await?;
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Not yet stepped: alive, but not ready (no step yet, and the log's head is far ahead).
+    let (status, health) = get_json(projector.probes(), "/health").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["parked_total"], 0);
+    let (status, ready) = get_json(projector.probes(), "/ready").await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["ready"], false);
+    assert_eq!(
+        ready["failing"],
+        serde_json::json!(["caught_up", "stepping"])
+    );
+    assert_eq!(ready["database"]["ok"], true);
+    assert_eq!(ready["nats"]["ok"], true);
+    assert!(
+        ready["caught_up"]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("head as of start")),
+        "{ready}"
+    );
 
     // One batch of at most 200 commits out of about 700: lag is visible.
     step_until_applied(&mut projector).await?;
@@ -281,17 +309,18 @@ async fn health_and_metrics_report_progress_and_lag() -> anyhow::Result<()> {
 
     drain(&mut projector).await?;
     let last = app.log.last_sequence().await?;
-    let response = router(metrics.clone())
-        .oneshot(Request::get("/health").body(Body::empty())?)
-        .await?;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
-    let health: serde_json::Value = serde_json::from_slice(&body)?;
+    let (status, health) = get_json(projector.probes(), "/health").await?;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(health["checkpoint"], last);
     assert_eq!(health["lag_events"], 0);
     assert_eq!(health["lag_seconds"], 0.0);
+    let (status, ready) = get_json(projector.probes(), "/ready").await?;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["ready"], true);
+    assert_eq!(ready["failing"], serde_json::json!([]));
+    assert_eq!(ready["checkpoint"], last);
 
-    let response = router(metrics)
+    let response = router(projector.probes())
         .oneshot(Request::get("/metrics").body(Body::empty())?)
         .await?;
     assert_eq!(response.status(), StatusCode::OK);
@@ -393,5 +422,44 @@ async fn a_voided_service_never_reaches_the_claim() -> anyhow::Result<()> {
     assert_eq!(status, "completed");
     assert_eq!(minutes, 15);
     assert_eq!(error, None);
+    app.env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_names_the_database_and_the_log_when_they_do_not_answer() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    // Nothing listens on port 1: the pool never connects.
+    let unreachable = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_millis(500))
+        .connect_lazy("postgres://claimledger@127.0.0.1:1/claimledger")?;
+    let projector = claimledger_projector::Projector::build(
+        app.log.clone(),
+        unreachable,
+        crate::helpers::test_config(),
+    )?;
+    let (status, ready) = get_json(projector.probes(), "/ready").await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["database"]["ok"], false);
+    assert!(ready["database"]["reason"].is_string(), "{ready}");
+    assert_eq!(ready["nats"]["ok"], true);
+
+    // The log's stream gone: the log check fails and says so, and liveness still answers.
+    let jetstream = async_nats::jetstream::new(app.env.nats.clone());
+    jetstream
+        .delete_stream(&app.env.log_config().stream_name)
+        .await?;
+    let projector = app.projector()?;
+    let (status, ready) = get_json(projector.probes(), "/ready").await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["nats"]["ok"], false, "{ready}");
+    assert!(
+        ready["failing"]
+            .as_array()
+            .is_some_and(|failing| failing.contains(&serde_json::json!("nats"))),
+        "{ready}"
+    );
+    assert_eq!(ready["database"]["ok"], true);
+    let (status, _) = get_json(projector.probes(), "/health").await?;
+    assert_eq!(status, StatusCode::OK);
     app.env.cleanup().await
 }

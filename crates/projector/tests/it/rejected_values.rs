@@ -1,10 +1,14 @@
 //! Commits whose values PostgreSQL refuses (a NUL character in a text) are parked, and every other
 //! commit and every other chain goes on, live and in a rebuild alike.
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use claimledger_events::reference::ClinicRegistered;
 use claimledger_events::session::{BodyRegion, ServiceRecorded, Technique};
 use claimledger_events::{AggregateKind, CptCode, Event};
 use claimledger_projector::LIVE_SCHEMA;
+use claimledger_projector::http::router;
+use tower::ServiceExt as _;
 use uuid::Uuid;
 
 use crate::helpers::{drain, spawn_app};
@@ -117,6 +121,13 @@ async fn commits_holding_values_postgres_refuses_are_parked_and_everything_else_
     assert_eq!(snapshot.parked_total, 2, "{snapshot:?}");
     assert!(snapshot.isolated_total >= 1, "{snapshot:?}");
     assert!(snapshot.healthy, "{snapshot:?}");
+    let health = router(projector.probes())
+        .oneshot(Request::get("/health").body(Body::empty())?)
+        .await?;
+    assert_eq!(health.status(), StatusCode::OK);
+    let health: serde_json::Value =
+        serde_json::from_slice(&axum::body::to_bytes(health.into_body(), 1 << 20).await?)?;
+    assert_eq!(health["parked_total"], 2, "{health}");
 
     // Chain B is complete: every visit's session, and a claim for every completed one.
     let count = |sql: &'static str, chain: Uuid| async move {
