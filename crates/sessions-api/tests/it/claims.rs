@@ -652,6 +652,27 @@ async fn claim_commands_check_roles_tenancy_versions_idempotency_and_bodies() {
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, field);
     }
+    // Text the read models cannot store never reaches the log.
+    for (body, field) in [
+        (
+            json!({"payer_claim_number": "P\u{0}1", "adjudicated_on": today(), "lines": [good_line]}),
+            "payer_claim_number",
+        ),
+        (
+            json!({"payer_claim_number": "P-1", "adjudicated_on": today(), "lines": [good_line],
+                "note": "\u{1b}[2J"}),
+            "note",
+        ),
+    ] {
+        post(
+            &app,
+            &key,
+            format!("/v1/claims/{claim}/adjudications"),
+            Some(body),
+        )
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, field);
+    }
     assert_eq!(
         app.total_commits().await,
         log_length,
