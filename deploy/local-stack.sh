@@ -44,7 +44,7 @@ else
   wait_for_port "$NATS_PORT"
 fi
 
-# The current release, on 4223 with its own store.
+# Production's release, as a three-node cluster on 4223-4225 with stores of its own.
 "$(dirname "$0")/nats-current.sh"
 
 # --- PostgreSQL ----------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 //! Services are found in this order: `NATS_URL` / `DATABASE_URL` (defaulting to the loopback
 //! services `deploy/local-stack.sh` starts); if one of them does not answer and a Docker engine is
 //! available (`docker info` succeeds), a testcontainers container replaces it for the whole test
-//! binary. Without either, `TestEnv::start` fails and says what is missing.
+//! binary. Without either, `TestEnv::start` fails and says what is missing. Streams get
+//! `CLAIMLEDGER_LOG_REPLICAS` replicas (default 1), as the services' streams do.
 
 pub mod commits;
 mod services;
@@ -44,7 +45,10 @@ impl TestEnv {
         let nats = async_nats::connect(&endpoints.nats_url)
             .await
             .with_context(|| format!("connecting to NATS at {}", endpoints.nats_url))?;
-        let log_config = LogConfig::new(format!("IT_{unique}"), format!("it.{unique}"));
+        let log_config = LogConfig {
+            replicas: services::log_replicas()?,
+            ..LogConfig::new(format!("IT_{unique}"), format!("it.{unique}"))
+        };
 
         let database_name = format!("it_{unique}");
         let mut admin = admin_connection(&endpoints.database_url).await?;
