@@ -253,20 +253,27 @@ where
 #[allow(dead_code)]
 pub struct CommonParams {
     /// First date of service (YYYY-MM-DD); default: the first day of the month eleven months ago.
+    /// Not after `to`; the range covers at most 1,830 days (five years).
+    #[param(format = Date)]
     from: Option<String>,
     /// Last date of service, inclusive; default: the last day of this month.
+    #[param(format = Date)]
     to: Option<String>,
     /// Only this clinic.
     clinic_id: Option<Uuid>,
     /// Only clinics in this region (US state, e.g. WA).
+    #[param(pattern = "^[A-Z]{2}$")]
     region: Option<String>,
     /// Only this payer.
     payer_id: Option<Uuid>,
-    /// Only this procedure code (e.g. 97140).
+    /// Only this procedure code (e.g. 97140): five digits or capital letters.
+    #[param(pattern = "^[0-9A-Z]{5}$")]
     code: Option<String>,
     /// `auto` (default: rollups for whole months, lines otherwise), `rollups` or `lines`.
+    #[param(pattern = "^(auto|rollups|lines)$")]
     source: Option<String>,
     /// `json` (default) or `csv`; `Accept: text/csv` also selects CSV.
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
 }
 
@@ -275,7 +282,9 @@ pub struct CommonParams {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct GroupingParams {
-    /// Comma-separated dimensions: code, payer, clinic, month (default: one total row).
+    /// Comma-separated dimensions, each at most once: code, payer, clinic, month (default: one
+    /// total row).
+    #[param(pattern = "^(code|payer|clinic|month)(,(code|payer|clinic|month)){0,3}$")]
     group_by: Option<String>,
 }
 
@@ -285,6 +294,7 @@ pub struct GroupingParams {
 #[allow(dead_code)]
 pub struct LimitParams {
     /// Reasons per group, 1 to 100 (default 5).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -294,8 +304,10 @@ pub struct LimitParams {
 #[allow(dead_code)]
 pub struct ThresholdParams {
     /// Adjudicated lines a code (best code) or clinic (outliers) needs (default 20).
+    #[param(minimum = 1)]
     min_lines: Option<i64>,
-    /// Outliers: the |z| from which a clinic stands out (default 3).
+    /// Outliers: the |z| from which a clinic stands out (default 3): a positive number.
+    #[param(exclusive_minimum = 0)]
     z_threshold: Option<f64>,
 }
 

@@ -60,6 +60,7 @@ pub struct ClaimLineRequest {
     #[serde(default)]
     pub modifiers: Vec<String>,
     /// Units billed (at least 1).
+    #[schema(minimum = 1, maximum = 65535)]
     pub units: u16,
     /// The line charge in cents.
     pub charge_cents: i64,
@@ -84,6 +85,7 @@ pub struct AdjustmentRequest {
 #[serde(deny_unknown_fields)]
 pub struct AdjudicatedLineRequest {
     /// The submitted line this answers.
+    #[schema(minimum = 1, maximum = 65535)]
     pub line_number: u16,
     /// Allowed, in cents (at most the line's charge).
     pub allowed_cents: i64,
@@ -92,6 +94,7 @@ pub struct AdjudicatedLineRequest {
     /// Patient responsibility, in cents: the sum of the PR adjustments.
     pub patient_responsibility_cents: i64,
     /// Units paid (at most the units billed).
+    #[schema(minimum = 0, maximum = 65535)]
     pub paid_units: u16,
     /// Adjustments, in remittance order.
     #[serde(default)]

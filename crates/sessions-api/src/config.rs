@@ -39,7 +39,8 @@ pub struct HttpSettings {
     pub host: IpAddr,
     /// The port to bind; 0 picks a free one (tests).
     pub port: u16,
-    /// Requests taking longer answer 408.
+    /// Requests taking longer answer 408 (default 15 s: longer than an append retries a log that
+    /// does not answer, so that such a request answers 503 with `Retry-After` instead).
     pub request_timeout: Duration,
     /// Larger bodies answer 413.
     pub body_limit_bytes: usize,
@@ -100,7 +101,7 @@ impl Settings {
         )?;
         let timeout_seconds: u64 = parse(
             "CLAIMLEDGER_SESSIONS_REQUEST_TIMEOUT_SECONDS",
-            &text("CLAIMLEDGER_SESSIONS_REQUEST_TIMEOUT_SECONDS", "10"),
+            &text("CLAIMLEDGER_SESSIONS_REQUEST_TIMEOUT_SECONDS", "15"),
         )?;
         let body_limit_bytes = parse(
             "CLAIMLEDGER_SESSIONS_BODY_LIMIT_BYTES",

@@ -17,8 +17,10 @@ use crate::auth::Role;
 pub struct CreateApiKeyRequest {
     /// What the key may do.
     pub role: Role,
-    /// Limit the key to these clinics; omit for every clinic of the chain.
+    /// Limit the key to these clinics (at least one, each within the caller's own scope); omit
+    /// for every clinic of the chain (only a key for every clinic may).
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub clinic_ids: Option<Vec<Uuid>>,
     /// A label for people (who holds the key).
     #[schema(
@@ -88,7 +90,7 @@ pub struct ClinicRequest {
     )]
     pub name: String,
     /// Its billing NPI (ten digits with a valid check digit).
-    #[schema(pattern = r"^[0-9]{10}$")]
+    #[schema(format = "npi", pattern = r"^[0-9]{10}$")]
     pub npi: String,
     /// Its federal tax id (EIN NN-NNNNNNN).
     #[schema(pattern = r"^[0-9]{2}-?[0-9]{7}$")]
@@ -118,6 +120,7 @@ pub struct ClinicRequest {
     )]
     pub postal_code: String,
     /// IANA time zone, e.g. `America/New_York`: it decides each session's date of service.
+    #[schema(format = "iana-time-zone", example = "America/New_York")]
     pub time_zone: String,
     /// CMS place-of-service code, e.g. `11` (office).
     #[schema(pattern = r"^[0-9]{2}$")]
@@ -146,7 +149,7 @@ pub struct TherapistRequest {
     )]
     pub name: String,
     /// Rendering NPI.
-    #[schema(pattern = r"^[0-9]{10}$")]
+    #[schema(format = "npi", pattern = r"^[0-9]{10}$")]
     pub npi: String,
     /// Licence number.
     #[schema(
@@ -254,9 +257,9 @@ pub struct CoverageRequest {
         pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
     )]
     pub member_id: String,
-    /// First covered day.
+    /// First covered day (1900-01-01 to ten years from today).
     pub valid_from: NaiveDate,
-    /// Last covered day, if it ends.
+    /// Last covered day, if it ends: not before `valid_from`, at most ten years from today.
     #[serde(default)]
     pub valid_to: Option<NaiveDate>,
 }
@@ -278,17 +281,17 @@ pub struct ReferralRequest {
     /// The referred patient.
     pub patient_id: Uuid,
     /// The referring provider's NPI.
-    #[schema(pattern = r"^[0-9]{10}$")]
+    #[schema(format = "npi", pattern = r"^[0-9]{10}$")]
     pub referring_npi: String,
-    /// ICD-10-CM diagnoses, primary first (1 to 12).
-    #[schema(min_items = 1, max_items = 12)]
+    /// ICD-10-CM diagnoses, primary first (1 to 12), with their decimal point.
+    #[schema(value_type = Vec<DiagnosisCode>, min_items = 1, max_items = 12, example = json!(["M54.50"]))]
     pub diagnoses: Vec<String>,
     /// How many visits it authorises.
     #[schema(minimum = 1, maximum = 365)]
     pub authorised_visits: u32,
-    /// The day it was issued.
+    /// The day it was issued (1900-01-01 to ten years from today).
     pub issued_on: NaiveDate,
-    /// The last day it authorises treatment.
+    /// The last day it authorises treatment: not before `issued_on`, at most ten years from today.
     pub expires_on: NaiveDate,
 }
 
@@ -301,6 +304,25 @@ pub struct Referral {
     #[serde(flatten)]
     pub details: ReferralRequest,
 }
+
+/// An ICD-10-CM code with its decimal point, as the billing core parses it (documentation only:
+/// requests carry it as a plain string).
+#[derive(Debug, Clone)]
+pub struct DiagnosisCode;
+
+impl utoipa::PartialSchema for DiagnosisCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "An ICD-10-CM code with its decimal point, e.g. M54.50",
+            ))
+            .pattern(Some(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$"))
+            .into()
+    }
+}
+
+impl ToSchema for DiagnosisCode {}
 
 /// Who pays for a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -426,8 +448,8 @@ pub struct RecordModalityRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachDiagnosesRequest {
-    /// ICD-10-CM codes with their decimal point, primary first.
-    #[schema(example = json!(["M54.50"]))]
+    /// ICD-10-CM codes with their decimal point, primary first (1 to 12).
+    #[schema(value_type = Vec<DiagnosisCode>, min_items = 1, max_items = 12, example = json!(["M54.50"]))]
     pub codes: Vec<String>,
 }
 

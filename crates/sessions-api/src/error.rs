@@ -152,6 +152,36 @@ pub struct Problem {
     pub current_version: Option<u64>,
 }
 
+impl Problem {
+    /// The problem with every control character in its texts written as an escape (`\u{1b}`):
+    /// a field or parameter name echoes what the client sent, and a problem must never carry a
+    /// terminal escape sequence to whoever reads it.
+    pub fn escaped(self) -> Problem {
+        Problem {
+            title: escape_controls(&self.title),
+            detail: escape_controls(&self.detail),
+            field: self.field.as_deref().map(escape_controls),
+            reason: self.reason.as_deref().map(escape_controls),
+            ..self
+        }
+    }
+}
+
+fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|character| {
+            if character.is_control() {
+                character.escape_unicode().to_string()
+            } else {
+                character.to_string()
+            }
+        })
+        .collect()
+}
+
 /// The cause of a 5xx answer, attached to the response for the logging middleware.
 #[derive(Debug, Clone)]
 pub struct ServerFailure {
@@ -322,7 +352,7 @@ impl From<LogError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let problem = self.problem();
+        let problem = self.problem().escaped();
         let mut response = (self.status(), Json(problem)).into_response();
         response
             .headers_mut()

@@ -72,17 +72,69 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     let document: serde_json::Value = serde_json::from_slice(raw)
         .map_err(|error| ApiError::bad_request("body", format!("malformed JSON: {error}")))?;
     check_strings(&document, &mut String::new())?;
+    // The typed pass reads the raw bytes, so that a duplicate key is refused (a parsed value keeps
+    // only the last one).
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        let message = inner.to_string();
-        ApiError::invalid(&field_of(&path, &message), strip_position(&message))
-    })?;
-    deserializer
-        .end()
-        .map_err(|error| ApiError::bad_request("body", format!("malformed JSON: {error}")))?;
-    Ok(value)
+    match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => {
+            deserializer.end().map_err(|error| {
+                ApiError::bad_request("body", format!("malformed JSON: {error}"))
+            })?;
+            Ok(value)
+        }
+        Err(error) => {
+            let path = error.path().to_string();
+            let message = error.into_inner().to_string();
+            // JSON Schema's `integer` admits `2.0`, serde's integers do not: a body whose fault is
+            // such a number is read again with its integral numbers as integers.
+            if message.contains("invalid type: floating point")
+                && let Some(integral) = with_integral_numbers(&document)
+            {
+                return serde_path_to_error::deserialize(integral).map_err(|error| {
+                    let path = error.path().to_string();
+                    let message = error.into_inner().to_string();
+                    ApiError::invalid(&field_of(&path, &message), strip_position(&message))
+                });
+            }
+            Err(ApiError::invalid(
+                &field_of(&path, &message),
+                strip_position(&message),
+            ))
+        }
+    }
+}
+
+/// `value` with every number that is a whole number written as a fraction (`2.0`, `-3e2`) as an
+/// integer, or `None` when it holds none.
+fn with_integral_numbers(value: &serde_json::Value) -> Option<serde_json::Value> {
+    fn convert(value: &serde_json::Value, changed: &mut bool) -> serde_json::Value {
+        match value {
+            serde_json::Value::Number(number) if number.is_f64() => {
+                let float = number.as_f64().unwrap_or(f64::NAN);
+                // Within ±2^53 a whole float is exactly the integer it names.
+                if float.fract() == 0.0 && float.abs() <= 9_007_199_254_740_992.0 {
+                    *changed = true;
+                    #[allow(clippy::cast_possible_truncation)]
+                    serde_json::Value::from(float as i64)
+                } else {
+                    value.clone()
+                }
+            }
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(|item| convert(item, changed)).collect())
+            }
+            serde_json::Value::Object(fields) => serde_json::Value::Object(
+                fields
+                    .iter()
+                    .map(|(name, item)| (name.clone(), convert(item, changed)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    let mut changed = false;
+    let converted = convert(value, &mut changed);
+    changed.then_some(converted)
 }
 
 /// The longest string any field accepts; fields with a tighter rule check it themselves.
@@ -90,7 +142,7 @@ pub const MAX_STRING_LENGTH: usize = 2_000;
 
 /// Fields whose text may span lines: notes and reasons keep newlines and tabs. Every other string
 /// is a name, code or identifier and holds no control character at all.
-const FREE_TEXT_FIELDS: [&str; 2] = ["description", "reason"];
+pub const FREE_TEXT_FIELDS: [&str; 2] = ["description", "reason"];
 
 /// Refuses a body holding a string that PostgreSQL cannot store (NUL) or that a biller cannot see
 /// (control characters, terminal escape sequences), or that is longer than any field accepts,
@@ -353,6 +405,23 @@ mod tests {
         assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(error.problem().field.as_deref(), Some("name"));
         assert!(!error.to_string().contains("malformed"), "{error}");
+    }
+
+    #[test]
+    fn given_a_whole_number_written_as_a_fraction_when_parsed_then_it_is_the_integer() {
+        let parsed = parse_json::<Inner>(br#"{"minutes":20.0}"#).expect("20.0 is an integer");
+        assert_eq!(parsed.minutes, 20);
+        let large = parse_json::<serde_json::Value>(br#"{"cents":2251799813685247.0}"#)
+            .and_then(|value| {
+                serde_json::from_value::<i64>(
+                    with_integral_numbers(&value).expect("a fraction")["cents"].clone(),
+                )
+                .map_err(ApiError::from)
+            })
+            .expect("a whole number below 2^53 stays whole");
+        assert_eq!(large, 2_251_799_813_685_247);
+        let error = parse_json::<Inner>(br#"{"minutes":20.5}"#).unwrap_err();
+        assert_eq!(error.problem().field.as_deref(), Some("minutes"));
     }
 
     #[test]

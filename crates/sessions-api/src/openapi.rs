@@ -43,7 +43,7 @@ use crate::{auth, claims, dto, edge, error, reference, sessions};
         claims::resubmit,
         claims::write_off,
     ),
-    components(schemas(auth::Role, error::Problem, dto::PaymentDto)),
+    components(schemas(auth::Role, error::Problem, dto::PaymentDto, dto::DiagnosisCode)),
     modifiers(&BearerKey),
     tags(
         (name = "sessions", description = "The session lifecycle"),

@@ -46,6 +46,9 @@ use crate::idempotency::{Answer, command_id, derived_id, run_idempotent};
 use crate::projection;
 use crate::startup::AppState;
 
+/// The longest reason accepted, as for the session commands' reasons.
+const MAX_REASON_LENGTH: usize = claimledger_sessions::command::MAX_TEXT_LENGTH;
+
 /// The longest free-text name or address line accepted.
 const MAX_NAME_LENGTH: usize = 200;
 
@@ -658,7 +661,13 @@ pub async fn forget_patient(
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = body.parse()?;
-        let reason = text("reason", &request.reason)?;
+        let reason = request.reason.trim().to_owned();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_LENGTH {
+            return Err(ApiError::invalid(
+                "reason",
+                format!("must be 1 to {MAX_REASON_LENGTH} characters"),
+            ));
+        }
         let chain = principal.chain.as_uuid();
         let forgotten: Option<bool> =
             sqlx::query_scalar("SELECT forgotten FROM patients WHERE chain_id = $1 AND id = $2")

@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use claimledger_log::{EventLog, LogError};
+use claimledger_log::{DEFAULT_APPEND_RETRY, EventLog, LogError};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
@@ -27,6 +27,9 @@ use crate::config::{ConfigError, Settings};
 use crate::error::{ApiError, ServerFailure};
 use crate::sessions::SessionCache;
 use crate::{claims, edge, openapi, reference, sessions};
+
+/// How long before the request timeout an append stops retrying, so the 503 is sent in time.
+const APPEND_RETRY_MARGIN: Duration = Duration::from_secs(2);
 
 /// What every handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -109,6 +112,16 @@ impl Application {
         clock: Clock,
     ) -> Result<Application, StartupError> {
         let caught_up = crate::projection::catch_up(&pool, &log).await?;
+        // An append retries a log that does not answer (a leader election) with the same message
+        // id; it must give up while the request can still answer 503 rather than the timeout's 408.
+        let log = log.with_append_retry(
+            DEFAULT_APPEND_RETRY.min(
+                settings
+                    .http
+                    .request_timeout
+                    .saturating_sub(APPEND_RETRY_MARGIN),
+            ),
+        );
         let listener =
             TcpListener::bind(SocketAddr::new(settings.http.host, settings.http.port)).await?;
         let state = AppState {

@@ -218,6 +218,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let unique = Uuid::new_v4().simple().to_string();
     let mut log_config = LogConfig::new(format!("SESSIONS_TEST_{unique}"), format!("t{unique}"));
     log_config.storage = LogStorage::Memory;
+    // On a cluster (CLAIMLEDGER_LOG_REPLICAS=3) the stream is replicated as production's is: only
+    // then do current servers answer a lost race with error 10164.
+    log_config.replicas = base.log.replicas;
     let stream_names = vec![
         log_config.stream_name.clone(),
         log_config.parked_stream_name(),
