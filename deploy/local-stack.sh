@@ -2,7 +2,8 @@
 # Makes this Debian machine ready for ClaimLedger: installs nats-server and PostgreSQL from the OS
 # packages when they are missing, starts them on loopback when they are not running (NATS with
 # JetStream on 4222, PostgreSQL on 5432), and creates the claimledger role and database. It also starts
-# the NATS release production runs on 4223 (deploy/nats-current.sh), for the tests that run twice.
+# the NATS release production runs as a three-node cluster on 4223-4225 (deploy/cluster-stack.sh), for
+# the tests that run twice and the cluster tests.
 # Safe to run again: every step checks before it acts.
 set -euo pipefail
 
@@ -44,8 +45,8 @@ else
   wait_for_port "$NATS_PORT"
 fi
 
-# Production's release, as a three-node cluster on 4223-4225 with stores of its own.
-"$(dirname "$0")/nats-current.sh"
+# Production's release and settings, as a three-node cluster on 4223-4225 with stores of its own.
+"$(dirname "$0")/cluster-stack.sh"
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
 if ! command -v pg_lsclusters >/dev/null 2>&1; then

@@ -18,7 +18,7 @@ trap 'rm -f "$results"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$results"
 # The log's tests (its own and integration-tests) and the sessions API's concurrency tests again,
 # against the NATS release production runs, clustered and with R3 streams as there
-# (deploy/nats-current.sh): servers from 2.11 on answer a lost concurrency race on a replicated
+# (deploy/cluster-stack.sh): servers from 2.11 on answer a lost concurrency race on a replicated
 # stream and a busy message id differently from the OS package's 2.9.
 on_current_nats() { NATS_URL=nats://127.0.0.1:4223 CLAIMLEDGER_LOG_REPLICAS=3 "$@"; }
 on_current_nats cargo test --locked -p claimledger-log -p integration-tests 2>&1 | tee -a "$results"

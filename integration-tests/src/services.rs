@@ -18,7 +18,7 @@ pub const DEFAULT_DATABASE_URL: &str =
     "postgres://claimledger:claimledger@127.0.0.1:5432/claimledger";
 
 /// The replicas of each test's streams: `CLAIMLEDGER_LOG_REPLICAS`, as for the services, default 1.
-/// 3 against a three-node cluster (`deploy/nats-current.sh`), where a replicated stream answers a
+/// 3 against a three-node cluster (`deploy/cluster-stack.sh`), where a replicated stream answers a
 /// lost concurrency race the way production's does.
 pub(crate) fn log_replicas() -> anyhow::Result<usize> {
     match std::env::var("CLAIMLEDGER_LOG_REPLICAS") {
