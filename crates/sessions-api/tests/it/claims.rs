@@ -29,14 +29,14 @@ fn rules_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"))
 }
 
-fn projector_config() -> ProjectorConfig {
+pub(crate) fn projector_config() -> ProjectorConfig {
     let mut config = ProjectorConfig::live(rules_dir());
     config.idle_wait = Duration::from_millis(100);
     config
 }
 
 /// Steps the projector until it is idle (bounded).
-async fn drain(projector: &mut Projector) {
+pub(crate) async fn drain(projector: &mut Projector) {
     let steps = async {
         loop {
             match projector
@@ -55,17 +55,17 @@ async fn drain(projector: &mut Projector) {
 }
 
 /// A chain billing `medicare-like` (whose rules are published on the log), and the keys to work it.
-struct Billing {
-    clinic: Uuid,
-    therapist: Uuid,
-    patient: Uuid,
-    payer: Uuid,
-    coverage: Uuid,
-    front_desk: String,
-    billing: String,
+pub(crate) struct Billing {
+    pub(crate) clinic: Uuid,
+    pub(crate) therapist: Uuid,
+    pub(crate) patient: Uuid,
+    pub(crate) payer: Uuid,
+    pub(crate) coverage: Uuid,
+    pub(crate) front_desk: String,
+    pub(crate) billing: String,
 }
 
-async fn billing_world(app: &TestApp) -> Billing {
+pub(crate) async fn billing_world(app: &TestApp) -> Billing {
     let book = load_dir(&rules_dir()).expect("the repository's rules load");
     publish(&app.log, app.chain, &book, UtcMicros(0))
         .await
@@ -106,7 +106,12 @@ async fn billing_world(app: &TestApp) -> Billing {
 
 /// Records a completed visit `days` after `morning()` with `services` (technique, code, minutes)
 /// and returns the id of its claim.
-async fn visit(app: &TestApp, world: &Billing, days: i64, services: &[(&str, &str, u16)]) -> Uuid {
+pub(crate) async fn visit(
+    app: &TestApp,
+    world: &Billing,
+    days: i64,
+    services: &[(&str, &str, u16)],
+) -> Uuid {
     let start: DateTime<Utc> = morning() + chrono::Duration::days(days);
     let key = &world.front_desk;
     let reply = app

@@ -6,7 +6,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, morning, plus_minutes, spawn_app};
+use claimledger_projector::Projector;
+
+use crate::claims::{Billing, billing_world, drain, projector_config, visit};
+use crate::helpers::{morning, plus_minutes, spawn_app};
 
 /// Which clinics a key may act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +37,14 @@ const DIAGNOSES: [&str; 12] = [
     "M79.601", "M79.602", "M54.9",
 ];
 
+const EVERY_ROLE: &[Role] = &[Role::Admin, Role::FrontDesk, Role::Billing, Role::Analyst];
+const ADMIN: &[Role] = &[Role::Admin];
+const REGISTRARS: &[Role] = &[Role::Admin, Role::FrontDesk];
+const RECORDERS: &[Role] = &[Role::FrontDesk];
+const SESSION_READERS: &[Role] = &[Role::FrontDesk, Role::Billing, Role::Admin];
+const PHI_READERS: &[Role] = &[Role::Admin, Role::FrontDesk, Role::Billing];
+const CLAIM_WORKERS: &[Role] = &[Role::Billing, Role::Admin];
+
 struct Endpoint {
     method: Method,
     path: String,
@@ -42,110 +53,178 @@ struct Endpoint {
     bound: Bound,
 }
 
-#[tokio::test]
+impl Endpoint {
+    fn new(method: Method, path: String, roles: &'static [Role], bound: Bound) -> Endpoint {
+        Endpoint {
+            method,
+            path,
+            body: None,
+            roles,
+            bound,
+        }
+    }
+
+    fn with(mut self, body: Value) -> Endpoint {
+        self.body = Some(body);
+        self
+    }
+}
+
+/// Every route of the API, each concerning clinic A where it concerns a clinic.
+struct Targets {
+    clinic_a: Uuid,
+    session: Uuid,
+    claim: Uuid,
+    key_in_a: Uuid,
+    schedule: Value,
+    world: Billing,
+    forgettable: Vec<Uuid>,
+}
+
+impl Targets {
+    fn endpoints(&self, attempt: usize) -> Vec<Endpoint> {
+        use Method as M;
+        let (clinic_a, session, claim) = (self.clinic_a, self.session, self.claim);
+        let world = &self.world;
+        let forced = Bound::ClinicA(StatusCode::FORBIDDEN);
+        let mut schedule = self.schedule.clone();
+        schedule["scheduled_start"] = json!(plus_minutes(
+            morning() + chrono::Duration::days(3),
+            90 * attempt as i64
+        ));
+        let session_path = |tail: &str| format!("/v1/sessions/{session}{tail}");
+        let claim_path = |tail: &str| format!("/v1/claims/{claim}{tail}");
+        vec![
+            Endpoint::new(M::POST, "/v1/api-keys".into(), ADMIN, forced)
+                .with(json!({"role": "analyst", "label": "scoped", "clinic_ids": [clinic_a]})),
+            Endpoint::new(M::POST, "/v1/api-keys".into(), ADMIN, Bound::WholeChain)
+                .with(json!({"role": "analyst", "label": "chain-wide"})),
+            Endpoint::new(M::GET, "/v1/api-keys".into(), ADMIN, Bound::No),
+            Endpoint::new(
+                M::DELETE,
+                format!("/v1/api-keys/{}", self.key_in_a),
+                ADMIN,
+                Bound::ClinicA(StatusCode::NOT_FOUND),
+            ),
+            Endpoint::new(M::POST, "/v1/clinics".into(), ADMIN, Bound::No).with(json!({
+                "name": "Annex", "npi": "1234567893", "tax_id": "12-3456789",
+                "address_line": "9 Side St", "city": "Springfield", "state": "NY",
+                "postal_code": "10001", "time_zone": "America/New_York", "place_of_service": "11"})),
+            Endpoint::new(M::GET, format!("/v1/clinics/{clinic_a}"), EVERY_ROLE, forced),
+            Endpoint::new(M::POST, "/v1/therapists".into(), ADMIN, Bound::No).with(json!({
+                "name": "Sam Lee", "npi": "1558598797", "licence_number": "MT-9",
+                "licence_state": "NY"})),
+            Endpoint::new(M::POST, "/v1/payers".into(), ADMIN, Bound::No)
+                .with(json!({"name": "Medicare-like", "rules_key": "medicare-like"})),
+            Endpoint::new(M::POST, "/v1/patients".into(), REGISTRARS, Bound::No).with(
+                json!({"given_name": "Kim", "family_name": "Lu", "date_of_birth": "1990-02-03"}),
+            ),
+            Endpoint::new(
+                M::GET,
+                format!("/v1/patients/{}", world.patient),
+                PHI_READERS,
+                Bound::No,
+            ),
+            Endpoint::new(
+                M::DELETE,
+                format!("/v1/patients/{}/phi", self.forgettable[attempt]),
+                ADMIN,
+                Bound::No,
+            )
+            .with(json!({"reason": "asked to be forgotten"})),
+            Endpoint::new(M::POST, "/v1/coverages".into(), REGISTRARS, Bound::No).with(json!({
+                "patient_id": world.patient, "payer_id": world.payer, "member_id": "W2",
+                "valid_from": "2026-01-01"})),
+            Endpoint::new(M::POST, "/v1/referrals".into(), REGISTRARS, Bound::No).with(json!({
+                "patient_id": world.patient, "referring_npi": "1234567893",
+                "diagnoses": ["M54.50"], "authorised_visits": 4, "issued_on": "2026-03-01",
+                "expires_on": "2026-05-31"})),
+            Endpoint::new(M::POST, "/v1/sessions".into(), RECORDERS, forced).with(schedule),
+            Endpoint::new(M::GET, session_path(""), SESSION_READERS, forced),
+            Endpoint::new(M::POST, session_path("/check-in"), RECORDERS, forced),
+            Endpoint::new(M::POST, session_path("/services"), RECORDERS, forced).with(json!({
+                "technique": "swedish_massage", "code": "97124", "minutes": 8,
+                "body_region": "lower_back"})),
+            Endpoint::new(M::POST, session_path("/modalities"), RECORDERS, forced)
+                .with(json!({"code": "97010", "minutes": 5})),
+            Endpoint::new(M::POST, session_path("/diagnoses"), RECORDERS, forced)
+                .with(json!({"codes": [DIAGNOSES[attempt % DIAGNOSES.len()]]})),
+            Endpoint::new(
+                M::POST,
+                session_path(&format!("/services/{}/void", Uuid::now_v7())),
+                RECORDERS,
+                forced,
+            )
+            .with(json!({"reason": "entered twice"})),
+            Endpoint::new(M::POST, session_path("/complete"), RECORDERS, forced),
+            Endpoint::new(M::POST, session_path("/amend"), RECORDERS, forced)
+                .with(json!({"reason": "late note"})),
+            Endpoint::new(M::POST, session_path("/no-show"), RECORDERS, forced),
+            Endpoint::new(M::POST, session_path("/cancel"), RECORDERS, forced)
+                .with(json!({"reason": "patient ill"})),
+            Endpoint::new(M::GET, claim_path(""), CLAIM_WORKERS, forced),
+            Endpoint::new(M::POST, claim_path("/submit"), CLAIM_WORKERS, forced),
+            Endpoint::new(M::POST, claim_path("/adjudications"), CLAIM_WORKERS, forced).with(
+                json!({"payer_claim_number": "P-1", "adjudicated_on": "2026-03-20", "lines": []}),
+            ),
+            Endpoint::new(M::POST, claim_path("/resubmit"), CLAIM_WORKERS, forced)
+                .with(json!({"reason": "other code", "lines": []})),
+            Endpoint::new(M::POST, claim_path("/write-off"), CLAIM_WORKERS, forced)
+                .with(json!({"reason": "small balance", "amount_cents": 1})),
+        ]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_honours_every_role_and_clinic_scope() {
     let app = spawn_app().await;
-    let world = app.world().await;
+    let world = billing_world(&app).await;
     let clinic_a = world.clinic;
     let clinic_b = app.clinic("America/Chicago").await;
-    let session = app.checked_in_session(&world).await;
+    let claim = visit(&app, &world, 1, &[("swedish_massage", "97124", 30)]).await;
+    let mut projector =
+        Projector::build(app.log.clone(), app.pool.clone(), projector_config()).expect("builds");
+    drain(&mut projector).await;
+    let schedule = json!({
+        "clinic_id": clinic_a, "therapist_id": world.therapist, "patient_id": world.patient,
+        "payment": {"kind": "payer", "payer_id": world.payer, "coverage_id": world.coverage},
+        "scheduled_start": morning(), "planned_minutes": 60
+    });
+    let session = app
+        .post("/v1/sessions", &world.front_desk)
+        .json(&schedule)
+        .send()
+        .await
+        .id();
     app.key(Role::Analyst, Some(&[clinic_a])).await;
-    let key_in_a_id: Uuid =
+    let key_in_a: Uuid =
         sqlx::query_scalar("SELECT id FROM api_keys ORDER BY created_at DESC, id DESC LIMIT 1")
             .fetch_one(&app.pool)
             .await
             .expect("the key's id");
-    let all = &[Role::Admin, Role::FrontDesk, Role::Billing, Role::Analyst];
-    let mut start_offset = 0_i64;
-    let endpoints = |start_offset: i64| {
-        vec![
-            Endpoint {
-                method: Method::GET,
-                path: format!("/v1/clinics/{clinic_a}"),
-                body: None,
-                roles: all,
-                bound: Bound::ClinicA(StatusCode::FORBIDDEN),
-            },
-            Endpoint {
-                method: Method::GET,
-                path: format!("/v1/sessions/{session}"),
-                body: None,
-                roles: &[Role::FrontDesk, Role::Billing, Role::Admin],
-                bound: Bound::ClinicA(StatusCode::FORBIDDEN),
-            },
-            Endpoint {
-                method: Method::POST,
-                path: "/v1/sessions".to_owned(),
-                body: Some(TestApp::schedule_body(
-                    &world,
-                    plus_minutes(morning(), 90 * (start_offset + 1)),
-                    30,
-                )),
-                roles: &[Role::FrontDesk],
-                bound: Bound::ClinicA(StatusCode::FORBIDDEN),
-            },
-            Endpoint {
-                method: Method::POST,
-                path: format!("/v1/sessions/{session}/diagnoses"),
-                body: Some(json!({"codes": [DIAGNOSES[start_offset as usize % DIAGNOSES.len()]]})),
-                roles: &[Role::FrontDesk],
-                bound: Bound::ClinicA(StatusCode::FORBIDDEN),
-            },
-            Endpoint {
-                method: Method::POST,
-                path: "/v1/api-keys".to_owned(),
-                body: Some(json!({"role": "analyst", "label": "scoped", "clinic_ids": [clinic_a]})),
-                roles: &[Role::Admin],
-                bound: Bound::ClinicA(StatusCode::FORBIDDEN),
-            },
-            Endpoint {
-                method: Method::POST,
-                path: "/v1/api-keys".to_owned(),
-                body: Some(json!({"role": "analyst", "label": "chain-wide"})),
-                roles: &[Role::Admin],
-                bound: Bound::WholeChain,
-            },
-            Endpoint {
-                method: Method::GET,
-                path: "/v1/api-keys".to_owned(),
-                body: None,
-                roles: &[Role::Admin],
-                bound: Bound::No,
-            },
-            Endpoint {
-                method: Method::DELETE,
-                path: format!("/v1/api-keys/{key_in_a_id}"),
-                body: None,
-                roles: &[Role::Admin],
-                bound: Bound::ClinicA(StatusCode::NOT_FOUND),
-            },
-            Endpoint {
-                method: Method::POST,
-                path: "/v1/patients".to_owned(),
-                body: Some(
-                    json!({"given_name": "Kim", "family_name": "Lu", "date_of_birth": "1990-02-03"}),
-                ),
-                roles: &[Role::Admin, Role::FrontDesk],
-                bound: Bound::No,
-            },
-            Endpoint {
-                method: Method::GET,
-                path: format!("/v1/patients/{}", world.patient),
-                body: None,
-                roles: &[Role::Admin, Role::FrontDesk, Role::Billing],
-                bound: Bound::No,
-            },
-            Endpoint {
-                method: Method::POST,
-                path: "/v1/payers".to_owned(),
-                body: Some(json!({"name": "Acme Health", "rules_key": "acme-health"})),
-                roles: &[Role::Admin],
-                bound: Bound::No,
-            },
-        ]
+    let mut forgettable = Vec::new();
+    for _ in 0..12 {
+        forgettable.push(
+            app.post("/v1/patients", &app.admin_key)
+                .json(&json!({"given_name": "Ex", "family_name": "Patient", "date_of_birth": "1970-01-01"}))
+                .send()
+                .await
+                .id(),
+        );
+    }
+    let targets = Targets {
+        clinic_a,
+        session,
+        claim,
+        key_in_a,
+        schedule,
+        world,
+        forgettable,
     };
+
     let mut failures = Vec::new();
     let mut checked = 0;
+    let mut attempt = 0;
     for role in [Role::Admin, Role::FrontDesk, Role::Billing, Role::Analyst] {
         for scope in [Scope::Chain, Scope::OwnClinic, Scope::OtherClinic] {
             let clinics = match scope {
@@ -154,17 +233,17 @@ async fn every_endpoint_honours_every_role_and_clinic_scope() {
                 Scope::OtherClinic => Some(vec![clinic_b]),
             };
             let key = app.key(role, clinics.as_deref()).await;
-            start_offset += 1;
-            for endpoint in endpoints(start_offset) {
-                let expected = if !endpoint.roles.contains(&role) {
-                    StatusCode::FORBIDDEN
+            for endpoint in targets.endpoints(attempt) {
+                // `None`: the key may act, so the answer is anything but a refusal of the key.
+                let refused_with = if !endpoint.roles.contains(&role) {
+                    Some(StatusCode::FORBIDDEN)
                 } else {
                     match (endpoint.bound, scope) {
-                        (Bound::ClinicA(status), Scope::OtherClinic) => status,
+                        (Bound::ClinicA(status), Scope::OtherClinic) => Some(status),
                         (Bound::WholeChain, Scope::OwnClinic | Scope::OtherClinic) => {
-                            StatusCode::FORBIDDEN
+                            Some(StatusCode::FORBIDDEN)
                         }
-                        _ => StatusCode::OK,
+                        _ => None,
                     }
                 };
                 let mut request = app
@@ -181,15 +260,21 @@ async fn every_endpoint_honours_every_role_and_clinic_scope() {
                 let status = response.status();
                 let body: Value = response.json().await.unwrap_or(Value::Null);
                 checked += 1;
-                let fits = if expected == StatusCode::OK {
-                    status.is_success()
-                } else {
-                    status == expected
+                let fits = match refused_with {
+                    Some(expected) => status == expected,
+                    None => ![
+                        StatusCode::UNAUTHORIZED,
+                        StatusCode::FORBIDDEN,
+                        StatusCode::NOT_FOUND,
+                    ]
+                    .contains(&status),
                 };
                 if !fits {
                     failures.push(format!(
-                        "{role:?} {scope:?} {} {}: expected {expected}, got {status} {body}",
-                        endpoint.method, endpoint.path
+                        "{role:?} {scope:?} {} {}: expected {}, got {status} {body}",
+                        endpoint.method,
+                        endpoint.path,
+                        refused_with.map_or("to be let through".to_owned(), |s| s.to_string())
                     ));
                 }
                 // A clinic-limited admin lists only keys within its clinics.
@@ -197,11 +282,10 @@ async fn every_endpoint_honours_every_role_and_clinic_scope() {
                     && endpoint.path == "/v1/api-keys"
                     && status.is_success()
                 {
-                    let own: Option<&[Uuid]> = clinics.as_deref();
                     for listed in body["keys"].as_array().into_iter().flatten() {
                         let listed_clinics: Option<Vec<Uuid>> =
                             serde_json::from_value(listed["clinic_ids"].clone()).unwrap_or(None);
-                        let within = match (own, listed_clinics) {
+                        let within = match (clinics.as_deref(), listed_clinics) {
                             (None, _) => true,
                             (Some(_), None) => false,
                             (Some(own), Some(listed)) => {
@@ -216,9 +300,11 @@ async fn every_endpoint_honours_every_role_and_clinic_scope() {
                     }
                 }
             }
+            attempt += 1;
         }
     }
-    println!("scopes: {checked} requests over every role and clinic scope");
+    let routes = targets.endpoints(0).len();
+    println!("scopes: {checked} requests: {routes} routes x 4 roles x 3 clinic scopes");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
