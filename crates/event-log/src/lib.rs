@@ -16,6 +16,7 @@ mod direct;
 pub mod error;
 mod log;
 pub mod replay;
+mod server;
 pub mod subject;
 
 pub use config::{DEFAULT_DUPLICATE_WINDOW, LogConfig, LogStorage};
@@ -27,4 +28,5 @@ pub use log::{
 pub use replay::{
     PARKED_ERROR_HEADER, PARKED_SEQUENCE_HEADER, PARKED_SUBJECT_HEADER, Replay, ReplayItem,
 };
+pub use server::FIRST_RELEASE_FOR_CLUSTERS;
 pub use subject::{AggregateAddress, CHAIN_WIDE_CLINIC_TOKEN, ReplayFilter};

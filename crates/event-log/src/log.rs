@@ -20,6 +20,7 @@ use crate::cursor::{Cursor, CursorEnd};
 use crate::direct::DirectTarget;
 use crate::error::{InvalidMessage, LogError};
 use crate::replay::{Parker, Replay, error_chain};
+use crate::server::warn_if_replicated_on_an_older_release;
 use crate::subject::{AggregateAddress, ReplayFilter};
 
 /// Header carrying the schema version the payload was written with.
@@ -102,11 +103,16 @@ struct Shared {
 }
 
 impl EventLog {
-    /// Validates `config`, creates or verifies both streams, and returns the log.
+    /// Validates `config`, creates or verifies both streams, and returns the log. A replicated stream
+    /// on a server older than [`crate::FIRST_RELEASE_FOR_CLUSTERS`] is logged as a warning.
     pub async fn connect(client: async_nats::Client, config: LogConfig) -> Result<Self, LogError> {
         config.validate()?;
         let context = jetstream::new(client);
         let (stream, parked) = ensure_streams(&context, &config).await?;
+        warn_if_replicated_on_an_older_release(
+            &context.client().server_info().version,
+            stream.cached_info(),
+        );
         let parker = Parker::new(context.clone(), Some(parked), &config);
         let direct = DirectTarget::detect(&context.client());
         Ok(Self {
@@ -125,7 +131,8 @@ impl EventLog {
     /// [`LogError::StreamNotFound`], and a missing parked stream stays missing (invalid messages are
     /// then logged but not copied). The stream's settings are not checked against `config` beyond
     /// its subjects, so a log written with another duplicate window (a setting of writers) still
-    /// opens. Appending through such a log works as through [`EventLog::connect`].
+    /// opens. Appending through such a log works as through [`EventLog::connect`], and the same
+    /// warning is logged for a replicated stream on an older server.
     pub async fn open_existing(
         client: async_nats::Client,
         config: LogConfig,
@@ -147,6 +154,10 @@ impl EventLog {
                 found: format!("{found_subjects:?}"),
             });
         }
+        warn_if_replicated_on_an_older_release(
+            &context.client().server_info().version,
+            stream.cached_info(),
+        );
         let parked = existing_stream(&context, &config.parked_stream_name()).await?;
         let parker = Parker::new(context.clone(), parked, &config);
         let direct = DirectTarget::detect(&context.client());
