@@ -27,10 +27,14 @@ say() { printf 'cluster-stack: %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 node_dir() { printf '%s/n%s' "$NATS_CLUSTER_DIR" "$1"; }
+# A node killed with kill -9 may stay behind as a zombie where PID 1 does not reap orphans (some
+# containers), and a zombie still answers kill -0, so the process state is what counts.
 node_running() {
-  local pidfile
+  local pidfile state
   pidfile="$(node_dir "$1")/nats.pid"
-  [ -f "$pidfile" ] && as_root kill -0 "$(cat "$pidfile")" 2>/dev/null
+  [ -f "$pidfile" ] || return 1
+  state=$(ps -o stat= -p "$(cat "$pidfile")" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "${state#Z}" = "$state" ]
 }
 stop_node() {
   local pidfile
