@@ -1,12 +1,12 @@
 //! The reporting service's settings, loaded from the environment: `DATABASE_URL` (shared with
 //! every service) and `CLAIMLEDGER_REPORTING_*`. The database settings and their error type are
-//! the sessions API's, so both services read the same variables the same way.
+//! the HTTP edge's, so every service reads the same variables the same way.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::str::FromStr;
 use std::time::Duration;
 
-pub use claimledger_sessions_api::config::{ConfigError, DEFAULT_DATABASE_URL, DatabaseSettings};
+use claimledger_http_edge::config::parse;
+pub use claimledger_http_edge::config::{ConfigError, DEFAULT_DATABASE_URL, DatabaseSettings};
 use secrecy::SecretString;
 
 /// The port the service listens on unless `CLAIMLEDGER_REPORTING_PORT` says otherwise.
@@ -81,17 +81,6 @@ impl Settings {
         settings.database.connect_options()?;
         Ok(settings)
     }
-}
-
-fn parse<T>(variable: &'static str, value: &str) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    value.parse().map_err(|error: T::Err| ConfigError {
-        variable,
-        reason: format!("{value:?}: {error}"),
-    })
 }
 
 #[cfg(test)]

@@ -53,13 +53,5 @@ impl Modify for BearerKey {
 
 /// The document as served and checked in: pretty JSON with a trailing newline.
 pub fn document() -> String {
-    let mut text = serde_json::to_value(ApiDoc::openapi())
-        .map(|mut document| {
-            claimledger_sessions_api::edge::make_truthful(&mut document);
-            document
-        })
-        .and_then(|document| serde_json::to_string_pretty(&document))
-        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
-    text.push('\n');
-    text
+    claimledger_http_edge::openapi::render(&ApiDoc::openapi())
 }

@@ -1,5 +1,5 @@
-//! The service's one error type, rendered as application/problem+json (the sessions API's
-//! [`Problem`] shape) naming the query parameter concerned. Server failures answer with a generic
+//! The service's one error type, rendered as application/problem+json (the edge's [`Problem`]
+//! shape) naming the query parameter concerned. Server failures answer with a generic
 //! body; their cause is attached to the response and logged once by the middleware.
 
 use std::sync::Arc;
@@ -7,8 +7,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-pub use claimledger_sessions_api::error::{PROBLEM_JSON, Problem};
-use claimledger_sessions_api::error::{RETRY_AFTER_SECONDS, is_outage};
+pub use claimledger_http_edge::problem::{PROBLEM_JSON, Problem};
+use claimledger_http_edge::problem::{RETRY_AFTER_SECONDS, is_outage};
 
 use crate::error::ReportError;
 

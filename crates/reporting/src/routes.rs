@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use claimledger_sessions_api::auth::{KEY_PREFIX, Principal, Role, authenticate};
+use claimledger_http_edge::keys::{Principal, Role, authenticate, bearer_secret};
 use serde::Serialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -48,14 +48,7 @@ impl FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Reader, ApiError> {
-        let secret = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|secret| secret.starts_with(KEY_PREFIX))
-            .ok_or(ApiError::Unauthenticated)?;
+        let secret = bearer_secret(&parts.headers).ok_or(ApiError::Unauthenticated)?;
         let principal = authenticate(&state.pool, secret)
             .await?
             .ok_or(ApiError::Unauthenticated)?;

@@ -14,7 +14,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
-use crate::edge::ApiPath;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -32,6 +31,7 @@ use claimledger_events::{
     Actor, ActorKind, AggregateKind, ChainId, ClaimId, ClinicId, CommandId, Commit, CorrelationId,
     EventId, EventRecord, UtcMicros,
 };
+use claimledger_http_edge::edge::ApiPath;
 use claimledger_log::AggregateAddress;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -694,7 +694,7 @@ async fn run(
     parse: impl FnOnce() -> Result<Request, ApiError>,
 ) -> Response {
     if let Err(error) = principal.require_role(WORKERS) {
-        return error.into_response();
+        return ApiError::from(error).into_response();
     }
     run_idempotent(&state.pool, principal, meta, raw, || async {
         let request = parse()?;

@@ -5,32 +5,19 @@
 //! database URL holds a password, so it is a [`SecretString`] and never printed.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::str::FromStr;
 use std::time::Duration;
 
+use claimledger_http_edge::config::parse;
+pub use claimledger_http_edge::config::{ConfigError, DEFAULT_DATABASE_URL, DatabaseSettings};
 use claimledger_log::LogConfig;
-use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::PgConnectOptions;
+use secrecy::SecretString;
 
-/// The database every service uses unless `DATABASE_URL` says otherwise.
-pub const DEFAULT_DATABASE_URL: &str =
-    "postgres://claimledger:claimledger@127.0.0.1:5432/claimledger";
 /// The NATS server every service uses unless `NATS_URL` says otherwise.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 /// The log stream every service shares unless `CLAIMLEDGER_LOG_STREAM` says otherwise.
 pub const DEFAULT_LOG_STREAM: &str = "CLAIMLEDGER_EVENTS";
 /// The log's subject prefix unless `CLAIMLEDGER_LOG_SUBJECT_PREFIX` says otherwise.
 pub const DEFAULT_LOG_SUBJECT_PREFIX: &str = "ev";
-
-/// A setting that could not be used, naming the variable and the reason.
-#[derive(Debug, thiserror::Error)]
-#[error("{variable}: {reason}")]
-pub struct ConfigError {
-    /// The environment variable.
-    pub variable: &'static str,
-    /// Why its value was refused.
-    pub reason: String,
-}
 
 /// How the HTTP server listens and bounds requests.
 #[derive(Debug, Clone)]
@@ -44,25 +31,6 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Larger bodies answer 413.
     pub body_limit_bytes: usize,
-}
-
-/// Where PostgreSQL is.
-#[derive(Debug, Clone)]
-pub struct DatabaseSettings {
-    /// The connection URL, with its password.
-    pub url: SecretString,
-    /// The pool's size.
-    pub max_connections: u32,
-}
-
-impl DatabaseSettings {
-    /// The connection options the pool is built from.
-    pub fn connect_options(&self) -> Result<PgConnectOptions, ConfigError> {
-        PgConnectOptions::from_str(self.url.expose_secret()).map_err(|error| ConfigError {
-            variable: "DATABASE_URL",
-            reason: error.to_string(),
-        })
-    }
 }
 
 /// Everything the sessions API needs to start.
@@ -151,20 +119,11 @@ impl Settings {
     }
 }
 
-fn parse<T>(variable: &'static str, value: &str) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    value.parse().map_err(|error: T::Err| ConfigError {
-        variable,
-        reason: format!("{value:?}: {error}"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
 
     use super::*;
 

@@ -9,14 +9,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use claimledger_http_edge::keys::Forbidden;
+pub use claimledger_http_edge::problem::{PROBLEM_JSON, Problem, RETRY_AFTER_SECONDS, is_outage};
 use claimledger_log::LogError;
 use claimledger_sessions::error::SessionError;
 use claimledger_sessions::schema::SchemaError;
-use serde::Serialize;
-use utoipa::ToSchema;
-
-/// The media type of every error body.
-pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -106,80 +103,6 @@ pub enum ApiError {
     /// 500: a response could not be serialised.
     #[error("a response could not be serialised")]
     Serialisation(#[from] serde_json::Error),
-}
-
-/// What a 503 asks the client to wait before retrying, in seconds.
-pub const RETRY_AFTER_SECONDS: &str = "2";
-
-/// Whether a database error means PostgreSQL is unreachable or restarting (a 503 the client may
-/// retry), rather than a failure of this request (a 500).
-pub fn is_outage(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        // Class 08 is a connection exception; 57P01-57P03 are an administrator or crash shutdown
-        // and "cannot connect now" (starting up or in recovery); 53300 is too many connections.
-        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
-            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
-        }),
-        _ => false,
-    }
-}
-
-/// The body of every error answer.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, ToSchema)]
-pub struct Problem {
-    /// A URN naming the kind of problem, e.g. `urn:claimledger:problem:invalid-field`.
-    #[serde(rename = "type")]
-    pub problem_type: String,
-    /// A short summary of the kind of problem.
-    pub title: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// The full sentence.
-    pub detail: String,
-    /// The field, header or path parameter concerned, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// Why it was refused, when a field is named.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// For version conflicts: the session's current version, to retry with.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub current_version: Option<u64>,
-}
-
-impl Problem {
-    /// The problem with every control character in its texts written as an escape (`\u{1b}`):
-    /// a field or parameter name echoes what the client sent, and a problem must never carry a
-    /// terminal escape sequence to whoever reads it.
-    pub fn escaped(self) -> Problem {
-        Problem {
-            title: escape_controls(&self.title),
-            detail: escape_controls(&self.detail),
-            field: self.field.as_deref().map(escape_controls),
-            reason: self.reason.as_deref().map(escape_controls),
-            ..self
-        }
-    }
-}
-
-fn escape_controls(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_owned();
-    }
-    text.chars()
-        .map(|character| {
-            if character.is_control() {
-                character.escape_unicode().to_string()
-            } else {
-                character.to_string()
-            }
-        })
-        .collect()
 }
 
 /// The cause of a 5xx answer, attached to the response for the logging middleware.
@@ -317,6 +240,15 @@ impl ApiError {
                 ApiError::VersionConflict { actual_version, .. } => Some(*actual_version),
                 _ => None,
             },
+        }
+    }
+}
+
+impl From<Forbidden> for ApiError {
+    fn from(refusal: Forbidden) -> ApiError {
+        ApiError::Forbidden {
+            field: refusal.field,
+            reason: refusal.reason,
         }
     }
 }

@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
+use claimledger_http_edge::text::check_strings;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -65,13 +66,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 }
 
 /// Parses `raw` as `T`, naming the field that did not fit. Every string in the body passes
-/// [`check_strings`] first, so no handler can append text the read models cannot store.
+/// the edge's text rule ([`check_strings`]) first, so no handler can append text the read models cannot store.
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     // Syntax first, on a generic value: a syntax error is a 400 on the body, and the value is what
     // the text rules walk. Type errors come from the typed pass below, which names the field.
     let document: serde_json::Value = serde_json::from_slice(raw)
         .map_err(|error| ApiError::bad_request("body", format!("malformed JSON: {error}")))?;
-    check_strings(&document, &mut String::new())?;
+    check_strings(&document, &mut String::new())
+        .map_err(|refusal| ApiError::invalid(&refusal.field, refusal.reason))?;
     // The typed pass reads the raw bytes, so that a duplicate key is refused (a parsed value keeps
     // only the last one).
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
@@ -135,76 +137,6 @@ fn with_integral_numbers(value: &serde_json::Value) -> Option<serde_json::Value>
     let mut changed = false;
     let converted = convert(value, &mut changed);
     changed.then_some(converted)
-}
-
-/// The longest string any field accepts; fields with a tighter rule check it themselves.
-pub const MAX_STRING_LENGTH: usize = 2_000;
-
-/// Fields whose text may span lines: notes and reasons keep newlines and tabs. Every other string
-/// is a name, code or identifier and holds no control character at all.
-pub const FREE_TEXT_FIELDS: [&str; 2] = ["description", "reason"];
-
-/// Refuses a body holding a string that PostgreSQL cannot store (NUL) or that a biller cannot see
-/// (control characters, terminal escape sequences), or that is longer than any field accepts,
-/// naming the field. Checking every string of every body here, before any handler runs, is what
-/// keeps such text off the log: an event, once appended, is replayed forever.
-pub fn check_strings(value: &serde_json::Value, path: &mut String) -> Result<(), ApiError> {
-    match value {
-        serde_json::Value::String(text) => check_text(path, text),
-        serde_json::Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                let length = path.len();
-                path.push_str(&format!("[{index}]"));
-                check_strings(item, path)?;
-                path.truncate(length);
-            }
-            Ok(())
-        }
-        serde_json::Value::Object(fields) => {
-            for (name, item) in fields {
-                let length = path.len();
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(name);
-                check_text(path, name)?;
-                check_strings(item, path)?;
-                path.truncate(length);
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The text rule of one field (see [`check_strings`]).
-pub fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
-    let name = field.rsplit('.').next().unwrap_or(field);
-    let name = name.split('[').next().unwrap_or(name);
-    let free_text = FREE_TEXT_FIELDS.contains(&name);
-    if let Some(character) = text.chars().find(|character| {
-        character.is_control() && !(free_text && matches!(character, '\n' | '\t'))
-    }) {
-        let allowed = if free_text {
-            "only newlines and tabs are allowed"
-        } else {
-            "none is allowed"
-        };
-        return Err(ApiError::invalid(
-            if field.is_empty() { "body" } else { field },
-            format!(
-                "holds the control character U+{:04X}; {allowed}",
-                u32::from(character)
-            ),
-        ));
-    }
-    if text.chars().count() > MAX_STRING_LENGTH {
-        return Err(ApiError::invalid(
-            if field.is_empty() { "body" } else { field },
-            format!("must be at most {MAX_STRING_LENGTH} characters"),
-        ));
-    }
-    Ok(())
 }
 
 /// The field a data error concerns: the path to it, plus the name serde quotes for a missing,
@@ -315,6 +247,8 @@ pub fn etag(version: u64) -> String {
 mod tests {
     use axum::http::HeaderValue;
     use serde::Deserialize;
+
+    use claimledger_http_edge::text::MAX_STRING_LENGTH;
 
     use super::*;
 

@@ -9,7 +9,6 @@
 //! - [`claims`]: the claim lifecycle endpoints (submit, adjudications, resubmit, write-off, read).
 //! - [`idempotency`]: `Idempotency-Key` handling. [`extract`]: body and header extractors.
 //! - [`error`]: [`error::ApiError`] and its application/problem+json rendering.
-//! - [`edge`]: path parameters, problem bodies for bare errors, `/health` and `/ready`.
 //! - [`dto`]: the wire shapes. [`openapi`]: the OpenAPI document served at `/openapi.json`.
 
 pub mod auth;
@@ -17,7 +16,6 @@ pub mod claims;
 pub mod clock;
 pub mod config;
 pub mod dto;
-pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

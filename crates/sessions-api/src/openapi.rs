@@ -7,7 +7,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{auth, claims, dto, edge, error, reference, sessions};
+use crate::{auth, claims, dto, error, reference, sessions};
 
 /// The API's OpenAPI description.
 #[derive(Debug, OpenApi)]
@@ -68,15 +68,7 @@ impl Modify for BearerKey {
     }
 }
 
-/// The document as served and checked in: pretty JSON with a trailing newline.
+/// The document as served and checked in: truthful, pretty JSON with a trailing newline.
 pub fn document() -> String {
-    let mut text = serde_json::to_value(ApiDoc::openapi())
-        .map(|mut document| {
-            edge::make_truthful(&mut document);
-            document
-        })
-        .and_then(|document| serde_json::to_string_pretty(&document))
-        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
-    text.push('\n');
-    text
+    claimledger_http_edge::openapi::render(&ApiDoc::openapi())
 }

@@ -12,7 +12,6 @@
 //! (chain, key), so a retry appends nothing new and answers with the same id. Every lookup is
 //! filtered by the key's chain, so another chain's ids answer 404.
 
-use crate::edge::ApiPath;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,6 +25,7 @@ use claimledger_events::{
     Actor, ActorKind, AggregateId, AggregateKind, ChainId, ClinicId, CommandId, Commit,
     CorrelationId, Event, EventId, EventRecord, PatientId, PayerId,
 };
+use claimledger_http_edge::edge::ApiPath;
 use claimledger_log::AggregateAddress;
 use claimledger_sessions::schema::{to_epoch_day, to_micros};
 use serde::Serialize;
@@ -146,7 +146,7 @@ pub async fn create_key(
     body: JsonBody<CreateApiKeyRequest>,
 ) -> Response {
     if let Err(error) = principal.require_role(&[Role::Admin]) {
-        return error.into_response();
+        return ApiError::from(error).into_response();
     }
     // Keys are never created twice by a retry: the answer holding the secret is what is replayed.
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
@@ -351,7 +351,7 @@ pub async fn create_clinic(
     body: JsonBody<ClinicRequest>,
 ) -> Response {
     if let Err(error) = principal.require_role(&[Role::Admin]) {
-        return error.into_response();
+        return ApiError::from(error).into_response();
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = &body.parse()?;
@@ -452,7 +452,7 @@ pub async fn create_therapist(
     body: JsonBody<TherapistRequest>,
 ) -> Response {
     if let Err(error) = principal.require_role(&[Role::Admin]) {
-        return error.into_response();
+        return ApiError::from(error).into_response();
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = &body.parse()?;
@@ -495,7 +495,7 @@ pub async fn create_payer(
     body: JsonBody<PayerRequest>,
 ) -> Response {
     if let Err(error) = principal.require_role(&[Role::Admin]) {
-        return error.into_response();
+        return ApiError::from(error).into_response();
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = body.parse()?;
@@ -542,7 +542,7 @@ pub async fn create_patient(
     body: JsonBody<PatientRequest>,
 ) -> Response {
     if let Err(error) = principal.require_role(&[Role::Admin, Role::FrontDesk]) {
-        return error.into_response();
+        return ApiError::from(error).into_response();
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = &body.parse()?;
@@ -657,7 +657,7 @@ pub async fn forget_patient(
     body: JsonBody<ReasonRequest>,
 ) -> Response {
     if let Err(error) = principal.require_role(&[Role::Admin]) {
-        return error.into_response();
+        return ApiError::from(error).into_response();
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = body.parse()?;
@@ -716,7 +716,7 @@ pub async fn create_coverage(
     body: JsonBody<CoverageRequest>,
 ) -> Response {
     if let Err(error) = principal.require_role(&[Role::Admin, Role::FrontDesk]) {
-        return error.into_response();
+        return ApiError::from(error).into_response();
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = &body.parse()?;
@@ -781,7 +781,7 @@ pub async fn create_referral(
     body: JsonBody<ReferralRequest>,
 ) -> Response {
     if let Err(error) = principal.require_role(&[Role::Admin, Role::FrontDesk]) {
-        return error.into_response();
+        return ApiError::from(error).into_response();
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = &body.parse()?;

@@ -9,7 +9,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
-use crate::edge::ApiPath;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -21,6 +20,7 @@ use claimledger_events::{
     Actor, ActorKind, AggregateKind, ChainId, ClinicId, CommandId, Commit, CorrelationId, EventId,
     EventRecord, PatientId, PayerId, SessionId, TherapistId,
 };
+use claimledger_http_edge::edge::ApiPath;
 use claimledger_log::{AggregateAddress, LogError};
 use claimledger_sessions::body::{BodyRegion, BodySide};
 use claimledger_sessions::command::{
@@ -345,7 +345,7 @@ pub async fn schedule(
     body: JsonBody<ScheduleSessionRequest>,
 ) -> Response {
     if let Err(error) = principal.require_role(RECORDERS) {
-        return error.into_response();
+        return ApiError::from(error).into_response();
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = body.parse()?;
@@ -760,7 +760,7 @@ async fn run_command(
     command: Result<SessionCommand, ApiError>,
 ) -> Response {
     if let Err(error) = principal.require_role(RECORDERS) {
-        return error.into_response();
+        return ApiError::from(error).into_response();
     }
     run_idempotent(&state.pool, principal, meta, raw, || async {
         let command = command?;

@@ -13,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use claimledger_http_edge::edge;
 use claimledger_log::{DEFAULT_APPEND_RETRY, EventLog, LogError};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -26,7 +27,7 @@ use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
 use crate::error::{ApiError, ServerFailure};
 use crate::sessions::SessionCache;
-use crate::{claims, edge, openapi, reference, sessions};
+use crate::{claims, openapi, reference, sessions};
 
 /// How long before the request timeout an append stops retrying, so the 503 is sent in time.
 const APPEND_RETRY_MARGIN: Duration = Duration::from_secs(2);

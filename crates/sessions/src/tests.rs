@@ -193,8 +193,8 @@ fn given_a_visit_under_eight_minutes_when_scheduled_then_planned_minutes_is_refu
 fn given_a_start_years_away_when_scheduled_then_scheduled_start_is_refused() {
     let context = schedule_context();
     for start in [
-        context.now + chrono::Duration::days(MAX_BOOKING_DAYS_AHEAD + 1),
-        context.now - chrono::Duration::days(MAX_BOOKING_DAYS_BEHIND + 1),
+        context.now + Duration::days(MAX_BOOKING_DAYS_AHEAD + 1),
+        context.now - Duration::days(MAX_BOOKING_DAYS_BEHIND + 1),
         chrono::DateTime::<chrono::Utc>::MAX_UTC,
         chrono::DateTime::<chrono::Utc>::MIN_UTC,
     ] {

@@ -10,6 +10,8 @@ use crate::known::known_chain;
 const REPORTS: [&str; 4] = ["reimbursement", "denial-reasons", "best-code", "outliers"];
 const RANGE: &str = "from=2026-01-01&to=2026-02-28";
 
+// Its figures are printed for the record (`--nocapture`): they go into the closing notes.
+#[allow(clippy::print_stdout)]
 #[tokio::test]
 async fn every_report_honours_every_role_and_clinic_scope() -> anyhow::Result<()> {
     let app = spawn_app().await?;
@@ -55,6 +57,8 @@ async fn every_report_honours_every_role_and_clinic_scope() -> anyhow::Result<()
     app.stop().await
 }
 
+// Its figures are printed for the record (`--nocapture`): they go into the closing notes.
+#[allow(clippy::print_stdout)]
 #[tokio::test]
 async fn every_bad_query_parameter_is_refused_naming_it() -> anyhow::Result<()> {
     let app = spawn_app().await?;

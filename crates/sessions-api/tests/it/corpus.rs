@@ -187,6 +187,8 @@ async fn send(app: &TestApp, case: &Case) -> Reply {
         .await
 }
 
+// Its figures are printed for the record (`--nocapture`): they go into the closing notes.
+#[allow(clippy::print_stdout)]
 #[tokio::test]
 async fn every_bad_input_is_refused_naming_the_field_and_writes_nothing() {
     let app = spawn_app().await;

@@ -175,6 +175,8 @@ impl Targets {
     }
 }
 
+// Its figures are printed for the record (`--nocapture`): they go into the closing notes.
+#[allow(clippy::print_stdout)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_honours_every_role_and_clinic_scope() {
     let app = spawn_app().await;

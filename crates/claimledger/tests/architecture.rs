@@ -1,0 +1,254 @@
+//! ARCHITECTURE.md's dependency rules, enforced: the workspace's manifests (read through
+//! `cargo metadata`) and the pure crates' sources are checked against them, so a crate that gains a
+//! dependency its rules forbid fails here, not in review.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The crates that do no I/O, no async and read no clock: every input is passed in.
+const PURE: [&str; 5] = [
+    "claimledger-events",
+    "claimledger-billing",
+    "claimledger-sessions",
+    "claimledger-claims",
+    "claimledger-payer-rules",
+];
+
+/// Crates a pure crate may not depend on (unless the dependency is optional, behind a feature
+/// such as payer-rules' `service`).
+const IO_CRATES: [&str; 9] = [
+    "tokio",
+    "sqlx",
+    "async-nats",
+    "axum",
+    "hyper",
+    "reqwest",
+    "tower",
+    "tower-http",
+    "tracing-subscriber",
+];
+
+/// The services: none depends on another, but for the one edge below.
+const SERVICES: [&str; 4] = [
+    "claimledger-sessions-api",
+    "claimledger-projector",
+    "claimledger-reporting",
+    "claimledger-replay",
+];
+
+/// `replay` derives claims with the projector's own fold, so that live projection, rebuild and
+/// replay cannot disagree; it is the one service edge until the derivation has a crate of its own.
+const ALLOWED_SERVICE_EDGES: [(&str, &str); 1] = [("claimledger-replay", "claimledger-projector")];
+
+/// Which crates may use each I/O crate directly (normal, non-optional dependencies).
+const IO_USERS: [(&str, &[&str]); 3] = [
+    (
+        "async-nats",
+        &[
+            "claimledger-log",
+            "claimledger-sessions-api",
+            "claimledger",
+            "integration-tests",
+        ],
+    ),
+    (
+        "sqlx",
+        &[
+            "claimledger-http-edge",
+            "claimledger-sessions-api",
+            "claimledger-projector",
+            "claimledger-reporting",
+            "claimledger",
+            "integration-tests",
+        ],
+    ),
+    (
+        "axum",
+        &[
+            "claimledger-http-edge",
+            "claimledger-sessions-api",
+            "claimledger-projector",
+            "claimledger-reporting",
+            "claimledger",
+        ],
+    ),
+];
+
+/// A declared dependency: its name, whether it is a normal one, whether it is optional.
+#[derive(Debug, Clone)]
+struct Dependency {
+    name: String,
+    normal: bool,
+    optional: bool,
+}
+
+fn workspace() -> BTreeMap<String, (PathBuf, Vec<Dependency>)> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).expect("cargo metadata is JSON");
+    metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|package| {
+            let name = package["name"].as_str().expect("a name").to_owned();
+            let manifest = PathBuf::from(package["manifest_path"].as_str().expect("a manifest"));
+            let dependencies = package["dependencies"]
+                .as_array()
+                .expect("dependencies")
+                .iter()
+                .map(|dependency| Dependency {
+                    name: dependency["name"].as_str().expect("a name").to_owned(),
+                    normal: dependency["kind"].is_null(),
+                    optional: dependency["optional"].as_bool().unwrap_or(false),
+                })
+                .collect();
+            (name, (manifest, dependencies))
+        })
+        .collect()
+}
+
+fn required_normal(dependencies: &[Dependency]) -> BTreeSet<&str> {
+    dependencies
+        .iter()
+        .filter(|dependency| dependency.normal && !dependency.optional)
+        .map(|dependency| dependency.name.as_str())
+        .collect()
+}
+
+#[test]
+fn pure_crates_depend_on_no_io_crate() {
+    let workspace = workspace();
+    let mut broken = Vec::new();
+    for name in PURE {
+        let (_, dependencies) = workspace
+            .get(name)
+            .expect("the pure crate is in the workspace");
+        for dependency in required_normal(dependencies) {
+            if IO_CRATES.contains(&dependency) {
+                broken.push(format!("{name} depends on {dependency}"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn no_service_crate_depends_on_another() {
+    let workspace = workspace();
+    let mut broken = Vec::new();
+    for name in SERVICES {
+        let (_, dependencies) = workspace
+            .get(name)
+            .expect("the service is in the workspace");
+        for dependency in required_normal(dependencies) {
+            if SERVICES.contains(&dependency)
+                && !ALLOWED_SERVICE_EDGES.contains(&(name, dependency))
+            {
+                broken.push(format!("{name} depends on the service {dependency}"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn only_the_named_crates_use_nats_sqlx_and_axum_directly() {
+    let workspace = workspace();
+    let mut broken = Vec::new();
+    for (name, (_, dependencies)) in &workspace {
+        let used = required_normal(dependencies);
+        for (io, users) in IO_USERS {
+            if used.contains(io) && !users.contains(&name.as_str()) {
+                broken.push(format!("{name} uses {io}"));
+            }
+        }
+        if used.contains("anyhow") && !["claimledger", "integration-tests"].contains(&name.as_str())
+        {
+            broken.push(format!("{name} uses anyhow outside the binary and tests"));
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// The source files of a pure crate that its rules cover: all of `src`, but payer-rules' loader
+/// (it reads the rules directory) and its `service`-feature modules.
+fn pure_sources(crate_dir: &Path, name: &str) -> Vec<PathBuf> {
+    let excluded: &[&str] = if name == "claimledger-payer-rules" {
+        &["load.rs", "files.rs", "service.rs", "publish.rs"]
+    } else {
+        &[]
+    };
+    let mut files = Vec::new();
+    let mut folders = vec![crate_dir.join("src")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("a source folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "rs")
+                && !path
+                    .file_name()
+                    .and_then(|file| file.to_str())
+                    .is_some_and(|file| excluded.contains(&file))
+            {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn pure_crates_read_no_clock_file_network_or_environment() {
+    const FORBIDDEN: [&str; 10] = [
+        "std::fs",
+        "std::net",
+        "std::process",
+        "std::env::var",
+        "Utc::now",
+        "SystemTime::now",
+        "Instant::now",
+        "Local::now",
+        "tokio::",
+        "thread::sleep",
+    ];
+    let workspace = workspace();
+    let mut broken = Vec::new();
+    for name in PURE {
+        let (manifest, _) = workspace
+            .get(name)
+            .expect("the pure crate is in the workspace");
+        let crate_dir = manifest.parent().expect("the crate's folder");
+        for file in pure_sources(crate_dir, name) {
+            let text = std::fs::read_to_string(&file).expect("a readable source");
+            for (number, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                for token in FORBIDDEN {
+                    if code.contains(token) {
+                        broken.push(format!("{}:{}: {token}", file.display(), number + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
