@@ -27,10 +27,7 @@ use claimledger_claims::command::{
 use claimledger_claims::error::ClaimError;
 use claimledger_claims::event::ClaimEvent;
 use claimledger_claims::schema::{from_log_event, to_log_event};
-use claimledger_events::{
-    Actor, ActorKind, AggregateKind, ChainId, ClaimId, ClinicId, CommandId, Commit, CorrelationId,
-    EventId, EventRecord, UtcMicros,
-};
+use claimledger_events::{AggregateKind, ChainId, ClaimId, ClinicId, CommandId, Commit};
 use claimledger_http_edge::edge::ApiPath;
 use claimledger_log::AggregateAddress;
 use serde::{Deserialize, Serialize};
@@ -39,6 +36,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Principal, Role};
+use crate::commit;
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
 use crate::idempotency::{Answer, command_id, run_idempotent};
@@ -412,29 +410,11 @@ fn build_commit(
     events: &[ClaimEvent],
     now: DateTime<Utc>,
 ) -> Commit {
-    let micros = UtcMicros(now.timestamp_micros());
-    Commit {
-        command_id: CommandId::from(command_id(principal.chain, meta.idempotency_key.as_deref())),
-        chain: address.chain,
-        clinic: address.clinic,
-        aggregate_kind: address.kind,
-        aggregate_id: address.id,
-        recorded_at: micros,
-        actor: Actor {
-            kind: ActorKind::Staff,
-            id: format!("api-key:{}", principal.key_id),
-        },
-        correlation_id: CorrelationId::from(meta.correlation_id),
-        causation_id: None,
-        events: events
-            .iter()
-            .map(|event| EventRecord {
-                event_id: EventId::from(Uuid::now_v7()),
-                occurred_at: micros,
-                event: to_log_event(event),
-            })
-            .collect(),
-    }
+    let records = events
+        .iter()
+        .map(|event| commit::record(to_log_event(event), now))
+        .collect();
+    commit::build(principal, meta, address, now, records)
 }
 
 fn line_views(claim: &Claim) -> Vec<ClaimLineView> {
@@ -659,6 +639,7 @@ async fn execute(
         && expected_version != loaded.version
     {
         return Err(ApiError::VersionConflict {
+            resource: "claim".to_owned(),
             expected_version,
             actual_version: loaded.version,
         });

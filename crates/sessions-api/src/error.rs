@@ -76,9 +76,11 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
-    /// 409: `If-Match` (or the version just read) is not the session's current version.
-    #[error("If-Match: the session is at version {actual_version}, not {expected_version}")]
+    /// 409: `If-Match` (or the version just read) is not the resource's current version.
+    #[error("If-Match: the {resource} is at version {actual_version}, not {expected_version}")]
     VersionConflict {
+        /// What moved on: `session`, `claim`, `patient` …
+        resource: String,
         /// The version the client based its command on.
         expected_version: u64,
         /// The current version.
@@ -213,9 +215,13 @@ impl ApiError {
                 Some("Content-Type"),
                 Some("must be application/json".to_owned()),
             ),
-            ApiError::VersionConflict { actual_version, .. } => (
+            ApiError::VersionConflict {
+                resource,
+                actual_version,
+                ..
+            } => (
                 Some("If-Match"),
-                Some(format!("the session is now at version {actual_version}")),
+                Some(format!("the {resource} is now at version {actual_version}")),
             ),
             ApiError::IdempotencyKeyReused => (
                 Some("Idempotency-Key"),
@@ -269,10 +275,16 @@ impl From<LogError> for ApiError {
     fn from(error: LogError) -> ApiError {
         match error {
             LogError::Conflict {
+                subject,
                 expected_version,
                 actual_version,
-                ..
             } => ApiError::VersionConflict {
+                // The subject ends with the aggregate's kind and id: `….session.<id>`.
+                resource: subject
+                    .rsplit('.')
+                    .nth(1)
+                    .unwrap_or("resource")
+                    .replace('-', " "),
                 expected_version,
                 actual_version,
             },

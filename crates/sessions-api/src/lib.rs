@@ -7,6 +7,7 @@
 //! - [`sessions`]: the session lifecycle endpoints. [`reference`]: reference data and keys.
 //! - [`projection`]: the reference tables as a projection of the log's reference events.
 //! - [`claims`]: the claim lifecycle endpoints (submit, adjudications, resubmit, write-off, read).
+//! - `commit`: the one builder of every commit the API appends.
 //! - [`idempotency`]: `Idempotency-Key` handling. [`extract`]: body and header extractors.
 //! - [`error`]: [`error::ApiError`] and its application/problem+json rendering.
 //! - [`dto`]: the wire shapes. [`openapi`]: the OpenAPI document served at `/openapi.json`.
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod claims;
 pub mod clock;
+mod commit;
 pub mod config;
 pub mod dto;
 pub mod error;

@@ -22,12 +22,11 @@ use claimledger_events::reference::{
     ReferralRecorded, TherapistRegistered,
 };
 use claimledger_events::{
-    Actor, ActorKind, AggregateId, AggregateKind, ChainId, ClinicId, CommandId, Commit,
-    CorrelationId, Event, EventId, EventRecord, PatientId, PayerId,
+    AggregateId, AggregateKind, ChainId, ClinicId, Event, PatientId, PayerId,
 };
 use claimledger_http_edge::edge::ApiPath;
 use claimledger_log::AggregateAddress;
-use claimledger_sessions::schema::{to_epoch_day, to_micros};
+use claimledger_sessions::schema::to_epoch_day;
 use serde::Serialize;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -35,6 +34,7 @@ use uuid::Uuid;
 use crate::auth::{
     KeyRecord, Principal, Role, create_expiring_api_key, list_api_keys, revoke_api_key,
 };
+use crate::commit;
 use crate::dto::{
     ApiKeyCreated, ApiKeyList, ApiKeyView, Clinic, ClinicRequest, Coverage, CoverageRequest,
     CreateApiKeyRequest, Patient, PatientForgottenView, PatientRequest, Payer, PayerRequest,
@@ -42,7 +42,7 @@ use crate::dto::{
 };
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
-use crate::idempotency::{Answer, command_id, derived_id, run_idempotent};
+use crate::idempotency::{Answer, derived_id, run_idempotent};
 use crate::projection;
 use crate::startup::AppState;
 
@@ -299,25 +299,13 @@ async fn record(
 ) -> Result<u64, ApiError> {
     let address = reference_address(principal.chain, kind, id);
     let now = state.clock.now_micros();
-    let commit = Commit {
-        command_id: CommandId::from(command_id(principal.chain, meta.idempotency_key.as_deref())),
-        chain: principal.chain,
-        clinic: None,
-        aggregate_kind: kind,
-        aggregate_id: address.id,
-        recorded_at: to_micros(now),
-        actor: Actor {
-            kind: ActorKind::Staff,
-            id: format!("api-key:{}", principal.key_id),
-        },
-        correlation_id: CorrelationId::from(meta.correlation_id),
-        causation_id: None,
-        events: vec![EventRecord {
-            event_id: EventId::from(Uuid::now_v7()),
-            occurred_at: to_micros(now),
-            event,
-        }],
-    };
+    let commit = commit::build(
+        principal,
+        meta,
+        &address,
+        now,
+        vec![commit::record(event, now)],
+    );
     let appended = state
         .log
         .append(&address, expected_version, &commit)

@@ -17,8 +17,8 @@ use chrono_tz::Tz;
 use claimledger_billing::codes::CptCode;
 use claimledger_billing::validation::Icd10Code;
 use claimledger_events::{
-    Actor, ActorKind, AggregateKind, ChainId, ClinicId, CommandId, Commit, CorrelationId, EventId,
-    EventRecord, PatientId, PayerId, SessionId, TherapistId,
+    AggregateKind, ChainId, ClinicId, CommandId, Commit, EventId, PatientId, PayerId, SessionId,
+    TherapistId,
 };
 use claimledger_http_edge::edge::ApiPath;
 use claimledger_log::{AggregateAddress, LogError};
@@ -30,7 +30,7 @@ use claimledger_sessions::command::{
 use claimledger_sessions::error::SessionError;
 use claimledger_sessions::event::SessionEvent;
 use claimledger_sessions::schema::{
-    from_log_event, from_micros, occurred_at, recorded_id, to_log_event, to_micros,
+    from_log_event, from_micros, occurred_at, recorded_id, to_log_event,
 };
 use claimledger_sessions::session::{Session, SessionStatus};
 use sqlx::{PgConnection, PgPool};
@@ -38,6 +38,7 @@ use tracing::Span;
 use uuid::Uuid;
 
 use crate::auth::{Principal, Role};
+use crate::commit;
 use crate::dto::{
     AttachDiagnosesRequest, ModalityView, PaymentDto, ReasonRequest, RecordModalityRequest,
     RecordServiceRequest, ScheduleSessionRequest, ServiceView, SessionView, parse_technique,
@@ -215,28 +216,17 @@ fn build_commit(
     events: &[SessionEvent],
     now: DateTime<Utc>,
 ) -> Commit {
-    Commit {
-        command_id: CommandId::from(command_id(principal.chain, meta.idempotency_key.as_deref())),
-        chain: address.chain,
-        clinic: address.clinic,
-        aggregate_kind: address.kind,
-        aggregate_id: address.id,
-        recorded_at: to_micros(now),
-        actor: Actor {
-            kind: ActorKind::Staff,
-            id: format!("api-key:{}", principal.key_id),
-        },
-        correlation_id: CorrelationId::from(meta.correlation_id),
-        causation_id: None,
-        events: events
-            .iter()
-            .map(|event| EventRecord {
-                event_id: recorded_id(event).unwrap_or_else(|| EventId::from(Uuid::now_v7())),
-                occurred_at: to_micros(occurred_at(event, now)),
-                event: to_log_event(event),
-            })
-            .collect(),
-    }
+    let records = events
+        .iter()
+        .map(|event| {
+            commit::record_with_id(
+                to_log_event(event),
+                recorded_id(event).unwrap_or_else(|| EventId::from(Uuid::now_v7())),
+                occurred_at(event, now),
+            )
+        })
+        .collect();
+    commit::build(principal, meta, address, now, records)
 }
 
 fn view(id: Uuid, loaded: &Loaded, located: &Located) -> Result<SessionView, ApiError> {
@@ -711,6 +701,7 @@ async fn decide_and_append(
         && expected_version != loaded.version
     {
         return Err(ApiError::VersionConflict {
+            resource: "session".to_owned(),
             expected_version,
             actual_version: loaded.version,
         });

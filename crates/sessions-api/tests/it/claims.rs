@@ -690,12 +690,19 @@ async fn claim_commands_check_roles_tenancy_versions_idempotency_and_bodies() {
     // A stale If-Match is a version conflict; the current one goes through.
     let body =
         json!({"payer_claim_number": "P-1", "adjudicated_on": today(), "lines": [good_line]});
-    app.post(&format!("/v1/claims/{claim}/adjudications"), &key)
+    let stale = app
+        .post(&format!("/v1/claims/{claim}/adjudications"), &key)
         .header("if-match", "\"1\"")
         .json(&body)
         .send()
-        .await
-        .assert_problem(StatusCode::CONFLICT, "If-Match");
+        .await;
+    stale.assert_problem(StatusCode::CONFLICT, "If-Match");
+    assert!(
+        stale.body["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.starts_with("If-Match: the claim is at version ")),
+        "the conflict names the claim: {stale:?}"
+    );
     let reply = app
         .post(&format!("/v1/claims/{claim}/adjudications"), &key)
         .header("if-match", &version)
