@@ -51,7 +51,7 @@ const READ_MODELS: &str = "read_models";
 /// A claim line as a resubmission states it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ClaimLineRequest {
+pub(crate) struct ClaimLineRequest {
     /// The procedure code, e.g. `97124`.
     pub code: String,
     /// Up to four modifiers, e.g. `["GP"]`.
@@ -67,7 +67,7 @@ pub struct ClaimLineRequest {
 /// One adjustment of a remittance line (an X12 835 CAS triplet).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AdjustmentRequest {
+pub(crate) struct AdjustmentRequest {
     /// The group code: CO, PR, OA, PI or CR.
     #[schema(example = "CO")]
     pub group: String,
@@ -81,7 +81,7 @@ pub struct AdjustmentRequest {
 /// The payer's decision on one submitted line.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AdjudicatedLineRequest {
+pub(crate) struct AdjudicatedLineRequest {
     /// The submitted line this answers.
     #[schema(minimum = 1, maximum = 65535)]
     pub line_number: u16,
@@ -102,7 +102,7 @@ pub struct AdjudicatedLineRequest {
 /// Record a remittance: one entry per submitted line.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AdjudicationRequest {
+pub(crate) struct AdjudicationRequest {
     /// The payer's claim control number.
     pub payer_claim_number: String,
     /// The remittance date (not before the submission, not in the future).
@@ -114,7 +114,7 @@ pub struct AdjudicationRequest {
 /// Resubmit a denied claim with new lines.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ResubmitRequest {
+pub(crate) struct ResubmitRequest {
     /// Why, e.g. "97140 denied CO-97; billing 97124".
     pub reason: String,
     /// The new lines, numbered 1.. in this order.
@@ -124,7 +124,7 @@ pub struct ResubmitRequest {
 /// Write off an unpaid balance.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct WriteOffRequest {
+pub(crate) struct WriteOffRequest {
     /// Why.
     pub reason: String,
     /// The amount in cents, at most the unpaid balance.
@@ -133,7 +133,7 @@ pub struct WriteOffRequest {
 
 /// An adjustment as recorded.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AdjustmentView {
+pub(crate) struct AdjustmentView {
     /// Group code.
     pub group: String,
     /// CARC.
@@ -144,7 +144,7 @@ pub struct AdjustmentView {
 
 /// The latest adjudication of a line.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct LineOutcomeView {
+pub(crate) struct LineOutcomeView {
     /// Allowed, in cents.
     pub allowed_cents: i64,
     /// Paid, in cents.
@@ -161,7 +161,7 @@ pub struct LineOutcomeView {
 
 /// A claim line: as submitted (or, for a draft, as derived) and its latest outcome.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ClaimLineView {
+pub(crate) struct ClaimLineView {
     /// 1-based line number.
     pub line_number: u16,
     /// Procedure code.
@@ -178,7 +178,7 @@ pub struct ClaimLineView {
 
 /// A claim and where it is in its life.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ClaimView {
+pub(crate) struct ClaimView {
     /// The claim's id (`ClaimId::for_session_and_payer`).
     pub id: Uuid,
     /// The claim's version on the log (0 while it is a draft); send it as `If-Match`.
@@ -693,7 +693,7 @@ async fn run(
     responses((status = 200, body = ClaimView, headers(("ETag" = String, description = "The new claim version"))),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn submit(
+pub(crate) async fn submit(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
@@ -711,7 +711,7 @@ pub async fn submit(
     responses((status = 200, body = ClaimView, headers(("ETag" = String, description = "The new claim version"))),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn adjudicate(
+pub(crate) async fn adjudicate(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
@@ -732,7 +732,7 @@ pub async fn adjudicate(
     responses((status = 200, body = ClaimView, headers(("ETag" = String, description = "The new claim version"))),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn resubmit(
+pub(crate) async fn resubmit(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
@@ -753,7 +753,7 @@ pub async fn resubmit(
     responses((status = 200, body = ClaimView, headers(("ETag" = String, description = "The new claim version"))),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn write_off(
+pub(crate) async fn write_off(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
@@ -772,7 +772,7 @@ pub async fn write_off(
     responses((status = 200, body = ClaimView, headers(("ETag" = String, description = "The claim version"))),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn get_claim(
+pub(crate) async fn get_claim(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,

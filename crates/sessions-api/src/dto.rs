@@ -14,7 +14,7 @@ use crate::auth::Role;
 /// Create an API key.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateApiKeyRequest {
+pub(crate) struct CreateApiKeyRequest {
     /// What the key may do.
     pub role: Role,
     /// Limit the key to these clinics (at least one, each within the caller's own scope); omit
@@ -37,7 +37,7 @@ pub struct CreateApiKeyRequest {
 
 /// A created API key. `key` is shown only in this answer.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ApiKeyCreated {
+pub(crate) struct ApiKeyCreated {
     /// The key's id.
     pub id: Uuid,
     /// The secret to send as `Authorization: Bearer <key>`.
@@ -52,7 +52,7 @@ pub struct ApiKeyCreated {
 
 /// An API key as its chain's admins see it: never the secret.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ApiKeyView {
+pub(crate) struct ApiKeyView {
     /// The key's id.
     pub id: Uuid,
     /// Its role.
@@ -73,7 +73,7 @@ pub struct ApiKeyView {
 
 /// The keys of the caller's chain that the caller's scope covers.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ApiKeyList {
+pub(crate) struct ApiKeyList {
     /// Oldest first.
     pub keys: Vec<ApiKeyView>,
 }
@@ -81,7 +81,7 @@ pub struct ApiKeyList {
 /// Register a clinic.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 #[serde(deny_unknown_fields)]
-pub struct ClinicRequest {
+pub(crate) struct ClinicRequest {
     /// The clinic's name.
     #[schema(
         min_length = 1,
@@ -129,7 +129,7 @@ pub struct ClinicRequest {
 
 /// A registered clinic.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Clinic {
+pub(crate) struct Clinic {
     /// Its id.
     pub id: Uuid,
     /// Its details as registered.
@@ -140,7 +140,7 @@ pub struct Clinic {
 /// Register a therapist.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TherapistRequest {
+pub(crate) struct TherapistRequest {
     /// Full name.
     #[schema(
         min_length = 1,
@@ -165,7 +165,7 @@ pub struct TherapistRequest {
 
 /// A registered therapist.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Therapist {
+pub(crate) struct Therapist {
     /// Its id.
     pub id: Uuid,
     /// Its details as registered.
@@ -176,7 +176,7 @@ pub struct Therapist {
 /// Register a payer.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 #[serde(deny_unknown_fields)]
-pub struct PayerRequest {
+pub(crate) struct PayerRequest {
     /// The payer's name.
     #[schema(
         min_length = 1,
@@ -193,7 +193,7 @@ pub struct PayerRequest {
 
 /// A registered payer.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Payer {
+pub(crate) struct Payer {
     /// Its id.
     pub id: Uuid,
     /// Its details as registered.
@@ -204,7 +204,7 @@ pub struct Payer {
 /// Register a patient. Names and date of birth are PHI: they stay in PostgreSQL, never on the log.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PatientRequest {
+pub(crate) struct PatientRequest {
     /// Given name.
     #[schema(
         min_length = 1,
@@ -225,7 +225,7 @@ pub struct PatientRequest {
 
 /// A registered patient.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Patient {
+pub(crate) struct Patient {
     /// Its id: the only thing about the patient that events carry.
     pub id: Uuid,
     /// Its details as registered.
@@ -235,7 +235,7 @@ pub struct Patient {
 
 /// A patient whose PHI was forgotten: only the id remains.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PatientForgottenView {
+pub(crate) struct PatientForgottenView {
     /// The patient's id, which sessions and claims keep referring to.
     pub id: Uuid,
     /// Always `true`: the names, date of birth and member ids are gone.
@@ -245,7 +245,7 @@ pub struct PatientForgottenView {
 /// Add a patient's coverage by a payer. The member id is PHI.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CoverageRequest {
+pub(crate) struct CoverageRequest {
     /// The covered patient.
     pub patient_id: Uuid,
     /// The payer.
@@ -266,7 +266,7 @@ pub struct CoverageRequest {
 
 /// A recorded coverage.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Coverage {
+pub(crate) struct Coverage {
     /// Its id.
     pub id: Uuid,
     /// Its details as recorded.
@@ -277,7 +277,7 @@ pub struct Coverage {
 /// Record a referral or prescription.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReferralRequest {
+pub(crate) struct ReferralRequest {
     /// The referred patient.
     pub patient_id: Uuid,
     /// The referring provider's NPI.
@@ -297,7 +297,7 @@ pub struct ReferralRequest {
 
 /// A recorded referral.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Referral {
+pub(crate) struct Referral {
     /// Its id.
     pub id: Uuid,
     /// Its details as recorded.
@@ -308,7 +308,7 @@ pub struct Referral {
 /// An ICD-10-CM code with its decimal point, as the billing core parses it (documentation only:
 /// requests carry it as a plain string).
 #[derive(Debug, Clone)]
-pub struct DiagnosisCode;
+pub(crate) struct DiagnosisCode;
 
 impl utoipa::PartialSchema for DiagnosisCode {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -332,7 +332,7 @@ impl ToSchema for DiagnosisCode {}
     deny_unknown_fields,
     try_from = "PaymentWire"
 )]
-pub enum PaymentDto {
+pub(crate) enum PaymentDto {
     /// A payer, under the patient's coverage.
     Payer {
         /// The payer.
@@ -388,7 +388,7 @@ impl TryFrom<PaymentWire> for PaymentDto {
 /// Schedule a session.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ScheduleSessionRequest {
+pub(crate) struct ScheduleSessionRequest {
     /// The clinic.
     pub clinic_id: Uuid,
     /// The treating therapist; they must be free for the whole booked interval.
@@ -411,7 +411,7 @@ pub struct ScheduleSessionRequest {
 /// Record a delivered service.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RecordServiceRequest {
+pub(crate) struct RecordServiceRequest {
     /// The technique, e.g. `swedish_massage`, `myofascial_release`, `cupping` (see the enum).
     #[schema(example = "swedish_massage")]
     pub technique: String,
@@ -435,7 +435,7 @@ pub struct RecordServiceRequest {
 /// Record a supervised modality.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RecordModalityRequest {
+pub(crate) struct RecordModalityRequest {
     /// `97010` (hot or cold packs) or `97012` (mechanical traction).
     #[schema(example = "97010")]
     pub code: String,
@@ -447,7 +447,7 @@ pub struct RecordModalityRequest {
 /// Attach diagnoses.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AttachDiagnosesRequest {
+pub(crate) struct AttachDiagnosesRequest {
     /// ICD-10-CM codes with their decimal point, primary first (1 to 12).
     #[schema(value_type = Vec<DiagnosisCode>, min_items = 1, max_items = 12, example = json!(["M54.50"]))]
     pub codes: Vec<String>,
@@ -456,7 +456,7 @@ pub struct AttachDiagnosesRequest {
 /// Cancel or amend, with a reason.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReasonRequest {
+pub(crate) struct ReasonRequest {
     /// Why (1 to 500 characters).
     #[schema(
         min_length = 1,
@@ -468,7 +468,7 @@ pub struct ReasonRequest {
 
 /// A recorded service.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ServiceView {
+pub(crate) struct ServiceView {
     /// The id of the event that recorded it: the id to void it by.
     pub event_id: Uuid,
     /// Technique.
@@ -487,7 +487,7 @@ pub struct ServiceView {
 
 /// A recorded modality.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ModalityView {
+pub(crate) struct ModalityView {
     /// The id of the event that recorded it: the id to void it by.
     pub event_id: Uuid,
     /// CPT code.
@@ -498,7 +498,7 @@ pub struct ModalityView {
 
 /// A session as the log records it. Its `version` is also its ETag.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SessionView {
+pub(crate) struct SessionView {
     /// The session's id.
     pub id: Uuid,
     /// The version to send as `If-Match`.
@@ -540,7 +540,7 @@ pub struct SessionView {
 }
 
 /// The API word of a technique: its name in snake_case, e.g. `swedish_massage`.
-pub fn technique_word(technique: Technique) -> String {
+pub(crate) fn technique_word(technique: Technique) -> String {
     let mut word = String::new();
     for (index, character) in format!("{technique:?}").chars().enumerate() {
         if character.is_ascii_uppercase() && index > 0 {
@@ -552,7 +552,7 @@ pub fn technique_word(technique: Technique) -> String {
 }
 
 /// Parses a technique's API word.
-pub fn parse_technique(text: &str) -> Option<Technique> {
+pub(crate) fn parse_technique(text: &str) -> Option<Technique> {
     Technique::ALL
         .into_iter()
         .find(|technique| technique_word(*technique) == text)

@@ -10,7 +10,9 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use claimledger_http_edge::keys::Forbidden;
-pub use claimledger_http_edge::problem::{PROBLEM_JSON, Problem, RETRY_AFTER_SECONDS, is_outage};
+pub(crate) use claimledger_http_edge::problem::{
+    PROBLEM_JSON, Problem, RETRY_AFTER_SECONDS, is_outage,
+};
 use claimledger_log::LogError;
 use claimledger_sessions::error::SessionError;
 use claimledger_sessions::schema::SchemaError;
@@ -109,7 +111,7 @@ pub enum ApiError {
 
 /// The cause of a 5xx answer, attached to the response for the logging middleware.
 #[derive(Debug, Clone)]
-pub struct ServerFailure {
+pub(crate) struct ServerFailure {
     /// `Display` of the error.
     pub message: String,
     /// `Debug` of the error, with its source chain.

@@ -15,13 +15,13 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 
 /// The longest idempotency key accepted.
-pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
+pub(crate) const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
 
 /// A JSON body of `T`: size and media type are checked on extraction, the content only when the
 /// handler calls [`JsonBody::parse`], after it has checked the caller's role (so a caller without
 /// the right learns nothing about validation).
 #[derive(Debug)]
-pub struct JsonBody<T> {
+pub(crate) struct JsonBody<T> {
     /// The raw body, hashed for idempotency.
     pub raw: Bytes,
     shape: PhantomData<fn() -> T>,
@@ -29,7 +29,7 @@ pub struct JsonBody<T> {
 
 impl<T: DeserializeOwned> JsonBody<T> {
     /// Parses the body, naming the field that did not fit.
-    pub fn parse(&self) -> Result<T, ApiError> {
+    pub(crate) fn parse(&self) -> Result<T, ApiError> {
         parse_json(&self.raw)
     }
 }
@@ -67,7 +67,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
 /// Parses `raw` as `T`, naming the field that did not fit. Every string in the body passes
 /// the edge's text rule ([`check_strings`]) first, so no handler can append text the read models cannot store.
-pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     // Syntax first, on a generic value: a syntax error is a 400 on the body, and the value is what
     // the text rules walk. Type errors come from the typed pass below, which names the field.
     let document: serde_json::Value = serde_json::from_slice(raw)
@@ -167,7 +167,7 @@ fn strip_position(message: &str) -> String {
 
 /// What every write request carries besides its body.
 #[derive(Debug, Clone)]
-pub struct CommandMeta {
+pub(crate) struct CommandMeta {
     /// The request method.
     pub method: Method,
     /// The request path.
@@ -239,7 +239,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// The ETag of a session version.
-pub fn etag(version: u64) -> String {
+pub(crate) fn etag(version: u64) -> String {
     format!("\"{version}\"")
 }
 

@@ -21,14 +21,14 @@ use crate::error::{ApiError, PROBLEM_JSON};
 use crate::extract::{CommandMeta, etag};
 
 /// The header set on an answer replayed from the idempotency store.
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+pub(crate) const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// The namespace of the UUIDv5 command ids derived from idempotency keys.
 const COMMAND_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c0b_54f4_7a34_4d1e_9c3e_0b8e_2f4b_9d11);
 
 /// A successful answer: status, optional ETag version and Location, and a JSON body.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The status.
     pub status: StatusCode,
     /// The resource version, sent as the ETag.
@@ -41,7 +41,7 @@ pub struct Answer {
 
 impl Answer {
     /// A 200 with `body`.
-    pub fn ok(body: serde_json::Value) -> Answer {
+    pub(crate) fn ok(body: serde_json::Value) -> Answer {
         Answer {
             status: StatusCode::OK,
             version: None,
@@ -118,7 +118,7 @@ impl IntoResponse for Answer {
 
 /// The command id of a request: derived from its idempotency key, so that every retry carries the
 /// same id to the log, or random when the client sent no key.
-pub fn command_id(chain: ChainId, idempotency_key: Option<&str>) -> Uuid {
+pub(crate) fn command_id(chain: ChainId, idempotency_key: Option<&str>) -> Uuid {
     match idempotency_key {
         Some(key) => derived_id(chain, "command", key),
         None => Uuid::now_v7(),
@@ -127,7 +127,7 @@ pub fn command_id(chain: ChainId, idempotency_key: Option<&str>) -> Uuid {
 
 /// A stable id for `purpose` derived from (chain, idempotency key): a retried create gets the same
 /// resource id.
-pub fn derived_id(chain: ChainId, purpose: &str, key: &str) -> Uuid {
+pub(crate) fn derived_id(chain: ChainId, purpose: &str, key: &str) -> Uuid {
     let mut name = Vec::with_capacity(16 + purpose.len() + key.len() + 1);
     name.extend_from_slice(chain.as_bytes());
     name.extend_from_slice(purpose.as_bytes());
@@ -157,7 +157,7 @@ fn request_hash(meta: &CommandMeta, body: &[u8]) -> Vec<u8> {
 /// Runs `work` at most once per (chain, idempotency key) as far as the client can tell: a retry
 /// with the same key and request gets the first answer back; the same key with another request is
 /// refused. Without a key, `work` simply runs.
-pub async fn run_idempotent<F, Fut>(
+pub(crate) async fn run_idempotent<F, Fut>(
     pool: &PgPool,
     principal: &Principal,
     meta: &CommandMeta,

@@ -4,25 +4,30 @@
 //! - [`startup`]: [`startup::Application`] (`build`, `run_until_stopped`) and the router.
 //! - [`config`]: [`config::Settings`], loaded from the environment. [`clock`]: where "now" comes from.
 //! - [`auth`]: API keys (hashed, chain-scoped, optional clinic scope, roles) and the bootstrap helper.
-//! - [`sessions`]: the session lifecycle endpoints. [`reference`]: reference data and keys.
+//! - `sessions`: the session lifecycle endpoints. `reference`: reference data and keys.
 //! - [`projection`]: the reference tables as a projection of the log's reference events.
-//! - [`claims`]: the claim lifecycle endpoints (submit, adjudications, resubmit, write-off, read).
+//! - `claims`: the claim lifecycle endpoints (submit, adjudications, resubmit, write-off, read).
 //! - `commit`: the one builder of every commit the API appends.
-//! - [`idempotency`]: `Idempotency-Key` handling. [`extract`]: body and header extractors.
-//! - [`error`]: [`error::ApiError`] and its application/problem+json rendering.
-//! - [`dto`]: the wire shapes. [`openapi`]: the OpenAPI document served at `/openapi.json`.
+//! - `idempotency`: `Idempotency-Key` handling. `extract`: body and header extractors.
+//! - `error`: `error::ApiError` and its application/problem+json rendering.
+//! - `dto`: the wire shapes. `openapi`: the OpenAPI document served at `/openapi.json`.
+//!
+//! Only what other crates use is public (`startup`, `config`, `clock`, `auth`, `projection`);
+//! `unreachable_pub` keeps every other item crate-visible.
+
+#![warn(unreachable_pub)]
 
 pub mod auth;
-pub mod claims;
+mod claims;
 pub mod clock;
 mod commit;
 pub mod config;
-pub mod dto;
-pub mod error;
-pub mod extract;
-pub mod idempotency;
-pub mod openapi;
+mod dto;
+mod error;
+mod extract;
+mod idempotency;
+mod openapi;
 pub mod projection;
-pub mod reference;
-pub mod sessions;
+mod reference;
+mod sessions;
 pub mod startup;

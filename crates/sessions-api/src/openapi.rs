@@ -52,7 +52,7 @@ use crate::{auth, claims, dto, error, reference, sessions};
         (name = "keys", description = "API keys"),
     )
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// Declares the `Authorization: Bearer <key>` scheme.
 #[derive(Debug)]
@@ -69,6 +69,6 @@ impl Modify for BearerKey {
 }
 
 /// The document as served and checked in: truthful, pretty JSON with a trailing newline.
-pub fn document() -> String {
+pub(crate) fn document() -> String {
     claimledger_http_edge::openapi::render(&ApiDoc::openapi())
 }

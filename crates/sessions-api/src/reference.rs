@@ -81,13 +81,13 @@ fn text(field: &str, value: &str) -> Result<String, ApiError> {
 }
 
 /// The earliest date any field accepts.
-pub const EARLIEST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+pub(crate) const EARLIEST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
     Some(date) => date,
     None => NaiveDate::MIN,
 };
 
 /// How far ahead of today a coverage or referral date may lie, in years.
-pub const MAX_YEARS_AHEAD: u32 = 10;
+pub(crate) const MAX_YEARS_AHEAD: u32 = 10;
 
 /// Refuses a date before [`EARLIEST_DATE`] or more than [`MAX_YEARS_AHEAD`] years after `today`:
 /// such a date is a typing error, and it would follow every claim that reads it.
@@ -139,7 +139,7 @@ fn npi(field: &str, value: &str) -> Result<String, ApiError> {
 #[utoipa::path(post, path = "/v1/api-keys", tag = "keys", request_body = CreateApiKeyRequest,
     responses((status = 201, body = ApiKeyCreated), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn create_key(
+pub(crate) async fn create_key(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
@@ -235,7 +235,7 @@ fn key_view(record: KeyRecord, now: chrono::DateTime<chrono::Utc>) -> Result<Api
 #[utoipa::path(get, path = "/v1/api-keys", tag = "keys",
     responses((status = 200, body = ApiKeyList), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn list_keys(
+pub(crate) async fn list_keys(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Answer, ApiError> {
@@ -255,7 +255,7 @@ pub async fn list_keys(
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "keys", params(("id" = Uuid, Path, description = "The key's id")),
     responses((status = 200, body = ApiKeyView), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn revoke_key(
+pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
@@ -332,7 +332,7 @@ fn append_refused(error: &ApiError) -> bool {
 #[utoipa::path(post, path = "/v1/clinics", tag = "reference", request_body = ClinicRequest,
     responses((status = 201, body = Clinic), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn create_clinic(
+pub(crate) async fn create_clinic(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
@@ -411,7 +411,7 @@ pub async fn create_clinic(
 #[utoipa::path(get, path = "/v1/clinics/{id}", tag = "reference", params(("id" = Uuid, Path, description = "The clinic's id")),
     responses((status = 200, body = Clinic), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn get_clinic(
+pub(crate) async fn get_clinic(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
@@ -433,7 +433,7 @@ pub async fn get_clinic(
 #[utoipa::path(post, path = "/v1/therapists", tag = "reference", request_body = TherapistRequest,
     responses((status = 201, body = Therapist), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn create_therapist(
+pub(crate) async fn create_therapist(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
@@ -476,7 +476,7 @@ pub async fn create_therapist(
 #[utoipa::path(post, path = "/v1/payers", tag = "reference", request_body = PayerRequest,
     responses((status = 201, body = Payer), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn create_payer(
+pub(crate) async fn create_payer(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
@@ -523,7 +523,7 @@ pub async fn create_payer(
 #[utoipa::path(post, path = "/v1/patients", tag = "reference", request_body = PatientRequest,
     responses((status = 201, body = Patient), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn create_patient(
+pub(crate) async fn create_patient(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
@@ -593,7 +593,7 @@ type PatientRow = (bool, Option<String>, Option<String>, Option<NaiveDate>);
 #[utoipa::path(get, path = "/v1/patients/{id}", tag = "reference", params(("id" = Uuid, Path, description = "The patient's id")),
     responses((status = 200, body = Patient), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn get_patient(
+pub(crate) async fn get_patient(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
@@ -637,7 +637,7 @@ pub async fn get_patient(
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first answer")),
     responses((status = 200, body = PatientForgottenView), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn forget_patient(
+pub(crate) async fn forget_patient(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
@@ -697,7 +697,7 @@ pub async fn forget_patient(
 #[utoipa::path(post, path = "/v1/coverages", tag = "reference", request_body = CoverageRequest,
     responses((status = 201, body = Coverage), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn create_coverage(
+pub(crate) async fn create_coverage(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
@@ -762,7 +762,7 @@ pub async fn create_coverage(
 #[utoipa::path(post, path = "/v1/referrals", tag = "reference", request_body = ReferralRequest,
     responses((status = 201, body = Referral), (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn create_referral(
+pub(crate) async fn create_referral(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,

@@ -328,7 +328,7 @@ fn schedule_error(error: SessionError) -> ApiError {
     responses((status = 201, body = SessionView, headers(("ETag" = String, description = "The session version"))),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn schedule(
+pub(crate) async fn schedule(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
@@ -816,7 +816,7 @@ fn diagnoses_command(request: &AttachDiagnosesRequest) -> Result<SessionCommand,
     responses((status = 200, body = SessionView, headers(("ETag" = String, description = "The session version"))),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn get_session(
+pub(crate) async fn get_session(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
@@ -849,7 +849,7 @@ macro_rules! command_with_body {
             responses((status = 200, body = SessionView, headers(("ETag" = String, description = "The new session version"))),
                 (status = "4XX", body = Problem, content_type = "application/problem+json")),
             security(("api_key" = [])))]
-        pub async fn $name(State(state): State<AppState>, principal: Principal, meta: CommandMeta, ApiPath(id): ApiPath<Uuid>, body: JsonBody<$request>) -> Response {
+        pub(crate) async fn $name(State(state): State<AppState>, principal: Principal, meta: CommandMeta, ApiPath(id): ApiPath<Uuid>, body: JsonBody<$request>) -> Response {
             let build: fn(&$request) -> Result<SessionCommand, ApiError> = $build;
             let command = body.parse().and_then(|request| build(&request));
             run_command(&state, &principal, &meta, &body.raw, id, command).await
@@ -868,7 +868,7 @@ macro_rules! command_without_body {
             responses((status = 200, body = SessionView, headers(("ETag" = String, description = "The new session version"))),
                 (status = "4XX", body = Problem, content_type = "application/problem+json")),
             security(("api_key" = [])))]
-        pub async fn $name(State(state): State<AppState>, principal: Principal, meta: CommandMeta, ApiPath(id): ApiPath<Uuid>) -> Response {
+        pub(crate) async fn $name(State(state): State<AppState>, principal: Principal, meta: CommandMeta, ApiPath(id): ApiPath<Uuid>) -> Response {
             run_command(&state, &principal, &meta, &[], id, Ok($command)).await
         }
     };
@@ -919,7 +919,7 @@ command_with_body!(
     responses((status = 200, body = SessionView, headers(("ETag" = String, description = "The new session version"))),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn void_service(
+pub(crate) async fn void_service(
     State(state): State<AppState>,
     principal: Principal,
     meta: CommandMeta,
