@@ -27,6 +27,7 @@ pub use log::{
 };
 pub use replay::{
     PARKED_ERROR_HEADER, PARKED_SEQUENCE_HEADER, PARKED_SUBJECT_HEADER, Replay, ReplayItem,
+    error_chain,
 };
 pub use server::FIRST_RELEASE_FOR_CLUSTERS;
 pub use subject::{AggregateAddress, CHAIN_WIDE_CLINIC_TOKEN, ReplayFilter};

@@ -186,8 +186,9 @@ impl Parker {
     }
 }
 
-/// The error and its causes on one line (header values cannot hold line breaks).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+/// The error and its causes on one line (header values cannot hold line breaks), as parked
+/// messages and parked commits record their reason.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

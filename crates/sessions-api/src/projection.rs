@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use claimledger_events::{AggregateKind, Commit, Event};
-use claimledger_log::{EventLog, LogError, RecordedCommit, ReplayFilter, ReplayItem};
+use claimledger_log::{EventLog, LogError, RecordedCommit, ReplayFilter, ReplayItem, error_chain};
 use claimledger_sessions::schema::{SchemaError, from_epoch_day, from_micros};
 use futures::StreamExt;
 use sqlx::{Acquire, PgConnection, PgPool};
@@ -134,18 +134,6 @@ pub async fn catch_up(pool: &PgPool, log: &EventLog) -> Result<CatchUp, Projecti
         "reference tables caught up with the log"
     );
     Ok(outcome)
-}
-
-/// The error and its sources, one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Records a reference commit the tables cannot hold (once: a later catch-up finds it again).

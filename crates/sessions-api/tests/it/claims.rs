@@ -646,19 +646,8 @@ async fn claim_commands_check_roles_tenancy_versions_idempotency_and_bodies() {
             "lines[0].paid_units",
         ),
     ];
-    for (lines, field) in bad_bodies {
-        let body = json!({"payer_claim_number": "P-1", "adjudicated_on": today(), "lines": lines});
-        post(
-            &app,
-            &key,
-            format!("/v1/claims/{claim}/adjudications"),
-            Some(body),
-        )
-        .await
-        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, field);
-    }
-    // Text the read models cannot store never reaches the log.
-    for (body, field) in [
+    // Text the read models cannot store never reaches the log either.
+    let text_bodies = [
         (
             json!({"payer_claim_number": "P\u{0}1", "adjudicated_on": today(), "lines": [good_line]}),
             "payer_claim_number",
@@ -668,7 +657,17 @@ async fn claim_commands_check_roles_tenancy_versions_idempotency_and_bodies() {
                 "note": "\u{1b}[2J"}),
             "note",
         ),
-    ] {
+    ];
+    let bodies = bad_bodies
+        .into_iter()
+        .map(|(lines, field)| {
+            (
+                json!({"payer_claim_number": "P-1", "adjudicated_on": today(), "lines": lines}),
+                field,
+            )
+        })
+        .chain(text_bodies);
+    for (body, field) in bodies {
         post(
             &app,
             &key,
