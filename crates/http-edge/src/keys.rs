@@ -260,6 +260,28 @@ pub fn bearer_secret(headers: &HeaderMap) -> Option<&str> {
         .filter(|secret| secret.starts_with(KEY_PREFIX))
 }
 
+/// Why a request has no principal.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No key, or one that is unknown, revoked or expired: 401.
+    #[error("a valid API key is required (Authorization: Bearer <key>)")]
+    Unauthenticated,
+    /// The key could not be looked up.
+    #[error("the API keys could not be read")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The caller of a request: its bearer key, authenticated. The key's chain is recorded on the
+/// request's span, so every later log line of the request names it.
+pub async fn principal_of(headers: &HeaderMap, pool: &PgPool) -> Result<Principal, AuthError> {
+    let secret = bearer_secret(headers).ok_or(AuthError::Unauthenticated)?;
+    let principal = authenticate(pool, secret)
+        .await?
+        .ok_or(AuthError::Unauthenticated)?;
+    tracing::Span::current().record("chain_id", tracing::field::display(principal.chain));
+    Ok(principal)
+}
+
 /// Finds the live key `secret` stands for.
 pub async fn authenticate(pool: &PgPool, secret: &str) -> Result<Option<Principal>, sqlx::Error> {
     let row: Option<(Uuid, Uuid, String, Option<Vec<Uuid>>)> =

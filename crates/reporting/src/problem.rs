@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use claimledger_http_edge::keys::AuthError;
 pub use claimledger_http_edge::problem::{PROBLEM_JSON, Problem};
 use claimledger_http_edge::problem::{RETRY_AFTER_SECONDS, is_outage};
 
@@ -68,6 +69,15 @@ impl From<ReportError> for ApiError {
                 reason,
             },
             ReportError::Database(error) => ApiError::Database(error),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> ApiError {
+        match error {
+            AuthError::Unauthenticated => ApiError::Unauthenticated,
+            AuthError::Database(error) => ApiError::Database(error),
         }
     }
 }

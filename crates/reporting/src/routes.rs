@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use claimledger_http_edge::keys::{Principal, Role, authenticate, bearer_secret};
+use claimledger_http_edge::keys::{Principal, Role, principal_of};
 use serde::Serialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -48,11 +48,7 @@ impl FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Reader, ApiError> {
-        let secret = bearer_secret(&parts.headers).ok_or(ApiError::Unauthenticated)?;
-        let principal = authenticate(&state.pool, secret)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        tracing::Span::current().record("chain_id", tracing::field::display(principal.chain));
+        let principal = principal_of(&parts.headers, &state.pool).await?;
         if !READERS.contains(&principal.role) {
             return Err(ApiError::Forbidden {
                 field: "role".to_owned(),

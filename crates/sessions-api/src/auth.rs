@@ -3,7 +3,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use claimledger_http_edge::keys::bearer_secret;
+use claimledger_http_edge::keys::principal_of;
 pub use claimledger_http_edge::keys::{
     CreatedKey, Forbidden, KEY_PREFIX, KeyRecord, Principal, Role, authenticate, bootstrap_chain,
     create_api_key, create_chain, create_expiring_api_key, generate_key, hash_key, list_api_keys,
@@ -20,11 +20,6 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Principal, ApiError> {
-        let secret = bearer_secret(&parts.headers).ok_or(ApiError::Unauthenticated)?;
-        let principal = authenticate(&state.pool, secret)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        tracing::Span::current().record("chain_id", tracing::field::display(principal.chain));
-        Ok(principal)
+        Ok(principal_of(&parts.headers, &state.pool).await?)
     }
 }

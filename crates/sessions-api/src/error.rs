@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use claimledger_http_edge::keys::Forbidden;
+use claimledger_http_edge::keys::{AuthError, Forbidden};
 pub(crate) use claimledger_http_edge::problem::{
     PROBLEM_JSON, Problem, RETRY_AFTER_SECONDS, is_outage,
 };
@@ -248,6 +248,15 @@ impl ApiError {
                 ApiError::VersionConflict { actual_version, .. } => Some(*actual_version),
                 _ => None,
             },
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> ApiError {
+        match error {
+            AuthError::Unauthenticated => ApiError::Unauthenticated,
+            AuthError::Database(error) => ApiError::Database(error),
         }
     }
 }
