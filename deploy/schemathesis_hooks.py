@@ -4,9 +4,11 @@ correct client would send:
 
 - the custom string formats: `npi` (ten digits whose last is the Luhn check digit over the 80840
   prefix) and `iana-time-zone`;
-- the documented date ranges: a key's `expires_at` lies in the future; dates from 1900 to today (a date of birth is not in the future; the
-  other dates allow more, so this range suits them all) and instants from an hour to 300 days ahead
-  (a key's expiry is in the future, a session is booked at most a year ahead);
+- the documented date ranges: dates from 1900 to today (a date of birth is not in the future; the
+  other dates allow more, so this range suits them all), instants from an hour to 300 days ahead
+  where schemathesis draws them from the format (a session is booked at most a year ahead), and a
+  key's `expires_at` in the future (bodies with another are filtered out, as some phases draw
+  instants without the format's strategy);
 - the documented rules between fields: a coverage's `valid_to` and a referral's `expires_on` are not
   before `valid_from` and `issued_on`; a report's range runs from `from` to `to` (defaults: eleven
   months back to the end of this month) over at most 1,830 days, and `group_by` names each
