@@ -11,9 +11,6 @@
 //! `Idempotency-Key` works through the same store and command ids as the session endpoints.
 //! Refusals answer 4xx and write nothing.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -27,7 +24,7 @@ use claimledger_claims::command::{
 use claimledger_claims::error::ClaimError;
 use claimledger_claims::event::ClaimEvent;
 use claimledger_claims::schema::{from_log_event, to_log_event};
-use claimledger_events::{AggregateKind, ChainId, ClaimId, ClinicId, CommandId, Commit};
+use claimledger_events::{AggregateKind, ChainId, ClaimId, ClinicId, Commit, EventRecord};
 use claimledger_http_edge::edge::ApiPath;
 use claimledger_log::AggregateAddress;
 use serde::{Deserialize, Serialize};
@@ -35,11 +32,12 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::aggregate::{self, Aggregate, Loaded, Precondition, StateCache};
 use crate::auth::{Principal, Role};
 use crate::commit;
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
-use crate::idempotency::{Answer, command_id, run_idempotent};
+use crate::idempotency::{Answer, run_idempotent};
 use crate::startup::AppState;
 
 /// The roles that work claims.
@@ -228,14 +226,6 @@ struct Located {
     time_zone: Tz,
 }
 
-/// A claim rebuilt from the log.
-#[derive(Debug, Clone)]
-struct Loaded {
-    claim: Claim,
-    version: u64,
-    command_ids: HashSet<CommandId>,
-}
-
 impl From<ClaimError> for ApiError {
     fn from(error: ClaimError) -> ApiError {
         let field = error.field().to_owned();
@@ -301,37 +291,30 @@ fn address_of(chain: ChainId, located: &Located, claim: Uuid) -> AggregateAddres
     }
 }
 
-/// The most claims the cache keeps; past it the cache starts over (a cold entry costs one log
-/// read, so a crude bound is enough).
-const CLAIM_CACHE_CAPACITY: usize = 10_000;
-
 /// Claims as this process last wrote or read them, at their versions.
 ///
 /// Reading a claim from the log replays its commits through a consumer: several round trips, and a
 /// consumer the server keeps until it times out. Every command and read first looks up the claim's
 /// current version (one cheap last-by-subject lookup) and uses a cached state only when it is at
-/// exactly that version, so it decides on the same state a replay would give. Entries are keyed by
-/// chain and claim.
-#[derive(Debug, Default)]
-pub struct ClaimCache {
-    entries: Mutex<HashMap<(ChainId, Uuid), Loaded>>,
-}
+/// exactly that version, so it decides on the same state a replay would give.
+pub(crate) type ClaimCache = StateCache<Claim, ()>;
 
-impl ClaimCache {
-    fn at_version(&self, chain: ChainId, claim: Uuid, version: u64) -> Option<Loaded> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .get(&(chain, claim))
-            .filter(|loaded| loaded.version == version)
-            .cloned()
+impl Aggregate for Claim {
+    type Event = ClaimEvent;
+    type Decoding = ();
+    const RESOURCE: &'static str = "claim";
+
+    fn from_events(events: &[ClaimEvent]) -> Claim {
+        Claim::from_events(events)
     }
 
-    fn put(&self, chain: ChainId, claim: Uuid, loaded: &Loaded) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= CLAIM_CACHE_CAPACITY && !entries.contains_key(&(chain, claim)) {
-            entries.clear();
-        }
-        entries.insert((chain, claim), loaded.clone());
+    fn apply(&mut self, event: &ClaimEvent) {
+        Claim::apply(self, event);
+    }
+
+    fn decode((): (), record: &EventRecord) -> Result<Option<ClaimEvent>, ApiError> {
+        from_log_event(&record.event)
+            .map_err(|error| corrupt(format!("a stored claim event: {error}")))
     }
 }
 
@@ -341,40 +324,8 @@ async fn load_current(
     state: &AppState,
     address: &AggregateAddress,
     claim: Uuid,
-) -> Result<Loaded, ApiError> {
-    let version = state.log.version(address).await?;
-    if version == 0 {
-        return Ok(Loaded {
-            claim: Claim::from_events(&[]),
-            version: 0,
-            command_ids: HashSet::new(),
-        });
-    }
-    if let Some(cached) = state.claims.at_version(address.chain, claim, version) {
-        return Ok(cached);
-    }
-    let loaded = load(state, address).await?;
-    state.claims.put(address.chain, claim, &loaded);
-    Ok(loaded)
-}
-
-async fn load(state: &AppState, address: &AggregateAddress) -> Result<Loaded, ApiError> {
-    let history = state.log.read(address).await?;
-    let mut events = Vec::new();
-    let mut command_ids = HashSet::new();
-    for recorded in &history.commits {
-        command_ids.insert(recorded.commit.command_id);
-        for record in &recorded.commit.events {
-            let event = from_log_event(&record.event)
-                .map_err(|error| corrupt(format!("a stored claim event: {error}")))?;
-            events.extend(event);
-        }
-    }
-    Ok(Loaded {
-        claim: Claim::from_events(&events),
-        version: history.version,
-        command_ids,
-    })
+) -> Result<Loaded<Claim>, ApiError> {
+    aggregate::load_current(&state.log, &state.claims, address, claim, (), ()).await
 }
 
 /// The derived claim's lines, as the projector wrote them.
@@ -463,8 +414,8 @@ fn line_views(claim: &Claim) -> Vec<ClaimLineView> {
 }
 
 /// The claim's view; a draft shows its derived lines (`derived`).
-fn view(id: Uuid, located: &Located, loaded: &Loaded, derived: &[LineInput]) -> ClaimView {
-    let claim = &loaded.claim;
+fn view(id: Uuid, located: &Located, loaded: &Loaded<Claim>, derived: &[LineInput]) -> ClaimView {
+    let claim = &loaded.state;
     let adjudication = claim.adjudication();
     let lines = if claim.status() == ClaimStatus::Draft {
         derived
@@ -519,9 +470,9 @@ async fn answer(
     chain: ChainId,
     id: Uuid,
     located: &Located,
-    loaded: &Loaded,
+    loaded: &Loaded<Claim>,
 ) -> Result<Answer, ApiError> {
-    let derived = if loaded.claim.status() == ClaimStatus::Draft {
+    let derived = if loaded.state.status() == ClaimStatus::Draft {
         derived_lines(&state.pool, chain, located).await?
     } else {
         Vec::new()
@@ -630,37 +581,25 @@ async fn execute(
     principal.require_clinic(located.clinic)?;
     let address = address_of(chain, &located, id);
     let loaded = load_current(state, &address, id).await?;
-    let this_command = CommandId::from(command_id(chain, meta.idempotency_key.as_deref()));
-    if meta.idempotency_key.is_some() && loaded.command_ids.contains(&this_command) {
+    let this_command = match aggregate::precondition(chain, meta, &loaded)? {
         // Already appended by an earlier attempt whose answer was lost: nothing new is written.
-        return answer(state, chain, id, &located, &loaded).await;
-    }
-    if let Some(expected_version) = meta.if_match
-        && expected_version != loaded.version
-    {
-        return Err(ApiError::VersionConflict {
-            resource: "claim".to_owned(),
-            expected_version,
-            actual_version: loaded.version,
-        });
-    }
+        Precondition::AlreadyAppended => {
+            return answer(state, chain, id, &located, &loaded).await;
+        }
+        Precondition::Proceed(command) => command,
+    };
     let command = command_of(state, chain, &located, request).await?;
     let now = state.clock.now_micros();
     let events = loaded
-        .claim
+        .state
         .decide(&command, &DecisionContext::at(now, located.time_zone))?;
     let commit = build_commit(principal, meta, &address, &events, now);
     let appended = state.log.append(&address, loaded.version, &commit).await?;
     let next = if appended.duplicate {
         load_current(state, &address, id).await?
     } else {
-        let mut next = loaded;
-        for event in &events {
-            next.claim.apply(event);
-        }
-        next.command_ids.insert(this_command);
-        next.version = appended.sequence;
-        state.claims.put(chain, id, &next);
+        let next = loaded.after(&events, this_command, &appended);
+        state.claims.put(chain, id, (), &next);
         next
     };
     answer(state, chain, id, &located, &next).await

@@ -7,7 +7,8 @@
 //! - `sessions`: the session lifecycle endpoints. `reference`: reference data and keys.
 //! - [`projection`]: the reference tables as a projection of the log's reference events.
 //! - `claims`: the claim lifecycle endpoints (submit, adjudications, resubmit, write-off, read).
-//! - `commit`: the one builder of every commit the API appends.
+//! - `aggregate`: the one pipeline of every aggregate command (state at a version, preconditions,
+//!   state after an append). `commit`: the one builder of every commit the API appends.
 //! - `idempotency`: `Idempotency-Key` handling. `extract`: body and header extractors.
 //! - `error`: `error::ApiError` and its application/problem+json rendering.
 //! - `dto`: the wire shapes. `openapi`: the OpenAPI document served at `/openapi.json`.
@@ -17,6 +18,7 @@
 
 #![warn(unreachable_pub)]
 
+mod aggregate;
 pub mod auth;
 mod claims;
 pub mod clock;

@@ -6,9 +6,6 @@
 //! a concurrent writer makes this append fail with 409 instead of being overwritten. Refusals answer
 //! 4xx and write nothing.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,8 +14,8 @@ use chrono_tz::Tz;
 use claimledger_billing::codes::CptCode;
 use claimledger_billing::validation::Icd10Code;
 use claimledger_events::{
-    AggregateKind, ChainId, ClinicId, CommandId, Commit, EventId, PatientId, PayerId, SessionId,
-    TherapistId,
+    AggregateKind, ChainId, ClinicId, CommandId, Commit, EventId, EventRecord, PatientId, PayerId,
+    SessionId, TherapistId,
 };
 use claimledger_http_edge::edge::ApiPath;
 use claimledger_log::{AggregateAddress, LogError};
@@ -37,6 +34,7 @@ use sqlx::{PgConnection, PgPool};
 use tracing::Span;
 use uuid::Uuid;
 
+use crate::aggregate::{self, Aggregate, Loaded, Precondition, StateCache};
 use crate::auth::{Principal, Role};
 use crate::commit;
 use crate::dto::{
@@ -56,91 +54,60 @@ const READERS: &[Role] = &[Role::FrontDesk, Role::Billing, Role::Admin];
 
 /// Where a session lives, from its slot row.
 #[derive(Debug, Clone, Copy)]
-struct Located {
+pub(crate) struct Located {
     clinic: ClinicId,
     referral: Option<Uuid>,
     time_zone: Tz,
 }
 
-/// A session rebuilt from the log.
-#[derive(Debug, Clone)]
-struct Loaded {
-    session: Session,
-    version: u64,
-    command_ids: HashSet<CommandId>,
-}
-
-/// The most sessions the state cache keeps; past it the cache starts over (a cold entry costs one
-/// log read, so a crude bound is enough).
-const SESSION_CACHE_CAPACITY: usize = 10_000;
-
-/// A session as this process last decided or read it, with where it lives.
-#[derive(Debug, Clone)]
-struct Cached {
-    chain: ChainId,
-    located: Located,
-    loaded: Loaded,
-}
-
-/// Sessions as this process last decided or read them, with their versions.
+/// Sessions as this process last decided or read them, at their versions, with where they live.
 ///
 /// Reading a session from the log replays its commits through a consumer, several round trips.
 /// Commands decide on the cached state optimistically: the append's expected version is the cached
 /// one, so if another process wrote in between the append fails with a conflict, and any refusal
 /// decided on cached state is checked against the log's current version (one cheap lookup) and
 /// decided again on the current state when the log has moved on. Reads always check the version.
-/// Entries are keyed by session and only served to the chain that owns them.
-#[derive(Debug, Default)]
-pub struct SessionCache {
-    entries: Mutex<HashMap<Uuid, Cached>>,
-}
+pub(crate) type SessionCache = StateCache<Session, Located>;
 
-impl SessionCache {
-    fn latest(&self, session: Uuid, chain: ChainId) -> Option<(Located, Loaded)> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .get(&session)
-            .filter(|cached| cached.chain == chain)
-            .map(|cached| (cached.located, cached.loaded.clone()))
+impl Aggregate for Session {
+    type Event = SessionEvent;
+    type Decoding = ClinicId;
+    const RESOURCE: &'static str = "session";
+
+    fn from_events(events: &[SessionEvent]) -> Session {
+        Session::from_events(events)
     }
 
-    fn at_version(&self, session: Uuid, chain: ChainId, version: u64) -> Option<Loaded> {
-        self.latest(session, chain)
-            .map(|(_, loaded)| loaded)
-            .filter(|loaded| loaded.version == version)
+    fn apply(&mut self, event: &SessionEvent) {
+        Session::apply(self, event);
     }
 
-    fn put(&self, session: Uuid, chain: ChainId, located: Located, loaded: &Loaded) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= SESSION_CACHE_CAPACITY && !entries.contains_key(&session) {
-            entries.clear();
-        }
-        entries.insert(
-            session,
-            Cached {
-                chain,
-                located,
-                loaded: loaded.clone(),
-            },
-        );
+    fn decode(clinic: ClinicId, record: &EventRecord) -> Result<Option<SessionEvent>, ApiError> {
+        Ok(from_log_event(
+            clinic,
+            record.event_id,
+            from_micros(record.occurred_at)?,
+            &record.event,
+        )?)
     }
 }
 
-/// The session's current state: from the cache when it holds the log's current version, else
-/// read from the log (and cached).
+/// The session at the log's current version (cached when the cache holds that version).
 async fn load_current(
     state: &AppState,
     address: &AggregateAddress,
     located: Located,
     session: Uuid,
-) -> Result<Loaded, ApiError> {
-    let version = state.log.version(address).await?;
-    if let Some(cached) = state.sessions.at_version(session, address.chain, version) {
-        return Ok(cached);
-    }
-    let loaded = load(state, address, located.clinic).await?;
-    state.sessions.put(session, address.chain, located, &loaded);
-    Ok(loaded)
+) -> Result<Loaded<Session>, ApiError> {
+    aggregate::load_current(
+        &state.log,
+        &state.sessions,
+        address,
+        session,
+        located,
+        located.clinic,
+    )
+    .await
 }
 
 fn address_of(chain: ChainId, clinic: ClinicId, session: Uuid) -> AggregateAddress {
@@ -181,34 +148,6 @@ async fn locate(pool: &PgPool, chain: ChainId, session: Uuid) -> Result<Option<L
     .transpose()
 }
 
-async fn load(
-    state: &AppState,
-    address: &AggregateAddress,
-    clinic: ClinicId,
-) -> Result<Loaded, ApiError> {
-    let history = state.log.read(address).await?;
-    let mut events = Vec::new();
-    let mut command_ids = HashSet::new();
-    for recorded in &history.commits {
-        command_ids.insert(recorded.commit.command_id);
-        for record in &recorded.commit.events {
-            if let Some(event) = from_log_event(
-                clinic,
-                record.event_id,
-                from_micros(record.occurred_at)?,
-                &record.event,
-            )? {
-                events.push(event);
-            }
-        }
-    }
-    Ok(Loaded {
-        session: Session::from_events(&events),
-        version: history.version,
-        command_ids,
-    })
-}
-
 fn build_commit(
     principal: &Principal,
     meta: &CommandMeta,
@@ -229,8 +168,8 @@ fn build_commit(
     commit::build(principal, meta, address, now, records)
 }
 
-fn view(id: Uuid, loaded: &Loaded, located: &Located) -> Result<SessionView, ApiError> {
-    let session = &loaded.session;
+fn view(id: Uuid, loaded: &Loaded<Session>, located: &Located) -> Result<SessionView, ApiError> {
+    let session = &loaded.state;
     let booking = session
         .booking()
         .ok_or_else(|| ApiError::not_found("session_id", "session"))?;
@@ -292,7 +231,7 @@ fn view(id: Uuid, loaded: &Loaded, located: &Located) -> Result<SessionView, Api
 fn answer(
     status: StatusCode,
     id: Uuid,
-    loaded: &Loaded,
+    loaded: &Loaded<Session>,
     located: &Located,
 ) -> Result<Answer, ApiError> {
     Ok(Answer {
@@ -436,15 +375,11 @@ async fn schedule_session(
     };
     // A new session has no commits: one version lookup replaces a replay.
     let existing = match version {
-        0 => Loaded {
-            session: Session::default(),
-            version: 0,
-            command_ids: HashSet::new(),
-        },
+        0 => Loaded::empty(),
         _ => load_current(state, &address, located, session_id).await?,
     };
     let this_command = CommandId::from(command_id(chain, meta.idempotency_key.as_deref()));
-    if existing.session.status() != SessionStatus::NotScheduled {
+    if existing.state.status() != SessionStatus::NotScheduled {
         // A retry whose append reached the log before its answer was stored: answer as the first time.
         if existing.command_ids.contains(&this_command) {
             return answer(StatusCode::CREATED, session_id, &existing, &located);
@@ -458,7 +393,7 @@ async fn schedule_session(
         referral,
     };
     let events = existing
-        .session
+        .state
         .decide(&SessionCommand::Schedule(command.clone()), &context)
         .map_err(schedule_error)?;
     book_slot(&mut transaction, chain, session_id, request, &command).await?;
@@ -474,17 +409,9 @@ async fn schedule_session(
             return Err(error.into());
         }
     };
-    let mut session = existing.session;
-    for event in &events {
-        session.apply(event);
-    }
-    let loaded = Loaded {
-        session,
-        version: appended.sequence,
-        command_ids: HashSet::from([this_command]),
-    };
+    let loaded = existing.after(&events, this_command, &appended);
     if !appended.duplicate {
-        state.sessions.put(session_id, chain, located, &loaded);
+        state.sessions.put(chain, session_id, located, &loaded);
     }
     answer(StatusCode::CREATED, session_id, &loaded, &located)
 }
@@ -637,7 +564,7 @@ async fn execute(
     command: SessionCommand,
 ) -> Result<Answer, ApiError> {
     let chain = principal.chain;
-    let (located, mut loaded, mut from_cache) = match state.sessions.latest(session_id, chain) {
+    let (located, mut loaded, mut from_cache) = match state.sessions.latest(chain, session_id) {
         Some((located, loaded)) => (located, loaded, true),
         None => {
             let located = locate(&state.pool, chain, session_id)
@@ -668,8 +595,8 @@ async fn execute(
                 if state.log.version(&address).await? == loaded.version {
                     return Err(error);
                 }
-                loaded = load(state, &address, located.clinic).await?;
-                state.sessions.put(session_id, chain, located, &loaded);
+                loaded = aggregate::read(&state.log, &address, located.clinic).await?;
+                state.sessions.put(chain, session_id, located, &loaded);
             }
             outcome => return outcome,
         }
@@ -686,29 +613,21 @@ async fn decide_and_append(
     command: &SessionCommand,
     located: Located,
     address: &AggregateAddress,
-    loaded: &Loaded,
+    loaded: &Loaded<Session>,
 ) -> Result<Answer, ApiError> {
-    if loaded.session.status() == SessionStatus::NotScheduled {
+    if loaded.state.status() == SessionStatus::NotScheduled {
         return Err(ApiError::not_found("session_id", "session"));
     }
-    let this_command =
-        CommandId::from(command_id(principal.chain, meta.idempotency_key.as_deref()));
-    if meta.idempotency_key.is_some() && loaded.command_ids.contains(&this_command) {
+    let this_command = match aggregate::precondition(principal.chain, meta, loaded)? {
         // Already appended by an earlier attempt whose answer was lost: nothing new is written.
-        return answer(StatusCode::OK, session_id, loaded, &located);
-    }
-    if let Some(expected_version) = meta.if_match
-        && expected_version != loaded.version
-    {
-        return Err(ApiError::VersionConflict {
-            resource: "session".to_owned(),
-            expected_version,
-            actual_version: loaded.version,
-        });
-    }
+        Precondition::AlreadyAppended => {
+            return answer(StatusCode::OK, session_id, loaded, &located);
+        }
+        Precondition::Proceed(command) => command,
+    };
     let now = state.clock.now_micros();
     let events = loaded
-        .session
+        .state
         .decide(command, &DecisionContext::at(now, located.time_zone))?;
     let commit = build_commit(principal, meta, address, &events, now);
     let appended = state.log.append(address, loaded.version, &commit).await?;
@@ -727,15 +646,10 @@ async fn decide_and_append(
     let loaded = if appended.duplicate {
         load_current(state, address, located, session_id).await?
     } else {
-        let mut next = loaded.clone();
-        for event in &events {
-            next.session.apply(event);
-        }
-        next.command_ids.insert(this_command);
-        next.version = appended.sequence;
+        let next = loaded.after(&events, this_command, &appended);
         state
             .sessions
-            .put(session_id, principal.chain, located, &next);
+            .put(principal.chain, session_id, located, &next);
         next
     };
     answer(StatusCode::OK, session_id, &loaded, &located)
@@ -822,7 +736,7 @@ pub(crate) async fn get_session(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Answer, ApiError> {
     principal.require_role(READERS)?;
-    let located = match state.sessions.latest(id, principal.chain) {
+    let located = match state.sessions.latest(principal.chain, id) {
         Some((located, _)) => located,
         None => locate(&state.pool, principal.chain, id)
             .await?
@@ -832,7 +746,7 @@ pub(crate) async fn get_session(
     principal.require_clinic(located.clinic)?;
     let address = address_of(principal.chain, located.clinic, id);
     let loaded = load_current(&state, &address, located, id).await?;
-    if loaded.session.status() == SessionStatus::NotScheduled {
+    if loaded.state.status() == SessionStatus::NotScheduled {
         return Err(ApiError::not_found("id", "session"));
     }
     answer(StatusCode::OK, id, &loaded, &located)

@@ -36,19 +36,19 @@ const APPEND_RETRY_MARGIN: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// PostgreSQL: keys, idempotency records, PHI, reference data, session slots.
-    pub pool: PgPool,
+    pub(crate) pool: PgPool,
     /// The event log.
-    pub log: EventLog,
+    pub(crate) log: EventLog,
     /// The body limit, for the 413 problem's text.
-    pub body_limit_bytes: usize,
+    pub(crate) body_limit_bytes: usize,
     /// Recently used sessions at their current versions.
-    pub sessions: Arc<SessionCache>,
+    pub(crate) sessions: Arc<SessionCache>,
     /// Recently used claims at their versions.
-    pub claims: Arc<ClaimCache>,
+    pub(crate) claims: Arc<ClaimCache>,
     /// Where handlers read the current instant.
-    pub clock: Clock,
+    pub(crate) clock: Clock,
     /// Reference commits the start-up catch-up parked.
-    pub reference_parked: u64,
+    pub(crate) reference_parked: u64,
 }
 
 /// Why the service could not start.
