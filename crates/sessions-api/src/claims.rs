@@ -39,12 +39,10 @@ use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
 use crate::idempotency::{Answer, run_idempotent};
 use crate::startup::AppState;
+use crate::store;
 
 /// The roles that work claims.
 const WORKERS: &[Role] = &[Role::Billing, Role::Admin];
-
-/// The read-model schema the projector keeps live.
-const READ_MODELS: &str = "read_models";
 
 /// A claim line as a resubmission states it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -243,43 +241,23 @@ fn corrupt(what: String) -> ApiError {
     ApiError::Database(sqlx::Error::Decode(what.into()))
 }
 
-type LocatedRow = (Uuid, Uuid, Uuid, Option<NaiveDate>, Option<String>, String);
-
 async fn locate(pool: &PgPool, chain: ChainId, claim: Uuid) -> Result<Option<Located>, ApiError> {
-    let row: Result<Option<LocatedRow>, sqlx::Error> = sqlx::query_as(&format!(
-        "SELECT c.session_id, c.payer_id, c.clinic_id, c.date_of_service, c.derivation_error, \
-                k.time_zone \
-         FROM {READ_MODELS}.claim_ids i \
-         JOIN {READ_MODELS}.claims c ON c.chain_id = i.chain_id \
-           AND c.session_id = i.session_id AND c.payer_id = i.payer_id \
-         JOIN clinics k ON k.chain_id = c.chain_id AND k.id = c.clinic_id \
-         WHERE i.chain_id = $1 AND i.claim_id = $2"
-    ))
-    .bind(chain.as_uuid())
-    .bind(claim)
-    .fetch_optional(pool)
-    .await;
-    let row = match row {
-        Ok(row) => row,
-        // The projector has not created the read models yet: no claim exists so far.
-        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42P01") => None,
-        Err(error) => return Err(error.into()),
-    };
-    row.map(
-        |(session, payer, clinic, date_of_service, derivation_error, zone)| {
+    store::claim_row(pool, chain, claim)
+        .await?
+        .map(|row| {
             Ok(Located {
-                session,
-                payer,
-                clinic: ClinicId::from(clinic),
-                date_of_service,
-                derivation_error,
-                time_zone: zone
+                session: row.session_id,
+                payer: row.payer_id,
+                clinic: ClinicId::from(row.clinic_id),
+                date_of_service: row.date_of_service,
+                derivation_error: row.derivation_error,
+                time_zone: row
+                    .time_zone
                     .parse::<Tz>()
-                    .map_err(|_| corrupt(format!("unknown time zone {zone:?}")))?,
+                    .map_err(|_| corrupt(format!("unknown time zone {:?}", row.time_zone)))?,
             })
-        },
-    )
-    .transpose()
+        })
+        .transpose()
 }
 
 fn address_of(chain: ChainId, located: &Located, claim: Uuid) -> AggregateAddress {
@@ -334,24 +312,18 @@ async fn derived_lines(
     chain: ChainId,
     located: &Located,
 ) -> Result<Vec<LineInput>, ApiError> {
-    let rows: Vec<(String, Vec<String>, i32, i64)> = sqlx::query_as(&format!(
-        "SELECT code, modifiers, units, charge_cents FROM {READ_MODELS}.claim_lines \
-         WHERE chain_id = $1 AND session_id = $2 AND payer_id = $3 ORDER BY line_number"
-    ))
-    .bind(chain.as_uuid())
-    .bind(located.session)
-    .bind(located.payer)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(code, modifiers, units, charge_cents)| LineInput {
-            code,
-            modifiers,
-            units: u16::try_from(units).unwrap_or(u16::MAX),
-            charge_cents,
-        })
-        .collect())
+    Ok(
+        store::derived_lines(pool, chain, located.session, located.payer)
+            .await?
+            .into_iter()
+            .map(|row| LineInput {
+                code: row.code,
+                modifiers: row.modifiers,
+                units: u16::try_from(row.units).unwrap_or(u16::MAX),
+                charge_cents: row.charge_cents,
+            })
+            .collect(),
+    )
 }
 
 fn build_commit(

@@ -9,6 +9,7 @@
 //! - `claims`: the claim lifecycle endpoints (submit, adjudications, resubmit, write-off, read).
 //! - `aggregate`: the one pipeline of every aggregate command (state at a version, preconditions,
 //!   state after an append). `commit`: the one builder of every commit the API appends.
+//! - `store`: every SQL statement of the session and claim commands, with named rows.
 //! - `idempotency`: `Idempotency-Key` handling. `extract`: body and header extractors.
 //! - `error`: `error::ApiError` and its application/problem+json rendering.
 //! - `dto`: the wire shapes. `openapi`: the OpenAPI document served at `/openapi.json`.
@@ -33,3 +34,4 @@ pub mod projection;
 mod reference;
 mod sessions;
 pub mod startup;
+mod store;

@@ -46,6 +46,7 @@ use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
 use crate::idempotency::{Answer, command_id, derived_id, run_idempotent};
 use crate::startup::AppState;
+use crate::store::{self, Booking, Slot, SlotRelease};
 
 /// The roles that may record visits.
 const RECORDERS: &[Role] = &[Role::FrontDesk];
@@ -129,23 +130,16 @@ fn parse_time_zone(name: &str) -> Result<Tz, ApiError> {
 }
 
 async fn locate(pool: &PgPool, chain: ChainId, session: Uuid) -> Result<Option<Located>, ApiError> {
-    let row: Option<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
-        "SELECT s.clinic_id, s.referral_id, c.time_zone FROM session_slots s \
-         JOIN clinics c ON c.chain_id = s.chain_id AND c.id = s.clinic_id \
-         WHERE s.chain_id = $1 AND s.session_id = $2",
-    )
-    .bind(chain.as_uuid())
-    .bind(session)
-    .fetch_optional(pool)
-    .await?;
-    row.map(|(clinic, referral, zone)| {
-        Ok(Located {
-            clinic: ClinicId::from(clinic),
-            referral,
-            time_zone: parse_time_zone(&zone)?,
+    store::session_row(pool, chain, session)
+        .await?
+        .map(|row| {
+            Ok(Located {
+                clinic: ClinicId::from(row.clinic_id),
+                referral: row.referral_id,
+                time_zone: parse_time_zone(&row.time_zone)?,
+            })
         })
-    })
-    .transpose()
+        .transpose()
 }
 
 fn build_commit(
@@ -308,20 +302,21 @@ async fn schedule_session(
         PaymentDto::SelfPay => None,
     };
     // The references the request names, in one round trip; they are refused in this order.
-    let (zone, therapist_found, patient_found, payer_found): (Option<String>, bool, bool, bool) =
-        sqlx::query_as(
-            "SELECT (SELECT time_zone FROM clinics WHERE chain_id = $1 AND id = $2), \
-                    EXISTS (SELECT 1 FROM therapists WHERE chain_id = $1 AND id = $3), \
-                    EXISTS (SELECT 1 FROM patients WHERE chain_id = $1 AND id = $4), \
-                    EXISTS (SELECT 1 FROM payers WHERE chain_id = $1 AND id = $5)",
-        )
-        .bind(chain.as_uuid())
-        .bind(clinic.as_uuid())
-        .bind(request.therapist_id)
-        .bind(request.patient_id)
-        .bind(payer_id)
-        .fetch_one(&mut *transaction)
-        .await?;
+    let references = store::booking_references(
+        &mut transaction,
+        chain,
+        clinic.as_uuid(),
+        request.therapist_id,
+        request.patient_id,
+        payer_id,
+    )
+    .await?;
+    let (zone, therapist_found, patient_found, payer_found) = (
+        references.clinic_time_zone,
+        references.therapist_found,
+        references.patient_found,
+        references.payer_found,
+    );
     let time_zone =
         parse_time_zone(&zone.ok_or_else(|| ApiError::not_found("clinic_id", "clinic"))?)?;
     if !therapist_found {
@@ -405,7 +400,7 @@ async fn schedule_session(
         // The outcome is unknown: keep the slot, so a retry with the same key finds it again.
         Err(error @ LogError::Nats { .. }) => return Err(error.into()),
         Err(error) => {
-            release_slot(&state.pool, chain, session_id, SlotRelease::Delete).await?;
+            store::release_slot(&state.pool, chain, session_id, SlotRelease::Delete).await?;
             return Err(error.into());
         }
     };
@@ -421,59 +416,35 @@ async fn coverage_terms(
     chain: ChainId,
     coverage: Uuid,
 ) -> Result<Option<CoverageTerms>, sqlx::Error> {
-    let row: Option<(Uuid, Uuid, NaiveDate, Option<NaiveDate>)> =
-        sqlx::query_as("SELECT patient_id, payer_id, valid_from, valid_to FROM coverages WHERE chain_id = $1 AND id = $2")
-            .bind(chain.as_uuid())
-            .bind(coverage)
-            .fetch_optional(connection)
-            .await?;
-    Ok(
-        row.map(|(patient, payer, valid_from, valid_to)| CoverageTerms {
-            patient: PatientId::from(patient),
-            payer: PayerId::from(payer),
-            valid_from,
-            valid_to,
-        }),
-    )
+    Ok(store::coverage_row(connection, chain, coverage)
+        .await?
+        .map(|row| CoverageTerms {
+            patient: PatientId::from(row.patient_id),
+            payer: PayerId::from(row.payer_id),
+            valid_from: row.valid_from,
+            valid_to: row.valid_to,
+        }))
 }
 
-/// The referral's terms, locked for the rest of the transaction so that two bookings cannot both
-/// take its last authorised visit.
+/// The referral's terms (locked for the rest of the transaction) and the visits booked so far.
 async fn referral_terms(
     connection: &mut PgConnection,
     chain: ChainId,
     referral: Uuid,
     session: Uuid,
 ) -> Result<Option<ReferralTerms>, sqlx::Error> {
-    let row: Option<(Uuid, NaiveDate, NaiveDate, i32)> = sqlx::query_as(
-        "SELECT patient_id, issued_on, expires_on, authorised_visits FROM referrals WHERE chain_id = $1 AND id = $2 FOR UPDATE",
-    )
-    .bind(chain.as_uuid())
-    .bind(referral)
-    .fetch_optional(&mut *connection)
-    .await?;
-    let Some((patient, issued_on, expires_on, authorised_visits)) = row else {
-        return Ok(None);
-    };
-    // The chain cannot lead the scan (see `release_slot`): the referral's index finds its bookings.
-    let booked: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM session_slots WHERE chain_id IS NOT DISTINCT FROM $1 AND referral_id = $2 AND released_at IS NULL AND session_id <> $3",
-    )
-    .bind(chain.as_uuid())
-    .bind(referral)
-    .bind(session)
-    .fetch_one(connection)
-    .await?;
-    Ok(Some(ReferralTerms {
-        patient: PatientId::from(patient),
-        issued_on,
-        expires_on,
-        authorised_visits: u32::try_from(authorised_visits).unwrap_or(0),
-        visits_booked: u32::try_from(booked).unwrap_or(u32::MAX),
-    }))
+    Ok(store::referral_row(connection, chain, referral, session)
+        .await?
+        .map(|row| ReferralTerms {
+            patient: PatientId::from(row.patient_id),
+            issued_on: row.issued_on,
+            expires_on: row.expires_on,
+            authorised_visits: u32::try_from(row.authorised_visits).unwrap_or(0),
+            visits_booked: u32::try_from(row.visits_booked).unwrap_or(u32::MAX),
+        }))
 }
 
-/// Books the therapist's interval; the exclusion constraint refuses an overlap atomically.
+/// Books the therapist's interval; an overlap is a conflict on `therapist_id`.
 async fn book_slot(
     connection: &mut PgConnection,
     chain: ChainId,
@@ -481,78 +452,27 @@ async fn book_slot(
     request: &ScheduleSessionRequest,
     command: &ScheduleSession,
 ) -> Result<(), ApiError> {
-    let end =
-        command.scheduled_start + chrono::Duration::minutes(i64::from(command.planned_minutes));
-    let coverage = match command.payment {
-        Payment::Payer { coverage, .. } => Some(coverage.0),
-        Payment::SelfPay => None,
+    let slot = Slot {
+        session,
+        clinic: request.clinic_id,
+        therapist: request.therapist_id,
+        patient: request.patient_id,
+        coverage: match command.payment {
+            Payment::Payer { coverage, .. } => Some(coverage.0),
+            Payment::SelfPay => None,
+        },
+        referral: request.referral_id,
+        start: command.scheduled_start,
+        end: command.scheduled_start
+            + chrono::Duration::minutes(i64::from(command.planned_minutes)),
     };
-    let result = sqlx::query(
-        "INSERT INTO session_slots (session_id, chain_id, clinic_id, therapist_id, patient_id, coverage_id, referral_id, booked) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, tstzrange($8, $9, '[)')) ON CONFLICT (session_id) DO NOTHING",
-    )
-    .bind(session)
-    .bind(chain.as_uuid())
-    .bind(request.clinic_id)
-    .bind(request.therapist_id)
-    .bind(request.patient_id)
-    .bind(coverage)
-    .bind(request.referral_id)
-    .bind(command.scheduled_start)
-    .bind(end)
-    .execute(connection)
-    .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23P01") => {
-            Err(ApiError::StateConflict {
-                field: "therapist_id".to_owned(),
-                reason: "the therapist has another session overlapping this interval".to_owned(),
-            })
-        }
-        Err(error) => Err(error.into()),
+    match store::book_slot(connection, chain, &slot).await? {
+        Booking::Booked => Ok(()),
+        Booking::Overlaps => Err(ApiError::StateConflict {
+            field: "therapist_id".to_owned(),
+            reason: "the therapist has another session overlapping this interval".to_owned(),
+        }),
     }
-}
-
-/// How a slot is given up.
-#[derive(Debug, Clone, Copy)]
-enum SlotRelease {
-    /// The session ended without taking place: keep the row for audit, free the interval.
-    Release,
-    /// The session never reached the log: remove the row.
-    Delete,
-}
-
-/// Gives up the session's slot.
-///
-/// Slot rows are found by session (here) or referral (`referral_terms`), and the chain is compared
-/// with `IS NOT DISTINCT FROM` (the same as `=` for these non-null ids) because that is never an
-/// index condition. With `=`, the planner may lead with the exclusion constraint's GiST index, whose
-/// first column is the chain, and read every booked slot of the chain: it does so whenever the
-/// table's statistics are missing or stale (a fresh table, autovacuum off), and every booking then
-/// cost time in proportion to the chain's history (measured: 21,600 visits recorded at a rate
-/// falling from 130 to 50 per second, the referral count taking most of PostgreSQL's time). The
-/// primary key or the referral's index is then the only way in, whatever the statistics say.
-async fn release_slot(
-    pool: &PgPool,
-    chain: ChainId,
-    session: Uuid,
-    how: SlotRelease,
-) -> Result<(), sqlx::Error> {
-    let query = match how {
-        SlotRelease::Release => {
-            "UPDATE session_slots SET released_at = now() WHERE chain_id IS NOT DISTINCT FROM $1 AND session_id = $2 AND released_at IS NULL"
-        }
-        SlotRelease::Delete => {
-            "DELETE FROM session_slots WHERE chain_id IS NOT DISTINCT FROM $1 AND session_id = $2"
-        }
-    };
-    sqlx::query(query)
-        .bind(chain.as_uuid())
-        .bind(session)
-        .execute(pool)
-        .await?;
-    Ok(())
 }
 
 /// Runs one lifecycle command against an existing session.
@@ -635,7 +555,7 @@ async fn decide_and_append(
         command,
         SessionCommand::Cancel { .. } | SessionCommand::NoShow
     ) {
-        release_slot(
+        store::release_slot(
             &state.pool,
             principal.chain,
             session_id,
