@@ -28,7 +28,6 @@ use claimledger_http_edge::edge::ApiPath;
 use claimledger_log::AggregateAddress;
 use claimledger_sessions::schema::to_epoch_day;
 use serde::Serialize;
-use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::auth::{
@@ -45,6 +44,7 @@ use crate::extract::{CommandMeta, JsonBody};
 use crate::idempotency::{Answer, derived_id, run_idempotent};
 use crate::projection;
 use crate::startup::AppState;
+use crate::store::{self, PatientPhi, ReferenceTable};
 
 /// The longest reason accepted, as for the session commands' reasons.
 const MAX_REASON_LENGTH: usize = claimledger_sessions::command::MAX_TEXT_LENGTH;
@@ -176,7 +176,14 @@ pub(crate) async fn create_key(
         }
         if let Some(clinics) = &request.clinic_ids {
             for (index, clinic) in clinics.iter().enumerate() {
-                if !exists(&state.pool, "clinics", principal.chain, *clinic).await? {
+                if !store::exists(
+                    &state.pool,
+                    ReferenceTable::Clinics,
+                    principal.chain,
+                    *clinic,
+                )
+                .await?
+                {
                     return Err(ApiError::not_found(
                         &format!("clinic_ids[{index}]"),
                         "clinic",
@@ -417,15 +424,20 @@ pub(crate) async fn get_clinic(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Answer, ApiError> {
     principal.require_clinic(ClinicId::from(id))?;
-    let details: Option<ClinicRequest> = sqlx::query_as(
-        "SELECT name, npi, tax_id, address_line, city, state, postal_code, time_zone, place_of_service \
-         FROM clinics WHERE chain_id = $1 AND id = $2",
-    )
-    .bind(principal.chain.as_uuid())
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let details = details.ok_or_else(|| ApiError::not_found("id", "clinic"))?;
+    let row = store::clinic_row(&state.pool, principal.chain, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("id", "clinic"))?;
+    let details = ClinicRequest {
+        name: row.name,
+        npi: row.npi,
+        tax_id: row.tax_id,
+        address_line: row.address_line,
+        city: row.city,
+        state: row.state,
+        postal_code: row.postal_code,
+        time_zone: row.time_zone,
+        place_of_service: row.place_of_service,
+    };
     Ok(Answer::ok(serde_json::to_value(Clinic { id, details })?))
 }
 
@@ -500,19 +512,27 @@ pub(crate) async fn create_payer(
                 name: details.name.clone(),
                 rules_key: details.rules_key.clone(),
             });
-            match record(&state, &principal, &meta, AggregateKind::Payer, id, 0, event).await {
+            match record(
+                &state,
+                &principal,
+                &meta,
+                AggregateKind::Payer,
+                id,
+                0,
+                event,
+            )
+            .await
+            {
                 Ok(_) | Err(ApiError::VersionConflict { .. }) => {}
                 Err(error) => return Err(error),
             }
         }
-        let registered: Option<PayerRequest> = sqlx::query_as(
-            "SELECT name, rules_key FROM payers WHERE chain_id = $1 AND id = $2 AND rules_key IS NOT NULL",
-        )
-        .bind(principal.chain.as_uuid())
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?;
-        let details = registered.unwrap_or(details);
+        let details = store::payer_row(&state.pool, principal.chain, id)
+            .await?
+            .map_or(details, |row| PayerRequest {
+                name: row.name,
+                rules_key: row.rules_key,
+            });
         created(format!("/v1/payers/{id}"), &Payer { id, details })
     })
     .await
@@ -544,24 +564,33 @@ pub(crate) async fn create_patient(
         if details.date_of_birth < EARLIEST_DATE || details.date_of_birth > today + Days::new(1) {
             return Err(ApiError::invalid(
                 "date_of_birth",
-                format!("must be between {EARLIEST_DATE} and today, got {}", details.date_of_birth),
+                format!(
+                    "must be between {EARLIEST_DATE} and today, got {}",
+                    details.date_of_birth
+                ),
             ));
         }
         let id = new_id(&principal, &meta, "patient");
         let chain = principal.chain.as_uuid();
-        sqlx::query(
-            "INSERT INTO patient_phi (chain_id, patient_id, given_name, family_name, date_of_birth) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chain_id, patient_id) DO NOTHING",
-        )
-        .bind(chain)
-        .bind(id)
-        .bind(&details.given_name)
-        .bind(&details.family_name)
-        .bind(details.date_of_birth)
-        .execute(&state.pool)
-        .await?;
+        let phi = PatientPhi {
+            patient: id,
+            given_name: &details.given_name,
+            family_name: &details.family_name,
+            date_of_birth: details.date_of_birth,
+        };
+        store::insert_patient_phi(&state.pool, principal.chain, &phi).await?;
         let event = Event::PatientRegistered(PatientRegistered {});
-        if let Err(error) = record(&state, &principal, &meta, AggregateKind::Patient, id, 0, event).await {
+        if let Err(error) = record(
+            &state,
+            &principal,
+            &meta,
+            AggregateKind::Patient,
+            id,
+            0,
+            event,
+        )
+        .await
+        {
             if append_refused(&error) && !patient_on_log(&state, &principal, id).await? {
                 let mut connection = state.pool.acquire().await?;
                 projection::delete_phi(&mut connection, chain, id).await?;
@@ -584,10 +613,6 @@ async fn patient_on_log(
     Ok(state.log.version(&address).await? > 0)
 }
 
-/// A patient's projected row joined with their PHI: forgotten, given name, family name, date of
-/// birth (the PHI is absent once forgotten).
-type PatientRow = (bool, Option<String>, Option<String>, Option<NaiveDate>);
-
 /// Reads a patient (admin, front desk or billing: the answer holds PHI). A forgotten patient
 /// answers 404: only their id remains.
 #[utoipa::path(get, path = "/v1/patients/{id}", tag = "reference", params(("id" = Uuid, Path, description = "The patient's id")),
@@ -599,21 +624,15 @@ pub(crate) async fn get_patient(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Answer, ApiError> {
     principal.require_role(&[Role::Admin, Role::FrontDesk, Role::Billing])?;
-    let row: Option<PatientRow> = sqlx::query_as(
-        "SELECT p.forgotten, phi.given_name, phi.family_name, phi.date_of_birth FROM patients p \
-         LEFT JOIN patient_phi phi ON phi.chain_id = p.chain_id AND phi.patient_id = p.id \
-         WHERE p.chain_id = $1 AND p.id = $2",
-    )
-    .bind(principal.chain.as_uuid())
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let Some((forgotten, given_name, family_name, date_of_birth)) = row else {
-        return Err(ApiError::not_found("id", "patient"));
-    };
-    let (Some(given_name), Some(family_name), Some(date_of_birth), false) =
-        (given_name, family_name, date_of_birth, forgotten)
-    else {
+    let row = store::patient_row(&state.pool, principal.chain, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("id", "patient"))?;
+    let (Some(given_name), Some(family_name), Some(date_of_birth), false) = (
+        row.given_name,
+        row.family_name,
+        row.date_of_birth,
+        row.forgotten,
+    ) else {
         return Err(ApiError::NotFound {
             field: "id".to_owned(),
             reason: "the patient's details were forgotten; only their id remains".to_owned(),
@@ -657,12 +676,7 @@ pub(crate) async fn forget_patient(
             ));
         }
         let chain = principal.chain.as_uuid();
-        let forgotten: Option<bool> =
-            sqlx::query_scalar("SELECT forgotten FROM patients WHERE chain_id = $1 AND id = $2")
-                .bind(chain)
-                .bind(id)
-                .fetch_optional(&state.pool)
-                .await?;
+        let forgotten = store::patient_forgotten(&state.pool, principal.chain, id).await?;
         match forgotten {
             None => return Err(ApiError::not_found("id", "patient")),
             Some(true) => {
@@ -708,10 +722,24 @@ pub(crate) async fn create_coverage(
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = &body.parse()?;
-        if !exists(&state.pool, "patients", principal.chain, request.patient_id).await? {
+        if !store::exists(
+            &state.pool,
+            ReferenceTable::Patients,
+            principal.chain,
+            request.patient_id,
+        )
+        .await?
+        {
             return Err(ApiError::not_found("patient_id", "patient"));
         }
-        if !exists(&state.pool, "payers", principal.chain, request.payer_id).await? {
+        if !store::exists(
+            &state.pool,
+            ReferenceTable::Payers,
+            principal.chain,
+            request.payer_id,
+        )
+        .await?
+        {
             return Err(ApiError::not_found("payer_id", "payer"));
         }
         let member_id = text("member_id", &request.member_id)?;
@@ -720,21 +748,27 @@ pub(crate) async fn create_coverage(
         if let Some(valid_to) = request.valid_to {
             plausible_date("valid_to", valid_to, today)?;
         }
-        if request.valid_to.is_some_and(|last_day| last_day < request.valid_from) {
-            return Err(ApiError::invalid("valid_to", "must not be before valid_from"));
+        if request
+            .valid_to
+            .is_some_and(|last_day| last_day < request.valid_from)
+        {
+            return Err(ApiError::invalid(
+                "valid_to",
+                "must not be before valid_from",
+            ));
         }
-        let details = CoverageRequest { member_id, ..request.clone() };
+        let details = CoverageRequest {
+            member_id,
+            ..request.clone()
+        };
         let id = new_id(&principal, &meta, "coverage");
-        let chain = principal.chain.as_uuid();
-        sqlx::query(
-            "INSERT INTO coverage_phi (chain_id, coverage_id, patient_id, member_id) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (chain_id, coverage_id) DO NOTHING",
+        store::insert_coverage_phi(
+            &state.pool,
+            principal.chain,
+            id,
+            details.patient_id,
+            &details.member_id,
         )
-        .bind(chain)
-        .bind(id)
-        .bind(details.patient_id)
-        .bind(&details.member_id)
-        .execute(&state.pool)
         .await?;
         let event = Event::CoverageRecorded(CoverageRecorded {
             patient: PatientId::from(details.patient_id),
@@ -742,14 +776,20 @@ pub(crate) async fn create_coverage(
             valid_from: to_epoch_day(details.valid_from),
             valid_to: details.valid_to.map(to_epoch_day),
         });
-        if let Err(error) = record(&state, &principal, &meta, AggregateKind::Coverage, id, 0, event).await {
+        if let Err(error) = record(
+            &state,
+            &principal,
+            &meta,
+            AggregateKind::Coverage,
+            id,
+            0,
+            event,
+        )
+        .await
+        {
             let address = reference_address(principal.chain, AggregateKind::Coverage, id);
             if append_refused(&error) && state.log.version(&address).await? == 0 {
-                sqlx::query("DELETE FROM coverage_phi WHERE chain_id = $1 AND coverage_id = $2")
-                    .bind(chain)
-                    .bind(id)
-                    .execute(&state.pool)
-                    .await?;
+                store::delete_coverage_phi(&state.pool, principal.chain, id).await?;
             }
             return Err(error);
         }
@@ -773,7 +813,14 @@ pub(crate) async fn create_referral(
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = &body.parse()?;
-        if !exists(&state.pool, "patients", principal.chain, request.patient_id).await? {
+        if !store::exists(
+            &state.pool,
+            ReferenceTable::Patients,
+            principal.chain,
+            request.patient_id,
+        )
+        .await?
+        {
             return Err(ApiError::not_found("patient_id", "patient"));
         }
         let referring_npi = npi("referring_npi", &request.referring_npi)?;
@@ -842,18 +889,3 @@ pub(crate) async fn create_referral(
 
 /// The most visits one referral may authorise.
 const MAX_AUTHORISED_VISITS: u16 = 365;
-
-/// Whether `table` holds `id` in `chain`. `table` is one of this module's constant names.
-pub(crate) async fn exists<'e>(
-    executor: impl PgExecutor<'e>,
-    table: &'static str,
-    chain: ChainId,
-    id: Uuid,
-) -> Result<bool, sqlx::Error> {
-    let query = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE chain_id = $1 AND id = $2)");
-    sqlx::query_scalar(&query)
-        .bind(chain.as_uuid())
-        .bind(id)
-        .fetch_one(executor)
-        .await
-}

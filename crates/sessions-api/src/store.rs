@@ -1,8 +1,9 @@
-//! Every SQL statement of the session and claim commands: where a session or claim lives, what a
-//! booking checks, the slot it takes and gives up, and the derived lines a submission sends. Rows
-//! come back as named structs; the handlers turn them into domain values. (Key management is the
-//! edge's, `claimledger_http_edge::keys`; the reference tables are written by `projection` and
-//! read in `reference`; idempotency records by `idempotency`.)
+//! The API's SQL: where a session or claim lives, what a booking checks, the slot it takes and
+//! gives up, the derived lines a submission sends, and the reference rows and PHI the reference
+//! endpoints read and write. Rows come back as named structs; the handlers turn them into domain
+//! values and answers. (Key management is the edge's, `claimledger_http_edge::keys`; the reference
+//! tables are written by `projection`, the reference projection of the log; idempotency records by
+//! `idempotency`.)
 
 use chrono::{DateTime, NaiveDate, Utc};
 use claimledger_events::ChainId;
@@ -302,4 +303,196 @@ pub(crate) async fn derived_lines(
     .bind(payer)
     .fetch_all(pool)
     .await
+}
+
+/// A table of reference data the API validates ids against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReferenceTable {
+    Clinics,
+    Patients,
+    Payers,
+}
+
+impl ReferenceTable {
+    fn name(self) -> &'static str {
+        match self {
+            ReferenceTable::Clinics => "clinics",
+            ReferenceTable::Patients => "patients",
+            ReferenceTable::Payers => "payers",
+        }
+    }
+}
+
+/// Whether `table` holds `id` in `chain`.
+pub(crate) async fn exists(
+    pool: &PgPool,
+    table: ReferenceTable,
+    chain: ChainId,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let query = format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE chain_id = $1 AND id = $2)",
+        table.name()
+    );
+    sqlx::query_scalar(&query)
+        .bind(chain.as_uuid())
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
+/// A clinic's registered details.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ClinicRow {
+    pub(crate) name: String,
+    pub(crate) npi: String,
+    pub(crate) tax_id: String,
+    pub(crate) address_line: String,
+    pub(crate) city: String,
+    pub(crate) state: String,
+    pub(crate) postal_code: String,
+    pub(crate) time_zone: String,
+    pub(crate) place_of_service: String,
+}
+
+/// The clinic `id` of the chain.
+pub(crate) async fn clinic_row(
+    pool: &PgPool,
+    chain: ChainId,
+    id: Uuid,
+) -> Result<Option<ClinicRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT name, npi, tax_id, address_line, city, state, postal_code, time_zone, \
+         place_of_service FROM clinics WHERE chain_id = $1 AND id = $2",
+    )
+    .bind(chain.as_uuid())
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A payer registered over the API (by its rules key).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct PayerRow {
+    pub(crate) name: String,
+    pub(crate) rules_key: String,
+}
+
+/// The payer `id` of the chain, when it was registered with a rules key.
+pub(crate) async fn payer_row(
+    pool: &PgPool,
+    chain: ChainId,
+    id: Uuid,
+) -> Result<Option<PayerRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT name, rules_key FROM payers \
+         WHERE chain_id = $1 AND id = $2 AND rules_key IS NOT NULL",
+    )
+    .bind(chain.as_uuid())
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A patient's row joined with their PHI (absent once forgotten).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct PatientRow {
+    pub(crate) forgotten: bool,
+    pub(crate) given_name: Option<String>,
+    pub(crate) family_name: Option<String>,
+    pub(crate) date_of_birth: Option<NaiveDate>,
+}
+
+/// The patient `id` of the chain, with whatever PHI is left.
+pub(crate) async fn patient_row(
+    pool: &PgPool,
+    chain: ChainId,
+    id: Uuid,
+) -> Result<Option<PatientRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.forgotten, phi.given_name, phi.family_name, phi.date_of_birth FROM patients p \
+         LEFT JOIN patient_phi phi ON phi.chain_id = p.chain_id AND phi.patient_id = p.id \
+         WHERE p.chain_id = $1 AND p.id = $2",
+    )
+    .bind(chain.as_uuid())
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Whether the patient `id` is forgotten (`None`: the chain has no such patient).
+pub(crate) async fn patient_forgotten(
+    pool: &PgPool,
+    chain: ChainId,
+    id: Uuid,
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar("SELECT forgotten FROM patients WHERE chain_id = $1 AND id = $2")
+        .bind(chain.as_uuid())
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// A patient's PHI, kept in PostgreSQL only.
+#[derive(Debug, Clone)]
+pub(crate) struct PatientPhi<'a> {
+    pub(crate) patient: Uuid,
+    pub(crate) given_name: &'a str,
+    pub(crate) family_name: &'a str,
+    pub(crate) date_of_birth: NaiveDate,
+}
+
+/// Stores a patient's PHI (a retry's second write changes nothing).
+pub(crate) async fn insert_patient_phi(
+    pool: &PgPool,
+    chain: ChainId,
+    phi: &PatientPhi<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO patient_phi (chain_id, patient_id, given_name, family_name, date_of_birth) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chain_id, patient_id) DO NOTHING",
+    )
+    .bind(chain.as_uuid())
+    .bind(phi.patient)
+    .bind(phi.given_name)
+    .bind(phi.family_name)
+    .bind(phi.date_of_birth)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Stores a coverage's member id (a retry's second write changes nothing).
+pub(crate) async fn insert_coverage_phi(
+    pool: &PgPool,
+    chain: ChainId,
+    coverage: Uuid,
+    patient: Uuid,
+    member_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO coverage_phi (chain_id, coverage_id, patient_id, member_id) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (chain_id, coverage_id) DO NOTHING",
+    )
+    .bind(chain.as_uuid())
+    .bind(coverage)
+    .bind(patient)
+    .bind(member_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Removes a coverage's member id (its coverage never reached the log).
+pub(crate) async fn delete_coverage_phi(
+    pool: &PgPool,
+    chain: ChainId,
+    coverage: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM coverage_phi WHERE chain_id = $1 AND coverage_id = $2")
+        .bind(chain.as_uuid())
+        .bind(coverage)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
