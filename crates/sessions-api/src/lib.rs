@@ -4,7 +4,7 @@
 //! - [`startup`]: [`startup::Application`] (`build`, `run_until_stopped`) and the router.
 //! - [`config`]: [`config::Settings`], loaded from the environment. [`clock`]: where "now" comes from.
 //! - [`auth`]: API keys (hashed, chain-scoped, optional clinic scope, roles) and the bootstrap helper.
-//! - `sessions`: the session lifecycle endpoints. `reference`: reference data and keys.
+//! - `sessions`: the session lifecycle endpoints. `reference`: reference data. `keys`: API keys.
 //! - [`projection`]: the reference tables as a projection of the log's reference events.
 //! - `claims`: the claim lifecycle endpoints (submit, adjudications, resubmit, write-off, read).
 //! - `aggregate`: the one pipeline of every aggregate command (state at a version, preconditions,
@@ -29,6 +29,7 @@ mod dto;
 mod error;
 mod extract;
 mod idempotency;
+mod keys;
 mod openapi;
 pub mod projection;
 mod reference;

@@ -7,16 +7,16 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{auth, claims, dto, error, reference, sessions};
+use crate::{auth, claims, dto, error, keys, reference, sessions};
 
 /// The API's OpenAPI description.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "ClaimLedger sessions API", description = "Clinics record visits; every change becomes an event on the log."),
     paths(
-        reference::create_key,
-        reference::list_keys,
-        reference::revoke_key,
+        keys::create_key,
+        keys::list_keys,
+        keys::revoke_key,
         reference::create_clinic,
         reference::get_clinic,
         reference::create_therapist,

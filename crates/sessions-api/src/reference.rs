@@ -1,6 +1,5 @@
-//! Reference data and keys, managed over the API: clinics, therapists, payers (admin), patients,
-//! coverages and referrals (admin or front desk), forgetting a patient's PHI (admin), and API keys
-//! (admin).
+//! Reference data, managed over the API: clinics, therapists, payers (admin), patients, coverages
+//! and referrals (admin or front desk), and forgetting a patient's PHI (admin).
 //!
 //! Every create appends one reference event (`ClinicRegistered`, …) as a new chain-wide aggregate
 //! (its id is the entity's id, expected version 0) and then projects it into the PostgreSQL table
@@ -30,14 +29,12 @@ use claimledger_sessions::schema::to_epoch_day;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::auth::{
-    KeyRecord, Principal, Role, create_expiring_api_key, list_api_keys, revoke_api_key,
-};
+use crate::auth::{Principal, Role};
 use crate::commit;
 use crate::dto::{
-    ApiKeyCreated, ApiKeyList, ApiKeyView, Clinic, ClinicRequest, Coverage, CoverageRequest,
-    CreateApiKeyRequest, Patient, PatientForgottenView, PatientRequest, Payer, PayerRequest,
-    ReasonRequest, Referral, ReferralRequest, Therapist, TherapistRequest,
+    Clinic, ClinicRequest, Coverage, CoverageRequest, Patient, PatientForgottenView,
+    PatientRequest, Payer, PayerRequest, ReasonRequest, Referral, ReferralRequest, Therapist,
+    TherapistRequest,
 };
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
@@ -52,7 +49,7 @@ const MAX_REASON_LENGTH: usize = claimledger_sessions::command::MAX_TEXT_LENGTH;
 /// The longest free-text name or address line accepted.
 const MAX_NAME_LENGTH: usize = 200;
 
-fn created<T: Serialize>(location: String, body: &T) -> Result<Answer, ApiError> {
+pub(crate) fn created<T: Serialize>(location: String, body: &T) -> Result<Answer, ApiError> {
     Ok(Answer {
         status: StatusCode::CREATED,
         version: None,
@@ -69,7 +66,7 @@ fn new_id(principal: &Principal, meta: &CommandMeta, purpose: &str) -> Uuid {
         })
 }
 
-fn text(field: &str, value: &str) -> Result<String, ApiError> {
+pub(crate) fn text(field: &str, value: &str) -> Result<String, ApiError> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.chars().count() > MAX_NAME_LENGTH {
         return Err(ApiError::invalid(
@@ -133,155 +130,6 @@ fn npi(field: &str, value: &str) -> Result<String, ApiError> {
     Npi::parse(field, value)
         .map(|npi| npi.as_str().to_owned())
         .map_err(|error| ApiError::invalid(field, error.problem.to_string()))
-}
-
-/// Creates an API key for the caller's chain (admin). The key is in this answer only.
-#[utoipa::path(post, path = "/v1/api-keys", tag = "keys", request_body = CreateApiKeyRequest,
-    responses((status = 201, body = ApiKeyCreated), (status = "4XX", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
-pub(crate) async fn create_key(
-    State(state): State<AppState>,
-    principal: Principal,
-    meta: CommandMeta,
-    body: JsonBody<CreateApiKeyRequest>,
-) -> Response {
-    if let Err(error) = principal.require_role(&[Role::Admin]) {
-        return ApiError::from(error).into_response();
-    }
-    // Keys are never created twice by a retry: the answer holding the secret is what is replayed.
-    run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
-        let request = &body.parse()?;
-        let label = text("label", &request.label)?;
-        // A key never hands out more than it holds: a clinic-limited admin creates keys limited
-        // to (some of) its own clinics, never one for every clinic.
-        if !principal.covers(request.clinic_ids.as_deref()) {
-            return Err(ApiError::Forbidden {
-                field: "clinic_ids".to_owned(),
-                reason: "the key is limited to some clinics, so it can only create keys limited \
-                         to clinics in its own scope"
-                    .to_owned(),
-            });
-        }
-        if request.clinic_ids.as_ref().is_some_and(Vec::is_empty) {
-            return Err(ApiError::invalid(
-                "clinic_ids",
-                "must name at least one clinic; omit it for every clinic",
-            ));
-        }
-        let now = state.clock.now_micros();
-        if let Some(expires_at) = request.expires_at
-            && expires_at <= now
-        {
-            return Err(ApiError::invalid("expires_at", "must be in the future"));
-        }
-        if let Some(clinics) = &request.clinic_ids {
-            for (index, clinic) in clinics.iter().enumerate() {
-                if !store::exists(
-                    &state.pool,
-                    ReferenceTable::Clinics,
-                    principal.chain,
-                    *clinic,
-                )
-                .await?
-                {
-                    return Err(ApiError::not_found(
-                        &format!("clinic_ids[{index}]"),
-                        "clinic",
-                    ));
-                }
-            }
-        }
-        let clinics: Option<Vec<ClinicId>> = request
-            .clinic_ids
-            .as_ref()
-            .map(|ids| ids.iter().copied().map(ClinicId::from).collect());
-        let key = create_expiring_api_key(
-            &state.pool,
-            principal.chain,
-            request.role,
-            clinics.as_deref(),
-            &label,
-            request.expires_at,
-        )
-        .await?;
-        let body = ApiKeyCreated {
-            id: key.id,
-            key: key.secret,
-            role: request.role,
-            clinic_ids: request.clinic_ids.clone(),
-            expires_at: request.expires_at,
-        };
-        created(format!("/v1/api-keys/{}", body.id), &body)
-    })
-    .await
-}
-
-fn key_view(record: KeyRecord, now: chrono::DateTime<chrono::Utc>) -> Result<ApiKeyView, ApiError> {
-    let role = Role::parse(&record.role).ok_or_else(|| {
-        ApiError::Database(sqlx::Error::Decode(
-            format!(
-                "api key {} has the unknown role {:?}",
-                record.id, record.role
-            )
-            .into(),
-        ))
-    })?;
-    Ok(ApiKeyView {
-        id: record.id,
-        role,
-        active: record.revoked_at.is_none() && record.expires_at.is_none_or(|at| at > now),
-        clinic_ids: record.clinic_ids,
-        label: record.label,
-        created_at: record.created_at,
-        expires_at: record.expires_at,
-        revoked_at: record.revoked_at,
-    })
-}
-
-/// Lists the chain's API keys that the caller's clinic scope covers (admin); never their secrets.
-#[utoipa::path(get, path = "/v1/api-keys", tag = "keys",
-    responses((status = 200, body = ApiKeyList), (status = "4XX", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
-pub(crate) async fn list_keys(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> Result<Answer, ApiError> {
-    principal.require_role(&[Role::Admin])?;
-    let now = state.clock.now_micros();
-    let keys = list_api_keys(&state.pool, principal.chain)
-        .await?
-        .into_iter()
-        .filter(|record| principal.covers(record.clinic_ids.as_deref()))
-        .map(|record| key_view(record, now))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Answer::ok(serde_json::to_value(ApiKeyList { keys })?))
-}
-
-/// Revokes an API key of the chain (admin), effective for the very next request. A clinic-limited
-/// admin revokes only keys within its own clinics; other keys answer 404, as another chain's do.
-#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "keys", params(("id" = Uuid, Path, description = "The key's id")),
-    responses((status = 200, body = ApiKeyView), (status = "4XX", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
-pub(crate) async fn revoke_key(
-    State(state): State<AppState>,
-    principal: Principal,
-    ApiPath(id): ApiPath<Uuid>,
-) -> Result<Answer, ApiError> {
-    principal.require_role(&[Role::Admin])?;
-    let visible = list_api_keys(&state.pool, principal.chain)
-        .await?
-        .into_iter()
-        .any(|record| record.id == id && principal.covers(record.clinic_ids.as_deref()));
-    if !visible {
-        return Err(ApiError::not_found("id", "API key"));
-    }
-    let record = revoke_api_key(&state.pool, principal.chain, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("id", "API key"))?;
-    Ok(Answer::ok(serde_json::to_value(key_view(
-        record,
-        state.clock.now_micros(),
-    )?)?))
 }
 
 fn reference_address(chain: ChainId, kind: AggregateKind, id: Uuid) -> AggregateAddress {

@@ -27,7 +27,7 @@ use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
 use crate::error::{ApiError, ServerFailure};
 use crate::sessions::SessionCache;
-use crate::{claims, openapi, reference, sessions};
+use crate::{claims, keys, openapi, reference, sessions};
 
 /// How long before the request timeout an append stops retrying, so the 503 is sent in time.
 const APPEND_RETRY_MARGIN: Duration = Duration::from_secs(2);
@@ -166,11 +166,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/openapi.json", get(serve_openapi))
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route(
-            "/v1/api-keys",
-            post(reference::create_key).get(reference::list_keys),
-        )
-        .route("/v1/api-keys/{id}", delete(reference::revoke_key))
+        .route("/v1/api-keys", post(keys::create_key).get(keys::list_keys))
+        .route("/v1/api-keys/{id}", delete(keys::revoke_key))
         .route("/v1/clinics", post(reference::create_clinic))
         .route("/v1/clinics/{id}", get(reference::get_clinic))
         .route("/v1/therapists", post(reference::create_therapist))
