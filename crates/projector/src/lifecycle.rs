@@ -311,36 +311,40 @@ fn fits(state: &Lifecycle, claim: &ClaimCommit) -> Result<(), String> {
     Ok(())
 }
 
-type StoredClaim = (
-    Uuid,
-    Uuid,
-    Uuid,
-    Uuid,
-    Uuid,
-    Option<NaiveDate>,
-    String,
-    Option<NaiveDate>,
-    Option<NaiveDate>,
-    Option<String>,
-    i64,
-    i32,
-);
+/// A stored claim's lifecycle columns, with the claim id it is known by.
+#[derive(Debug, sqlx::FromRow)]
+struct StoredClaim {
+    chain_id: Uuid,
+    claim_id: Uuid,
+    session_id: Uuid,
+    payer_id: Uuid,
+    clinic_id: Uuid,
+    date_of_service: Option<NaiveDate>,
+    status: String,
+    submitted_on: Option<NaiveDate>,
+    adjudicated_on: Option<NaiveDate>,
+    payer_claim_number: Option<String>,
+    written_off_cents: i64,
+    resubmissions: i32,
+}
 
-type StoredLine = (
-    Uuid,
-    Uuid,
-    Uuid,
-    i32,
-    String,
-    Vec<String>,
-    i32,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i32>,
-    String,
-);
+/// A stored submitted line and its latest adjudication (all `None` while unadjudicated).
+#[derive(Debug, sqlx::FromRow)]
+struct StoredLine {
+    chain_id: Uuid,
+    session_id: Uuid,
+    payer_id: Uuid,
+    line_number: i32,
+    code: String,
+    modifiers: Vec<String>,
+    units: i32,
+    charge_cents: i64,
+    allowed_cents: Option<i64>,
+    paid_cents: Option<i64>,
+    patient_responsibility_cents: Option<i64>,
+    paid_units: Option<i32>,
+    adjustments: String,
+}
 
 /// Reads the stored lifecycle of the given claims (those whose claim was derived).
 async fn load(
@@ -367,36 +371,23 @@ async fn load(
     .map_err(ProjectorError::db("reading stored claim lifecycles"))?;
     let mut claims: HashMap<ClaimKey, Lifecycle> = HashMap::with_capacity(rows.len());
     let mut by_claim: HashMap<(Uuid, Uuid, Uuid), ClaimKey> = HashMap::with_capacity(rows.len());
-    for (
-        chain,
-        claim,
-        session,
-        payer,
-        clinic,
-        date_of_service,
-        status,
-        submitted_on,
-        adjudicated_on,
-        payer_claim_number,
-        written_off_cents,
-        resubmissions,
-    ) in rows
-    {
-        by_claim.insert((chain, session, payer), (chain, claim));
+    for row in rows {
+        let (chain, session, payer) = (row.chain_id, row.session_id, row.payer_id);
+        by_claim.insert((chain, session, payer), (chain, row.claim_id));
         claims.insert(
-            (chain, claim),
+            (chain, row.claim_id),
             Lifecycle {
                 chain,
                 session,
                 payer,
-                clinic,
-                date_of_service,
-                status: parse_status(&status),
-                submitted_on,
-                adjudicated_on,
-                payer_claim_number,
-                written_off_cents,
-                resubmissions,
+                clinic: row.clinic_id,
+                date_of_service: row.date_of_service,
+                status: parse_status(&row.status),
+                submitted_on: row.submitted_on,
+                adjudicated_on: row.adjudicated_on,
+                payer_claim_number: row.payer_claim_number,
+                written_off_cents: row.written_off_cents,
+                resubmissions: row.resubmissions,
                 lines: Vec::new(),
             },
         );
@@ -414,7 +405,7 @@ async fn load(
     let lines: Vec<StoredLine> = sqlx::query_as(&format!(
         "SELECT o.chain_id, o.session_id, o.payer_id, o.line_number, o.code, o.modifiers, \
                 o.units, o.charge_cents, o.allowed_cents, o.paid_cents, \
-                o.patient_responsibility_cents, o.paid_units, o.adjustments::text \
+                o.patient_responsibility_cents, o.paid_units, o.adjustments::text AS adjustments \
          FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS k(chain_id, session_id, payer_id) \
          JOIN {schema}.claim_line_outcomes o ON o.chain_id = k.chain_id \
            AND o.session_id = k.session_id AND o.payer_id = k.payer_id \
@@ -427,29 +418,19 @@ async fn load(
     .fetch_all(&mut *connection)
     .await
     .map_err(ProjectorError::db("reading stored claim outcomes"))?;
-    for (
-        chain,
-        session,
-        payer,
-        line_number,
-        code,
-        modifiers,
-        units,
-        charge_cents,
-        allowed,
-        paid,
-        patient,
-        paid_units,
-        adjustments,
-    ) in lines
-    {
+    for line in lines {
         let Some(claim) = by_claim
-            .get(&(chain, session, payer))
+            .get(&(line.chain_id, line.session_id, line.payer_id))
             .and_then(|key| claims.get_mut(key))
         else {
             continue;
         };
-        let result = match (allowed, paid, patient, paid_units) {
+        let result = match (
+            line.allowed_cents,
+            line.paid_cents,
+            line.patient_responsibility_cents,
+            line.paid_units,
+        ) {
             (
                 Some(allowed_cents),
                 Some(paid_cents),
@@ -463,17 +444,17 @@ async fn load(
                     paid_units,
                     // Written by this module from the same type; a row that does not parse was
                     // edited by hand, and its adjustments are then missing from the rollups.
-                    adjustments: serde_json::from_str(&adjustments).unwrap_or_default(),
+                    adjustments: serde_json::from_str(&line.adjustments).unwrap_or_default(),
                 })
             }
             _ => None,
         };
         claim.lines.push(OutcomeLine {
-            line_number,
-            code,
-            modifiers,
-            units,
-            charge_cents,
+            line_number: line.line_number,
+            code: line.code,
+            modifiers: line.modifiers,
+            units: line.units,
+            charge_cents: line.charge_cents,
             result,
         });
     }

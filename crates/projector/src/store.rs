@@ -333,16 +333,18 @@ pub(crate) async fn load_rules(
     Ok(rules)
 }
 
-type StoredRow = (
-    Uuid,
-    Uuid,
-    Uuid,
-    Option<Uuid>,
-    Option<NaiveDate>,
-    Vec<String>,
-    Vec<i32>,
-    Vec<u8>,
-);
+/// A stored session row: where it counts its units, and its history as the log holds it.
+#[derive(Debug, sqlx::FromRow)]
+struct StoredRow {
+    chain_id: Uuid,
+    session_id: Uuid,
+    clinic_id: Uuid,
+    therapist_id: Option<Uuid>,
+    date_of_service: Option<NaiveDate>,
+    unit_codes: Vec<String>,
+    unit_counts: Vec<i32>,
+    log_events: Vec<u8>,
+}
 
 /// Reads the stored state of the given sessions (those that have a row) in one query.
 pub(crate) async fn load_sessions(
@@ -370,21 +372,19 @@ pub(crate) async fn load_sessions(
     .map_err(ProjectorError::db("reading stored sessions"))?;
     Ok(rows
         .into_iter()
-        .map(
-            |(chain, session, clinic, therapist, day, codes, counts, log_events)| {
-                let events = decode(&log_events).map_err(|error| crate::fold::error_chain(&error));
-                let stored = StoredSession {
-                    events,
-                    footprint: Footprint {
-                        clinic: Some(clinic),
-                        therapist,
-                        day,
-                        units: codes.into_iter().zip(counts).collect(),
-                    },
-                };
-                ((chain, session), stored)
-            },
-        )
+        .map(|row| {
+            let events = decode(&row.log_events).map_err(|error| crate::fold::error_chain(&error));
+            let stored = StoredSession {
+                events,
+                footprint: Footprint {
+                    clinic: Some(row.clinic_id),
+                    therapist: row.therapist_id,
+                    day: row.date_of_service,
+                    units: row.unit_codes.into_iter().zip(row.unit_counts).collect(),
+                },
+            };
+            ((row.chain_id, row.session_id), stored)
+        })
         .collect())
 }
 
