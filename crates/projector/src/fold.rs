@@ -28,7 +28,13 @@ use crate::rederive::{StoredDraft, reprice};
 use crate::rules::{LogRules, PreparedVersion};
 
 /// A session's key: chain, then session id.
-pub(crate) type SessionKey = (Uuid, Uuid);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct SessionKey {
+    /// The chain.
+    pub(crate) chain: Uuid,
+    /// The session.
+    pub(crate) session: Uuid,
+}
 
 /// Billed units per code, in code order.
 pub(crate) type Units = Vec<(String, i32)>;
@@ -360,7 +366,10 @@ fn fold_session_commit(
     rules: &LogRules,
     directory: &Directory,
 ) -> Result<(), String> {
-    let key = (commit.chain.as_uuid(), commit.aggregate_id.as_uuid());
+    let key = SessionKey {
+        chain: commit.chain.as_uuid(),
+        session: commit.aggregate_id.as_uuid(),
+    };
     let fold = match sessions.by_key.entry(key) {
         Entry::Occupied(entry) => entry.into_mut(),
         Entry::Vacant(entry) => {
@@ -497,7 +506,10 @@ fn finish_session(
     directory: &Directory,
     changes: &mut BatchChanges,
 ) -> Result<(), EncodeError> {
-    let (chain, session_id) = key;
+    let SessionKey {
+        chain,
+        session: session_id,
+    } = key;
     if fold.last_sequence == 0 {
         // Every commit of this session in the batch was parked: nothing changed.
         return Ok(());

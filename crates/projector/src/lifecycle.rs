@@ -202,7 +202,21 @@ struct Touched {
     now: Lifecycle,
 }
 
-type ClaimKey = (Uuid, Uuid);
+/// A claim of a chain, by its log id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ClaimKey {
+    chain: Uuid,
+    claim: Uuid,
+}
+
+impl ClaimKey {
+    fn of(commit: &Commit) -> ClaimKey {
+        ClaimKey {
+            chain: commit.chain.as_uuid(),
+            claim: commit.aggregate_id.as_uuid(),
+        }
+    }
+}
 
 /// Folds the batch's claim commits onto the stored state (the claims' log ids were recorded with
 /// the claims, in [`crate::store`]) and writes claims, outcomes and rollup deltas. Commits that do not fit
@@ -218,22 +232,14 @@ pub(crate) async fn write_claim_lifecycles(
     let keys: Vec<ClaimKey> = changes
         .claim_commits
         .iter()
-        .map(|claim| {
-            (
-                claim.commit.chain.as_uuid(),
-                claim.commit.aggregate_id.as_uuid(),
-            )
-        })
+        .map(|claim| ClaimKey::of(&claim.commit))
         .collect();
     let mut stored = load(connection, schema, &keys).await?;
     let mut touched: HashMap<ClaimKey, Touched> = HashMap::new();
     let mut order: Vec<ClaimKey> = Vec::new();
     let mut parked: Vec<(&ClaimCommit, String)> = Vec::new();
     for claim in &changes.claim_commits {
-        let key = (
-            claim.commit.chain.as_uuid(),
-            claim.commit.aggregate_id.as_uuid(),
-        );
+        let key = ClaimKey::of(&claim.commit);
         let entry = match touched.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(vacant) => {
@@ -352,8 +358,8 @@ async fn load(
     schema: &str,
     keys: &[ClaimKey],
 ) -> Result<HashMap<ClaimKey, Lifecycle>, ProjectorError> {
-    let chains: Vec<Uuid> = keys.iter().map(|key| key.0).collect();
-    let ids: Vec<Uuid> = keys.iter().map(|key| key.1).collect();
+    let chains: Vec<Uuid> = keys.iter().map(|key| key.chain).collect();
+    let ids: Vec<Uuid> = keys.iter().map(|key| key.claim).collect();
     let rows: Vec<StoredClaim> = sqlx::query_as(&format!(
         "SELECT DISTINCT i.chain_id, i.claim_id, c.session_id, c.payer_id, c.clinic_id, \
                 c.date_of_service, c.status, c.submitted_on, c.adjudicated_on, \
@@ -373,9 +379,13 @@ async fn load(
     let mut by_claim: HashMap<(Uuid, Uuid, Uuid), ClaimKey> = HashMap::with_capacity(rows.len());
     for row in rows {
         let (chain, session, payer) = (row.chain_id, row.session_id, row.payer_id);
-        by_claim.insert((chain, session, payer), (chain, row.claim_id));
+        let key = ClaimKey {
+            chain,
+            claim: row.claim_id,
+        };
+        by_claim.insert((chain, session, payer), key);
         claims.insert(
-            (chain, row.claim_id),
+            key,
             Lifecycle {
                 chain,
                 session,

@@ -646,7 +646,11 @@ impl Folded {
             .iter_mut()
             .filter_map(|row| {
                 let stored = row.next_stored.take()?;
-                Some(((row.chain, row.session), stored))
+                let key = SessionKey {
+                    chain: row.chain,
+                    session: row.session,
+                };
+                Some((key, stored))
             })
             .collect()
     }
@@ -805,7 +809,10 @@ fn batch_references(items: &[ReplayItem]) -> (Vec<SessionKey>, HashSet<Uuid>, Ha
         if let Some(clinic) = commit.clinic {
             clinics.insert(clinic.as_uuid());
         }
-        let key = (commit.chain.as_uuid(), commit.aggregate_id.as_uuid());
+        let key = SessionKey {
+            chain: commit.chain.as_uuid(),
+            session: commit.aggregate_id.as_uuid(),
+        };
         let starts_new = matches!(
             commit.events.first().map(|record| &record.event),
             Some(Event::SessionScheduled(_))

@@ -116,7 +116,7 @@ pub(crate) async fn load_drafts(
         .map(
             |(chain, session, payer, clinic, date_of_service, session_sequence, claim_sequence)| {
                 StoredDraft {
-                    key: (chain, session),
+                    key: SessionKey { chain, session },
                     payer,
                     clinic,
                     date_of_service,
@@ -173,15 +173,20 @@ pub(crate) fn reprice(
         };
         if covers(claim.chain, claim.payer, claim.date_of_service) {
             let sequence = u64::try_from(claim.last_sequence).unwrap_or(0);
-            if let Some(row) =
-                derive_claim_row(key.0, key.1, &fold.state, rules, directory, sequence)
-            {
+            if let Some(row) = derive_claim_row(
+                key.chain,
+                key.session,
+                &fold.state,
+                rules,
+                directory,
+                sequence,
+            ) {
                 fold.claim = Some(row);
             }
         }
     }
     for draft in drafts {
-        let (chain, session) = draft.key;
+        let SessionKey { chain, session } = draft.key;
         // The query selected by every rules version of the batch; one whose commit was parked is
         // not in `recorded` and re-prices nothing.
         if !covers(chain, draft.payer, Some(draft.date_of_service)) {

@@ -17,7 +17,13 @@ use uuid::Uuid;
 use crate::error::ProjectorError;
 
 /// An entity's key: chain, then its id.
-type Key = (Uuid, Uuid);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Key {
+    /// The chain.
+    pub(crate) chain: Uuid,
+    /// The entity.
+    pub(crate) id: Uuid,
+}
 
 /// A clinic row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +105,10 @@ pub(crate) fn fold_reference(
     commit: &Commit,
     changes: &mut ReferenceChanges,
 ) -> Result<(), String> {
-    let key = (commit.chain.as_uuid(), commit.aggregate_id.as_uuid());
+    let key = Key {
+        chain: commit.chain.as_uuid(),
+        id: commit.aggregate_id.as_uuid(),
+    };
     let last_sequence = i64::try_from(sequence).unwrap_or(i64::MAX);
     let mut staged = ReferenceChanges::default();
     for record in &commit.events {
@@ -232,7 +241,7 @@ pub(crate) async fn write_reference(
 }
 
 fn keys<T>(rows: &BTreeMap<Key, T>) -> (Vec<Uuid>, Vec<Uuid>) {
-    rows.keys().copied().unzip()
+    rows.keys().map(|key| (key.chain, key.id)).unzip()
 }
 
 fn texts<T>(rows: &BTreeMap<Key, T>, field: fn(&T) -> &str) -> Vec<&str> {

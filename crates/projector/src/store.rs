@@ -128,10 +128,12 @@ impl<'a> ClaimRows<'a> {
     fn of(changes: &'a BatchChanges) -> Self {
         // A claim replaces a stored one when its session was completed before this batch.
         let replaced: HashSet<SessionKey> = changes.replaced_claims.iter().copied().collect();
-        let (replacing, new) = changes
-            .claims
-            .iter()
-            .partition(|claim| replaced.contains(&(claim.chain, claim.session)));
+        let (replacing, new) = changes.claims.iter().partition(|claim| {
+            replaced.contains(&SessionKey {
+                chain: claim.chain,
+                session: claim.session,
+            })
+        });
         Self { new, replacing }
     }
 }
@@ -355,8 +357,8 @@ pub(crate) async fn load_sessions(
     if keys.is_empty() {
         return Ok(HashMap::default());
     }
-    let chains: Vec<Uuid> = keys.iter().map(|(chain, _)| *chain).collect();
-    let sessions: Vec<Uuid> = keys.iter().map(|(_, session)| *session).collect();
+    let chains: Vec<Uuid> = keys.iter().map(|key| key.chain).collect();
+    let sessions: Vec<Uuid> = keys.iter().map(|key| key.session).collect();
     let rows: Vec<StoredRow> = sqlx::query_as(&format!(
         "SELECT s.chain_id, s.session_id, s.clinic_id, s.therapist_id, s.date_of_service, \
                 s.unit_codes, s.unit_counts, s.log_events \
@@ -383,7 +385,13 @@ pub(crate) async fn load_sessions(
                     units: row.unit_codes.into_iter().zip(row.unit_counts).collect(),
                 },
             };
-            ((row.chain_id, row.session_id), stored)
+            (
+                SessionKey {
+                    chain: row.chain_id,
+                    session: row.session_id,
+                },
+                stored,
+            )
         })
         .collect())
 }
@@ -403,7 +411,10 @@ pub(crate) async fn write_changes(
                 connection,
                 schema,
                 "sessions",
-                continued.map(|row| (row.chain, row.session)),
+                continued.map(|row| SessionKey {
+                    chain: row.chain,
+                    session: row.session,
+                }),
                 "replacing stored sessions",
             )
             .await?;
@@ -689,7 +700,8 @@ async fn delete_session_rows(
     keys: impl Iterator<Item = SessionKey>,
     operation: &'static str,
 ) -> Result<(), ProjectorError> {
-    let (chains, sessions): (Vec<Uuid>, Vec<Uuid>) = keys.unzip();
+    let (chains, sessions): (Vec<Uuid>, Vec<Uuid>) =
+        keys.map(|key| (key.chain, key.session)).unzip();
     if chains.is_empty() {
         return Ok(());
     }
