@@ -782,8 +782,8 @@ pub(crate) fn derive_claim_row(
         clinic_npi: profile.npi,
         tax_id: profile.tax_id,
         rendering_npi,
-        // The log does not carry the referral (the sessions API keeps it in PostgreSQL), so payers
-        // that require one get a scrubber finding until issue 7 attaches it at submission.
+        // The booking's referral is not carried onto the claim: payers that require one get a
+        // scrubber finding on every claim, valid referral or not.
         referral: None,
         primary_code: None,
     };

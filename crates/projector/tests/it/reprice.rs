@@ -137,8 +137,8 @@ async fn rules_published_later_re_price_the_draft_claims_they_cover_and_nothing_
             .all(|session| before[session].lines.iter().any(|line| line.0 == "97140")),
         "under version 1 the covered claims bill 97140"
     );
-    // The claim lifecycle projection (issue 7) moves a submitted claim's status; until it
-    // projects ClaimSubmitted, the test sets the status the way it will.
+    // A submitted claim keeps what was submitted; the test marks one submitted directly, as the
+    // lifecycle projection does when it meets ClaimSubmitted.
     let submitted = covered[0];
     sqlx::query(
         "UPDATE read_models.claims SET status = 'submitted' \
