@@ -241,7 +241,8 @@ impl EventLog {
     ///
     /// A transient failure (no responders while a stream leader is elected, a timed-out request, a
     /// lost connection, JetStream errors 10158 "duplicate message id is in process" and 10008
-    /// "JetStream cluster not available") is retried with the same message id, with short back-off,
+    /// "JetStream cluster not available", a failed read of the aggregate after a refused append) is
+    /// retried with the same message id, with short back-off,
     /// for up to [`DEFAULT_APPEND_RETRY`] (see [`EventLog::with_append_retry`]): the duplicate window
     /// makes a retry of a publish that did land answer `duplicate: true` instead of storing it twice.
     /// When the log stays unavailable the answer is [`LogError::Nats`].
@@ -310,12 +311,24 @@ impl EventLog {
                             commit.command_id,
                             actual_version,
                         )
-                        .await?;
-                    if let Some(outcome) = resolved {
-                        return outcome;
+                        .await;
+                    match resolved {
+                        Ok(Some(outcome)) => return outcome,
+                        // The append that beat this one is still in flight, or failed: the
+                        // aggregate is still at the expected version, so this append may yet win.
+                        Ok(None) => {}
+                        // Reading the aggregate back fails the way publishing does while a leader
+                        // is elected (timeouts, error 10008): asked again with the publish.
+                        Err(LogError::Nats { operation, source }) => {
+                            tracing::warn!(
+                                attempt,
+                                operation,
+                                error.message = %source,
+                                "reading the aggregate back after a refused append failed"
+                            );
+                        }
+                        Err(other) => return Err(other),
                     }
-                    // The append that beat this one is still in flight, or failed: the aggregate is
-                    // still at the expected version, so this append may yet win.
                 }
                 PublishFailure::Transient => {}
                 PublishFailure::Permanent => {
