@@ -40,6 +40,12 @@ pub struct TestEnv {
 impl TestEnv {
     /// Resolves the services, creates the test's database (migrated) and picks its stream names.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_pool(4).await
+    }
+
+    /// [`TestEnv::start`] with a pool of `connections` on the test's database (a service under
+    /// test that serves concurrent requests needs more than the default 4).
+    pub async fn start_with_pool(connections: u32) -> anyhow::Result<Self> {
         let endpoints = services::resolve().await?;
         let unique = Uuid::new_v4().simple().to_string();
 
@@ -63,7 +69,7 @@ impl TestEnv {
             .context("parsing DATABASE_URL")?
             .database(&database_name);
         let db = PgPoolOptions::new()
-            .max_connections(4)
+            .max_connections(connections)
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to test database {database_name}"))?;
@@ -132,7 +138,8 @@ impl Drop for TestEnv {
         if self.cleaned_up {
             return;
         }
-        // The test ended without calling `cleanup` (usually a failed assertion). Async work cannot run
+        // The test ended without calling `cleanup` (a failed assertion, or an owner that cleans up on
+        // drop, as the sessions API tests' `TestApp` does). Async work cannot run
         // inside `drop`, and the test's runtime may be shutting down, so clean up on a helper thread
         // with its own runtime and wait for it.
         let endpoints = self.endpoints.clone();

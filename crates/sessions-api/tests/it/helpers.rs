@@ -1,20 +1,22 @@
-//! `spawn_app()`: one isolated sessions API per test, on port 0, with its own freshly created and
-//! migrated PostgreSQL database and its own JetStream stream and subject prefix, all removed again
-//! when the `TestApp` is dropped (even when the test fails).
+//! `spawn_app()`: one isolated sessions API per test, on port 0, on the workspace harness's
+//! `TestEnv` (its own freshly created and migrated PostgreSQL database and its own JetStream stream
+//! and subject prefix, with the harness's container fallback), all removed again when the `TestApp`
+//! is dropped (even when the test fails).
 
 use std::sync::Once;
 
 use chrono::{DateTime, Duration, Utc};
 use claimledger_events::{AggregateKind, ChainId, ClinicId, SessionId};
-use claimledger_log::{AggregateAddress, EventLog, LogConfig, LogStorage};
+use claimledger_log::{AggregateAddress, EventLog, LogStorage};
 use claimledger_sessions_api::auth::{Role, bootstrap_chain, create_api_key};
 use claimledger_sessions_api::config::Settings;
 use claimledger_sessions_api::startup::Application;
+use integration_tests::TestEnv;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -47,13 +49,13 @@ pub struct TestApp {
     pub chain: ChainId,
     /// Its admin key.
     pub admin_key: String,
-    shutdown: CancellationToken,
-    server: Option<JoinHandle<()>>,
-    database_name: String,
-    maintenance_options: PgConnectOptions,
     /// The NATS server.
     pub nats_url: String,
-    stream_names: Vec<String>,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<()>>,
+    /// The test's database and streams, removed when the app is dropped (declared last: fields
+    /// drop in order, so the server has stopped first).
+    _env: TestEnv,
 }
 
 /// An HTTP answer.
@@ -195,42 +197,14 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     init_tracing();
     let base = Settings::from_env().expect("settings from the environment");
-    let maintenance_options = base.database.connect_options().expect("DATABASE_URL");
-    let database_name = format!("sessions_test_{}", Uuid::new_v4().simple());
-    let mut maintenance = PgConnection::connect_with(&maintenance_options)
+    // The API serves many requests at once (and a second instance shares the pool).
+    let env = TestEnv::start_with_pool(10)
         .await
-        .expect("PostgreSQL answers");
-    sqlx::query(&format!("CREATE DATABASE \"{database_name}\""))
-        .execute(&mut maintenance)
-        .await
-        .expect("create the test database");
-    maintenance.close().await.expect("close");
-    let pool = PgPoolOptions::new()
-        .max_connections(10)
-        .connect_with(maintenance_options.clone().database(&database_name))
-        .await
-        .expect("connect to the test database");
-    sqlx::migrate!("../../migrations")
-        .run(&pool)
-        .await
-        .expect("migrations run");
-
-    let unique = Uuid::new_v4().simple().to_string();
-    let mut log_config = LogConfig::new(format!("SESSIONS_TEST_{unique}"), format!("t{unique}"));
+        .expect("the test's database and stream");
+    let pool = env.db.clone();
+    let mut log_config = env.log_config();
     log_config.storage = LogStorage::Memory;
-    // On a cluster (CLAIMLEDGER_LOG_REPLICAS=3) the stream is replicated as production's is: only
-    // then do current servers answer a lost race with error 10164.
-    log_config.replicas = base.log.replicas;
-    let stream_names = vec![
-        log_config.stream_name.clone(),
-        log_config.parked_stream_name(),
-    ];
-    let client = async_nats::connect(&base.nats_url)
-        .await
-        .expect("NATS answers");
-    let log = EventLog::connect(client, log_config)
-        .await
-        .expect("the log opens");
+    let log = env.event_log_with(log_config).await.expect("the log opens");
 
     let mut settings = base.clone();
     configure(&mut settings);
@@ -259,12 +233,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         log,
         chain,
         admin_key: admin.secret,
+        nats_url: env.endpoints().nats_url.clone(),
         shutdown,
         server: Some(server),
-        database_name,
-        maintenance_options,
-        nats_url: base.nats_url,
-        stream_names,
+        _env: env,
     }
 }
 
@@ -478,32 +450,5 @@ impl Drop for TestApp {
         if let Some(server) = self.server.take() {
             server.abort();
         }
-        let database_name = self.database_name.clone();
-        let options = self.maintenance_options.clone().disable_statement_logging();
-        let nats_url = self.nats_url.clone();
-        let streams = self.stream_names.clone();
-        // Cleanup runs on its own runtime in its own thread, so it also runs when a test panics.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                if let Ok(mut connection) = PgConnection::connect_with(&options).await {
-                    let _ = sqlx::query(&format!(
-                        "DROP DATABASE IF EXISTS \"{database_name}\" WITH (FORCE)"
-                    ))
-                    .execute(&mut connection)
-                    .await;
-                }
-                if let Ok(client) = async_nats::connect(&nats_url).await {
-                    let context = async_nats::jetstream::new(client);
-                    for stream in streams {
-                        let _ = context.delete_stream(&stream).await;
-                    }
-                }
-            });
-        });
-        let _ = cleanup.join();
     }
 }
