@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use claimledger_events::{ChainId, UtcMicros};
-use claimledger_log::{EventLog, LogConfig, LogStorage};
+use claimledger_log::{EventLog, LogStorage};
 use claimledger_payer_rules::publish::publish;
 use claimledger_payer_rules::rulebook::RuleBook;
 use claimledger_sessions_api::auth::{CreatedKey, Role, bootstrap_chain, create_api_key};
@@ -15,8 +15,8 @@ use claimledger_sessions_api::clock::Clock;
 use claimledger_sessions_api::config::Settings;
 use claimledger_sessions_api::startup::Application;
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use integration_tests::TestEnv;
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -25,16 +25,15 @@ use super::billing::{bill_chain, billable_drafts};
 use super::workload::{Recorded, record_chain};
 use super::{DemoArgs, catch_up};
 
-/// A sessions API on its own database and stream; both are removed on drop, also when a test fails.
+/// A sessions API on its own database and stream (the workspace harness's `TestEnv`); both are
+/// removed on drop, also when a test fails.
 struct Stack {
     pool: PgPool,
     log: EventLog,
     base_url: String,
     shutdown: CancellationToken,
-    database_name: String,
-    maintenance: PgConnectOptions,
-    nats_url: String,
-    streams: Vec<String>,
+    /// Declared last: fields drop in order, so the API has been told to stop first.
+    _env: TestEnv,
 }
 
 impl Stack {
@@ -46,40 +45,17 @@ impl Stack {
     /// A stack whose API reads the current instant from `clock`.
     async fn start_at(clock: Clock) -> Stack {
         let mut settings = Settings::from_env().expect("settings from the environment");
-        let maintenance = settings.database.connect_options().expect("DATABASE_URL");
-        let database_name = format!("demo_test_{}", Uuid::new_v4().simple());
-        let mut connection = PgConnection::connect_with(&maintenance)
+        let env = TestEnv::start_with_pool(10)
             .await
-            .expect("PostgreSQL answers");
-        sqlx::query(&format!("CREATE DATABASE \"{database_name}\""))
-            .execute(&mut connection)
-            .await
-            .expect("create the test database");
-        connection.close().await.expect("close");
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .connect_with(maintenance.clone().database(&database_name))
-            .await
-            .expect("connect to the test database");
-        sqlx::migrate!("../../migrations")
-            .run(&pool)
-            .await
-            .expect("migrations run");
-        let unique = Uuid::new_v4().simple().to_string();
-        let mut log_config = LogConfig::new(format!("DEMO_TEST_{unique}"), format!("d{unique}"));
+            .expect("the test's database and stream");
+        let pool = env.db.clone();
+        let mut log_config = env.log_config();
         log_config.storage = LogStorage::Memory;
-        let streams = vec![
-            log_config.stream_name.clone(),
-            log_config.parked_stream_name(),
-        ];
-        let client = async_nats::connect(&settings.nats_url)
-            .await
-            .expect("NATS answers");
-        let log = EventLog::connect(client, log_config)
+        let log = env
+            .event_log_with(log_config)
             .await
             .expect("the log opens");
         settings.http.port = 0;
-        let nats_url = settings.nats_url.clone();
         let application = Application::build_with_clock(settings, pool.clone(), log.clone(), clock)
             .await
             .expect("the API builds");
@@ -91,10 +67,7 @@ impl Stack {
             log,
             base_url,
             shutdown,
-            database_name,
-            maintenance,
-            nats_url,
-            streams,
+            _env: env,
         }
     }
 
@@ -239,33 +212,6 @@ impl Api {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        let database_name = self.database_name.clone();
-        let options = self.maintenance.clone().disable_statement_logging();
-        let nats_url = self.nats_url.clone();
-        let streams = self.streams.clone();
-        // Cleanup runs on its own runtime in its own thread, so it also runs when a test panics.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                if let Ok(mut connection) = PgConnection::connect_with(&options).await {
-                    let _ = sqlx::query(&format!(
-                        "DROP DATABASE IF EXISTS \"{database_name}\" WITH (FORCE)"
-                    ))
-                    .execute(&mut connection)
-                    .await;
-                }
-                if let Ok(client) = async_nats::connect(&nats_url).await {
-                    let context = async_nats::jetstream::new(client);
-                    for stream in streams {
-                        let _ = context.delete_stream(&stream).await;
-                    }
-                }
-            });
-        });
-        let _ = cleanup.join();
     }
 }
 
