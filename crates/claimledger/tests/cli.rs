@@ -161,55 +161,47 @@ fn given_bad_arguments_when_run_then_it_fails_with_a_message_naming_the_argument
     }
 }
 
-/// A fresh database for one test, dropped when the guard goes.
+/// A fresh database for one test from the workspace harness, dropped when the guard goes.
 struct Database {
     url: String,
-    name: String,
-    admin_url: String,
+    runtime: tokio::runtime::Runtime,
+    env: Option<integration_tests::TestEnv>,
 }
 
 impl Database {
     fn create() -> Database {
-        let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-            "postgres://claimledger:claimledger@127.0.0.1:5432/claimledger".to_owned()
-        });
-        let name = format!("cli_test_{}", uuid::Uuid::new_v4().simple());
-        run_sql(&admin_url, &format!("CREATE DATABASE \"{name}\""));
-        let base = admin_url
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let env = runtime
+            .block_on(integration_tests::TestEnv::start())
+            .expect("the test's database");
+        // The same server and options as the harness's URL, naming the test's database.
+        let base = &env.endpoints().database_url;
+        let (address, options) = base.split_once('?').unwrap_or((base.as_str(), ""));
+        let server = address
             .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(base, _)| base);
+            .map_or(address, |(server, _)| server);
+        let options = if options.is_empty() {
+            String::new()
+        } else {
+            format!("?{options}")
+        };
         Database {
-            url: format!("{base}/{name}"),
-            name,
-            admin_url,
+            url: format!("{server}/{}{options}", env.database_name()),
+            runtime,
+            env: Some(env),
         }
     }
 }
 
 impl Drop for Database {
     fn drop(&mut self) {
-        run_sql(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
-        );
+        if let Some(env) = self.env.take() {
+            let _ = self.runtime.block_on(env.cleanup());
+        }
     }
-}
-
-fn run_sql(url: &str, statement: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        use sqlx::Connection;
-        let mut connection = sqlx::PgConnection::connect(url)
-            .await
-            .expect("PostgreSQL answers");
-        sqlx::query(statement)
-            .execute(&mut connection)
-            .await
-            .expect("the statement runs");
-    });
 }
 
 fn claimledger_on(database: &Database, args: &[&str]) -> Output {
