@@ -7,9 +7,12 @@
 //! binary. Without either, `TestEnv::start` fails and says what is missing. Streams get
 //! `CLAIMLEDGER_LOG_REPLICAS` replicas (default 1), as the services' streams do.
 
+pub mod claim_workload;
 pub mod cluster;
 pub mod commits;
+pub mod read_model_fixture;
 mod services;
+pub mod workload;
 
 use std::str::FromStr;
 

@@ -32,10 +32,7 @@
 //! millions of them. Everything else uses the local NATS and PostgreSQL like the integration
 //! tests, with a database of its own, dropped at the end.
 
-// The workload is shared with the integration tests, which use parts the benchmark does not.
-#[allow(dead_code)]
-#[path = "../tests/it/workload.rs"]
-mod workload;
+use integration_tests::workload;
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};

@@ -17,14 +17,7 @@
 //! Uses the local NATS and PostgreSQL like the integration tests, with a stream and a database of
 //! its own, deleted at the end.
 
-// The workloads are shared with the integration tests, which use parts the benchmark does not.
-#[allow(dead_code)]
-#[path = "../tests/it/workload.rs"]
-mod workload;
-
-#[allow(dead_code)]
-#[path = "../tests/it/claim_workload.rs"]
-mod claim_workload;
+use integration_tests::{claim_workload, workload};
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};

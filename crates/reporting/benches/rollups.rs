@@ -7,9 +7,7 @@
 //! Knobs: `BENCH_CLINICS` (500), `BENCH_DAYS` (365), `BENCH_CLAIMS_PER_CLINIC_DAY` (4),
 //! `BENCH_ITERATIONS` (15), `BENCH_SEED` (2026), `DATABASE_URL` (a role that may create databases).
 
-#[allow(dead_code, clippy::print_stdout)]
-#[path = "../tests/it/fixture.rs"]
-mod fixture;
+use integration_tests::read_model_fixture as fixture;
 
 use std::io::Write;
 use std::str::FromStr;

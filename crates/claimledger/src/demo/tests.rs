@@ -14,8 +14,8 @@ use claimledger_sessions_api::auth::{CreatedKey, Role, bootstrap_chain, create_a
 use claimledger_sessions_api::clock::Clock;
 use claimledger_sessions_api::config::Settings;
 use claimledger_sessions_api::startup::Application;
-use serde_json::Value;
 use integration_tests::TestEnv;
+use serde_json::Value;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -51,10 +51,7 @@ impl Stack {
         let pool = env.db.clone();
         let mut log_config = env.log_config();
         log_config.storage = LogStorage::Memory;
-        let log = env
-            .event_log_with(log_config)
-            .await
-            .expect("the log opens");
+        let log = env.event_log_with(log_config).await.expect("the log opens");
         settings.http.port = 0;
         let application = Application::build_with_clock(settings, pool.clone(), log.clone(), clock)
             .await

@@ -2,7 +2,6 @@
 //! its own stream and database (see `integration-tests`).
 
 mod batching;
-mod claim_workload;
 mod crash;
 mod helpers;
 mod postgres_restart;
@@ -11,4 +10,6 @@ mod rebuild;
 mod rejected_values;
 mod reprice;
 mod rollups;
-mod workload;
+
+// The workload generators are the harness's, shared with replay's tests and the benchmarks.
+use integration_tests::{claim_workload, workload};

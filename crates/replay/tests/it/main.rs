@@ -2,8 +2,5 @@
 //! own stream and database (see `integration-tests`).
 
 mod agreement;
-// The projector's deterministic workload generator, shared rather than copied; this binary uses a
-// part of it.
-#[allow(dead_code)]
-#[path = "../../../projector/tests/it/workload.rs"]
-mod workload;
+// The projector's deterministic workload generator, from the harness.
+use integration_tests::workload;

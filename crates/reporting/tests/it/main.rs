@@ -4,7 +4,6 @@
 mod api;
 mod charts;
 mod end_to_end;
-mod fixture;
 mod helpers;
 mod known;
 mod openapi;
@@ -12,3 +11,6 @@ mod queries;
 mod rls;
 mod scopes;
 mod terminal;
+
+// The read-model fixture is the harness's, shared with the reporting benchmark.
+use integration_tests::read_model_fixture as fixture;

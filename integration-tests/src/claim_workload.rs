@@ -3,8 +3,8 @@
 //! version): submissions of the derived claims, remittances that pay, deny or deny one line,
 //! resubmissions with another code, corrected remittances and write-offs.
 //!
-//! Shared by the integration tests and the rollup benchmark (`#[path]`-included there). Also
-//! registers more clinics for a workload's chain, so rollups have several clinics to sum over.
+//! Part of the harness, shared by the projector's tests and its rollup benchmark. Also registers
+//! more clinics for a workload's chain, so rollups have several clinics to sum over.
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -50,8 +50,7 @@ pub async fn another_clinic(log: &EventLog, workload: &Workload) -> anyhow::Resu
         time_zone: CLINIC_TIME_ZONE.name().to_owned(),
         place_of_service: "11".to_owned(),
     };
-    let commit =
-        integration_tests::commits::commit_for(&address, vec![Event::ClinicRegistered(registered)]);
+    let commit = crate::commits::commit_for(&address, vec![Event::ClinicRegistered(registered)]);
     log.append(&address, 0, &commit)
         .await
         .context("registering another clinic")?;
@@ -279,10 +278,8 @@ impl ClaimOnLog {
             .decide(command, &context)
             .map_err(|error| anyhow::anyhow!("{}: {}", error.field(), error.reason()))
             .with_context(|| format!("deciding {} on {}", command.name(), self.address.id))?;
-        let commit = integration_tests::commits::commit_for(
-            &self.address,
-            events.iter().map(to_log_event).collect(),
-        );
+        let commit =
+            crate::commits::commit_for(&self.address, events.iter().map(to_log_event).collect());
         self.version = log
             .append(&self.address, self.version, &commit)
             .await

@@ -2,7 +2,8 @@
 //! registered on the log, the repository's payer rules published as `RulesChanged`, and visits of about
 //! six commits each (some self-pay, some cancelled, some amended and completed again).
 //!
-//! Shared by the integration tests and the replay benchmark (`#[path]`-included there).
+//! Part of the harness, so the projector's and replay's tests and the projector's benchmarks share
+//! one generator.
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -38,7 +39,7 @@ pub const PAYERS: [&str; 4] = [
 
 /// The repository's rules directory.
 pub fn rules_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules"))
 }
 
 /// One chain's fixed ids.
@@ -80,6 +81,12 @@ impl VisitDays {
             VisitDays::RoundRobin => index % VISIT_DAYS,
             VisitDays::Dated { visits_per_day } => (index / visits_per_day.max(1)) % VISIT_DAYS,
         }
+    }
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -370,12 +377,12 @@ fn service(technique: Technique, code: &str, minutes: u16, region: BodyRegion) -
 }
 
 fn commit(session: &AggregateAddress, event: Event) -> Commit {
-    integration_tests::commits::commit_for(session, vec![event])
+    crate::commits::commit_for(session, vec![event])
 }
 
 /// The current time as the log stores it.
 pub fn now() -> UtcMicros {
-    integration_tests::commits::now()
+    crate::commits::now()
 }
 
 /// A valid NPI from a nine-digit base.
