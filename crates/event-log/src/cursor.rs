@@ -2,11 +2,19 @@
 //! was opened, or never in follow mode. It reads through a direct connection ([`crate::direct`])
 //! where one was offered and works, and otherwise through an async-nats ordered consumer (no acks,
 //! flow-controlled batches).
+//!
+//! On a replicated stream the cluster places the cursor's ephemeral consumer on any of the stream's
+//! peers, and a follower may not have applied the newest messages yet: its consumer then reports
+//! nothing pending before the snapshot's end. Before a snapshot cursor ends short of the stream's
+//! last sequence, it asks the stream leader whether a matching message remains, and if one does it
+//! keeps reading until the consumer's server delivers it.
+
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
-use async_nats::jetstream::stream::Stream as JetStream;
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream as JetStream};
 use bytes::Bytes;
 use futures::StreamExt;
 
@@ -37,11 +45,26 @@ enum Source {
     Direct(Box<DirectPull>),
 }
 
+/// How long a snapshot cursor waits before asking a lagging consumer's server again.
+const LAGGING_CONSUMER_PAUSE: Duration = Duration::from_millis(10);
+
 /// A forward cursor; see the module documentation.
 pub(crate) struct Cursor {
     messages: Option<Source>,
     /// The last sequence to deliver, for snapshot cursors.
     last_sequence: Option<u64>,
+    /// The stream, for asking its leader whether a snapshot has more (replicated streams only).
+    leader_check: Option<LeaderCheck>,
+    /// The stream sequence of the last message delivered (or the one before the first wanted).
+    delivered: u64,
+    /// An error met after a message was already in hand, returned by the next call.
+    deferred_error: Option<LogError>,
+}
+
+/// What a snapshot cursor on a replicated stream needs to ask the leader whether more is coming.
+struct LeaderCheck {
+    stream: JetStream,
+    filter_subject: Option<String>,
 }
 
 impl std::fmt::Debug for Cursor {
@@ -50,6 +73,7 @@ impl std::fmt::Debug for Cursor {
             .field("open", &self.messages.is_some())
             .field("direct", &matches!(self.messages, Some(Source::Direct(_))))
             .field("last_sequence", &self.last_sequence)
+            .field("delivered", &self.delivered)
             .finish()
     }
 }
@@ -78,6 +102,13 @@ impl Cursor {
             }
             CursorEnd::Follow => None,
         };
+        let leader_check = (last_sequence.is_some()
+            && stream.cached_info().config.num_replicas > 1)
+            .then(|| LeaderCheck {
+                stream: stream.clone(),
+                filter_subject: filter_subject.clone(),
+            });
+        let delivered = from_sequence.saturating_sub(1);
         let deliver_policy = if from_sequence <= 1 {
             DeliverPolicy::All
         } else {
@@ -98,6 +129,9 @@ impl Cursor {
             return Ok(Self {
                 messages: Some(Source::Direct(Box::new(pull))),
                 last_sequence,
+                leader_check,
+                delivered,
+                deferred_error: None,
             });
         }
         let consumer = stream
@@ -108,55 +142,143 @@ impl Cursor {
             })
             .await
             .map_err(LogError::nats("creating an ordered consumer"))?;
-        if last_sequence.is_some() && consumer.cached_info().num_pending == 0 {
+        let mut cursor = Self {
+            messages: None,
+            last_sequence,
+            leader_check,
+            delivered,
+            deferred_error: None,
+        };
+        if last_sequence.is_some()
+            && consumer.cached_info().num_pending == 0
+            && !snapshot_has_more(
+                cursor.last_sequence,
+                cursor.leader_check.as_ref(),
+                cursor.delivered,
+            )
+            .await?
+        {
             return Ok(Self::exhausted());
         }
         let messages = consumer
             .messages()
             .await
             .map_err(LogError::nats("starting an ordered consumer"))?;
-        Ok(Self {
-            messages: Some(Source::Ordered(Box::new(messages))),
-            last_sequence,
-        })
+        cursor.messages = Some(Source::Ordered(Box::new(messages)));
+        Ok(cursor)
     }
 
     fn exhausted() -> Self {
         Self {
             messages: None,
             last_sequence: None,
+            leader_check: None,
+            delivered: 0,
+            deferred_error: None,
         }
     }
 
     /// The next message, `None` at the end, or an error (after which the cursor is exhausted).
     pub(crate) async fn next(&mut self) -> Option<Result<RawMessage, LogError>> {
-        let next = match self.messages.as_mut()? {
-            Source::Ordered(messages) => next_ordered(messages).await,
-            Source::Direct(pull) => next_direct(pull).await,
-        };
-        let (message, sequence, pending) = match next {
-            Some(Ok(next)) => next,
-            Some(Err(error)) => {
-                self.messages = None;
-                return Some(Err(error));
-            }
-            None => {
-                self.messages = None;
-                return None;
-            }
-        };
-        if let Some(last) = self.last_sequence {
-            if sequence > last {
-                self.messages = None;
-                return None;
-            }
-            // With a filter, the stream's last message may not match: nothing left pending for this
-            // consumer means the snapshot is complete.
-            if sequence == last || pending == 0 {
-                self.messages = None;
-            }
+        if let Some(error) = self.deferred_error.take() {
+            self.messages = None;
+            return Some(Err(error));
         }
-        Some(Ok(message))
+        loop {
+            let next = match self.messages.as_mut()? {
+                Source::Ordered(messages) => next_ordered(messages).await,
+                Source::Direct(pull) => next_direct(pull).await,
+            };
+            let (message, sequence, pending) = match next {
+                Some(Ok(next)) => next,
+                Some(Err(error)) => {
+                    self.messages = None;
+                    return Some(Err(error));
+                }
+                // The source ran dry: the end, unless its server is behind the leader.
+                None => match snapshot_has_more(
+                    self.last_sequence,
+                    self.leader_check.as_ref(),
+                    self.delivered,
+                )
+                .await
+                {
+                    Ok(true) => {
+                        tokio::time::sleep(LAGGING_CONSUMER_PAUSE).await;
+                        continue;
+                    }
+                    Ok(false) => {
+                        self.messages = None;
+                        return None;
+                    }
+                    Err(error) => {
+                        self.messages = None;
+                        return Some(Err(error));
+                    }
+                },
+            };
+            self.delivered = sequence;
+            if let Some(last) = self.last_sequence {
+                if sequence > last {
+                    self.messages = None;
+                    return None;
+                }
+                // With a filter, the stream's last message may not match: nothing left pending for
+                // this consumer means the snapshot is complete, once the leader agrees.
+                if sequence == last {
+                    self.messages = None;
+                } else if pending == 0 {
+                    match snapshot_has_more(
+                        self.last_sequence,
+                        self.leader_check.as_ref(),
+                        self.delivered,
+                    )
+                    .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => self.messages = None,
+                        Err(error) => self.deferred_error = Some(error),
+                    }
+                }
+            }
+            return Some(Ok(message));
+        }
+    }
+}
+
+/// Whether a snapshot cursor's consumer stopped short: the stream leader holds a message
+/// matching the filter after the last one delivered and no later than the snapshot's end.
+/// Always `false` on a stream with one replica, whose consumer sees everything there is. Apart
+/// from the cursor, whose sources are not `Sync`, so that a replay's future stays `Send`.
+async fn snapshot_has_more(
+    last_sequence: Option<u64>,
+    leader_check: Option<&LeaderCheck>,
+    delivered: u64,
+) -> Result<bool, LogError> {
+    let (Some(last), Some(check)) = (last_sequence, leader_check) else {
+        return Ok(false);
+    };
+    if delivered >= last {
+        return Ok(false);
+    }
+    let Some(filter) = &check.filter_subject else {
+        // The log is never trimmed and denies deletes, so every sequence up to the end is a
+        // message the cursor wants.
+        return Ok(true);
+    };
+    let next = check
+        .stream
+        .raw_message_builder()
+        .sequence(delivered + 1)
+        .next_by_subject(filter.clone())
+        .send()
+        .await;
+    match next {
+        Ok(message) => Ok(message.sequence <= last),
+        Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
+        Err(error) => Err(LogError::nats(
+            "asking the stream leader for the snapshot's rest",
+        )(error)),
     }
 }
 
