@@ -39,6 +39,11 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(20);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// An ephemeral consumer whose reader vanished is removed by the server after this long.
 const INACTIVE_THRESHOLD: Duration = Duration::from_secs(60);
+/// How long to wait before asking again when nothing answered a pull request: the time a new
+/// consumer's interest takes to cross the cluster's routes.
+const UNANSWERED_REQUEST_PAUSE: Duration = Duration::from_millis(20);
+/// Pull requests in a row nothing may answer (about 2 s) before the read fails.
+const MAX_UNANSWERED_REQUESTS: u32 = 100;
 
 /// Where a direct connection goes, as learned from the async-nats connection's server info.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +105,8 @@ pub(crate) struct DirectPull {
     outstanding: usize,
     /// Messages delivered for the outstanding request so far.
     delivered_in_request: usize,
+    /// Pull requests in a row that nothing answered (503 No Responders).
+    unanswered_requests: u32,
     /// The consumer sequence of the last message, to detect a gap (which would be a lost message).
     consumer_sequence: u64,
     consumer: Option<(JetStream, String)>,
@@ -163,6 +170,7 @@ impl DirectPull {
             follow,
             outstanding: 0,
             delivered_in_request: 0,
+            unanswered_requests: 0,
             consumer_sequence: 0,
             consumer: Some((stream.clone(), consumer_name)),
         };
@@ -183,6 +191,7 @@ impl DirectPull {
             }
             match self.read_frame().await? {
                 Frame::Message(message) => {
+                    self.unanswered_requests = 0;
                     self.delivered_in_request += 1;
                     if self.delivered_in_request >= self.outstanding {
                         self.outstanding = 0;
@@ -195,6 +204,18 @@ impl DirectPull {
                     if !self.follow && (no_messages || nothing_delivered) {
                         return Ok(Pulled::Exhausted);
                     }
+                }
+                Frame::NoResponders => {
+                    self.outstanding = 0;
+                    self.unanswered_requests += 1;
+                    if self.unanswered_requests > MAX_UNANSWERED_REQUESTS {
+                        return Err(protocol_error(
+                            "reading from the log",
+                            "nothing answered the consumer's pull requests (503 No Responders)"
+                                .to_owned(),
+                        ));
+                    }
+                    tokio::time::sleep(UNANSWERED_REQUEST_PAUSE).await;
                 }
                 Frame::Ping => self
                     .socket
@@ -332,6 +353,9 @@ impl DirectPull {
             // request that delivered fewer than it asked for).
             404 => Ok(Some(Frame::RequestEnded { no_messages: true })),
             408 => Ok(Some(Frame::RequestEnded { no_messages: false })),
+            // On a cluster the new consumer may live on another node, and its interest in the pull
+            // subject reaches this node a moment after the consumer was created.
+            503 => Ok(Some(Frame::NoResponders)),
             // Idle heartbeats and flow control are not asked for, but harmless.
             100 => Ok(Some(Frame::Other)),
             _ => Err(protocol_error(
@@ -365,6 +389,8 @@ enum Frame {
     RequestEnded {
         no_messages: bool,
     },
+    /// 503 No Responders: nothing answers the consumer's pull subject on this server yet.
+    NoResponders,
     /// The server's keep-alive; it drops a client that leaves pings unanswered.
     Ping,
     Other,
