@@ -79,6 +79,14 @@ pub async fn rebuild(
         return Err(ProjectorError::RebuildRunning);
     }
     let result = rebuild_locked(log, pool, config, chain, reference, progress, started).await;
+    // Unlocked explicitly: closing the connection releases the lock only when its backend has
+    // exited, which the server does after the client has gone, so a rebuild started right after
+    // this one could still find it held.
+    let _ = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+        .bind(REBUILD_LOCK_KEY)
+        .persistent(false)
+        .fetch_one(&mut lock_connection)
+        .await;
     lock_connection.close().await.ok();
     result
 }
