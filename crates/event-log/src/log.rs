@@ -90,7 +90,7 @@ pub struct EventLog {
 }
 
 /// The state every clone of an [`EventLog`] shares.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Shared {
     context: Context,
     config: LogConfig,
@@ -109,22 +109,7 @@ impl EventLog {
         config.validate()?;
         let context = jetstream::new(client);
         let (stream, parked) = ensure_streams(&context, &config).await?;
-        warn_if_replicated_on_an_older_release(
-            &context.client().server_info().version,
-            stream.cached_info(),
-        );
-        let parker = Parker::new(context.clone(), Some(parked), &config);
-        let direct = DirectTarget::detect(&context.client());
-        Ok(Self {
-            shared: Arc::new(Shared {
-                context,
-                config,
-                stream,
-                parker,
-                direct,
-                append_retry: DEFAULT_APPEND_RETRY,
-            }),
-        })
+        Ok(Self::assemble(context, config, stream, Some(parked)))
     }
 
     /// Opens a log whose stream already exists, for reading, creating nothing: a missing stream is
@@ -154,14 +139,25 @@ impl EventLog {
                 found: format!("{found_subjects:?}"),
             });
         }
+        let parked = existing_stream(&context, &config.parked_stream_name()).await?;
+        Ok(Self::assemble(context, config, stream, parked))
+    }
+
+    /// The log over `stream` (and the parked stream, if there is one), after warning about a
+    /// replicated stream on an older server.
+    fn assemble(
+        context: Context,
+        config: LogConfig,
+        stream: JetStream,
+        parked: Option<JetStream>,
+    ) -> Self {
         warn_if_replicated_on_an_older_release(
             &context.client().server_info().version,
             stream.cached_info(),
         );
-        let parked = existing_stream(&context, &config.parked_stream_name()).await?;
         let parker = Parker::new(context.clone(), parked, &config);
         let direct = DirectTarget::detect(&context.client());
-        Ok(Self {
+        Self {
             shared: Arc::new(Shared {
                 context,
                 config,
@@ -170,21 +166,16 @@ impl EventLog {
                 direct,
                 append_retry: DEFAULT_APPEND_RETRY,
             }),
-        })
+        }
     }
 
     /// This log with replays read through async-nats only: the fallback path of
     /// [`crate::direct`], which tests and the replay benchmark compare against.
     pub fn without_direct_reads(&self) -> Self {
-        let shared = &self.shared;
         Self {
             shared: Arc::new(Shared {
-                context: shared.context.clone(),
-                config: shared.config.clone(),
-                stream: shared.stream.clone(),
-                parker: shared.parker.clone(),
                 direct: None,
-                append_retry: shared.append_retry,
+                ..(*self.shared).clone()
             }),
         }
     }
@@ -192,15 +183,10 @@ impl EventLog {
     /// This log with appends retrying transient failures for `budget` instead of
     /// [`DEFAULT_APPEND_RETRY`]; zero tries once.
     pub fn with_append_retry(&self, budget: Duration) -> Self {
-        let shared = &self.shared;
         Self {
             shared: Arc::new(Shared {
-                context: shared.context.clone(),
-                config: shared.config.clone(),
-                stream: shared.stream.clone(),
-                parker: shared.parker.clone(),
-                direct: shared.direct.clone(),
                 append_retry: budget,
+                ..(*self.shared).clone()
             }),
         }
     }
