@@ -35,24 +35,49 @@ pub enum Outcome {
     Idle,
 }
 
+/// A committed batch (or several, summed): what it applied.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct AppliedBatch {
+    /// Positions applied (those above the checkpoint).
+    pub(crate) positions: u64,
+    /// Events folded.
+    pub(crate) events: u64,
+    /// Positions parked.
+    pub(crate) parked: u64,
+    /// The new checkpoint.
+    pub(crate) checkpoint: u64,
+    /// `recorded_at` of the last commit applied, in microseconds.
+    pub(crate) last_recorded_at: Option<i64>,
+    /// Where the batch's time went (without reading, which the caller measures).
+    pub(crate) phases: PhaseTimes,
+}
+
+impl AppliedBatch {
+    /// A batch that applied nothing and left the checkpoint at `checkpoint`.
+    fn nothing(checkpoint: u64, phases: PhaseTimes) -> AppliedBatch {
+        AppliedBatch {
+            checkpoint,
+            phases,
+            ..AppliedBatch::default()
+        }
+    }
+
+    /// Adds `later`, a batch committed after this one.
+    fn add(&mut self, later: &AppliedBatch) {
+        self.positions += later.positions;
+        self.events += later.events;
+        self.parked += later.parked;
+        self.checkpoint = later.checkpoint;
+        self.last_recorded_at = later.last_recorded_at.or(self.last_recorded_at);
+        self.phases.add(&later.phases);
+    }
+}
+
 /// What [`Applier::apply`] did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum ApplyOutcome {
     /// The batch is committed.
-    Applied {
-        /// Positions applied (those above the checkpoint).
-        positions: u64,
-        /// Events folded.
-        events: u64,
-        /// Positions parked.
-        parked: u64,
-        /// The new checkpoint.
-        checkpoint: u64,
-        /// `recorded_at` of the last commit applied, in microseconds.
-        last_recorded_at: Option<i64>,
-        /// Where the batch's time went (without reading, which the caller measures).
-        phases: PhaseTimes,
-    },
+    Applied(AppliedBatch),
     /// Someone else moved the checkpoint (a rebuild was swapped in): nothing was applied, and the
     /// caller must read again from the new checkpoint.
     Moved {
@@ -217,7 +242,7 @@ impl Applier {
             return self.apply_one_by_one(from, through, covered_through).await;
         }
         let outcome = result?;
-        if matches!(outcome, ApplyOutcome::Applied { .. }) {
+        if matches!(outcome, ApplyOutcome::Applied(_)) {
             self.state = Some(state);
         }
         Ok(outcome)
@@ -239,7 +264,7 @@ impl Applier {
     ) -> Result<ApplyOutcome, ProjectorError> {
         self.state = None;
         let items = self.reread(from, through).await?;
-        let mut total = AppliedTotal::default();
+        let mut total = AppliedBatch::default();
         for item in items {
             let mut state = match self.state.take() {
                 Some(state) => state,
@@ -271,8 +296,8 @@ impl Applier {
                 other => other?,
             };
             match outcome {
-                ApplyOutcome::Applied { .. } => {
-                    total.add(&outcome);
+                ApplyOutcome::Applied(batch) => {
+                    total.add(&batch);
                     self.state = Some(state);
                 }
                 ApplyOutcome::Moved { .. } => return Ok(outcome),
@@ -288,14 +313,14 @@ impl Applier {
                     .apply_in_transaction(&mut state, Vec::new(), Some(covered), NewRows::Upsert)
                     .await?;
                 match outcome {
-                    ApplyOutcome::Applied { .. } => total.add(&outcome),
+                    ApplyOutcome::Applied(batch) => total.add(&batch),
                     ApplyOutcome::Moved { .. } => return Ok(outcome),
                 }
             }
             self.state = Some(state);
         }
-        let checkpoint = self.checkpoint().await?;
-        Ok(total.outcome(checkpoint))
+        total.checkpoint = self.checkpoint().await?;
+        Ok(ApplyOutcome::Applied(total))
     }
 
     /// Records one position as parked and moves the checkpoint to it, in one transaction.
@@ -379,14 +404,9 @@ impl Applier {
         let last_item = items.last().map_or(checkpoint, ReplayItem::sequence);
         let new_checkpoint = last_item.max(covered_through.unwrap_or(0)).max(checkpoint);
         if items.is_empty() && new_checkpoint == checkpoint {
-            return Ok(ApplyOutcome::Applied {
-                positions: 0,
-                events: 0,
-                parked: 0,
-                checkpoint,
-                last_recorded_at: None,
-                phases,
-            });
+            return Ok(ApplyOutcome::Applied(AppliedBatch::nothing(
+                checkpoint, phases,
+            )));
         }
 
         let (stored, drafts) = self
@@ -409,14 +429,14 @@ impl Applier {
             .map_err(ProjectorError::db("committing a batch"))?;
         phases.commit = written.elapsed().as_secs_f64();
         state.checkpoint = new_checkpoint;
-        Ok(ApplyOutcome::Applied {
+        Ok(ApplyOutcome::Applied(AppliedBatch {
             positions,
             events: changes.events,
             parked: changes.parked.len() as u64,
             checkpoint: new_checkpoint,
             last_recorded_at: changes.last_recorded_at,
             phases,
-        })
+        }))
     }
 }
 
@@ -445,59 +465,18 @@ async fn park_on(
         .await
         .map_err(ProjectorError::db("committing a batch"))?;
     state.checkpoint = sequence;
-    Ok(ApplyOutcome::Applied {
+    Ok(ApplyOutcome::Applied(AppliedBatch {
         positions: 1,
-        events: 0,
         parked: 1,
-        checkpoint: sequence,
-        last_recorded_at: None,
-        phases: PhaseTimes {
-            write: (written - started).as_secs_f64(),
-            commit: written.elapsed().as_secs_f64(),
-            ..PhaseTimes::default()
-        },
-    })
-}
-
-/// The sum of the [`ApplyOutcome::Applied`] outcomes of a batch applied commit by commit.
-#[derive(Debug, Default)]
-struct AppliedTotal {
-    positions: u64,
-    events: u64,
-    parked: u64,
-    last_recorded_at: Option<i64>,
-    phases: PhaseTimes,
-}
-
-impl AppliedTotal {
-    fn add(&mut self, outcome: &ApplyOutcome) {
-        if let ApplyOutcome::Applied {
-            positions,
-            events,
-            parked,
-            last_recorded_at,
-            phases,
-            ..
-        } = outcome
-        {
-            self.positions += positions;
-            self.events += events;
-            self.parked += parked;
-            self.last_recorded_at = last_recorded_at.or(self.last_recorded_at);
-            self.phases.add(phases);
-        }
-    }
-
-    fn outcome(self, checkpoint: u64) -> ApplyOutcome {
-        ApplyOutcome::Applied {
-            positions: self.positions,
-            events: self.events,
-            parked: self.parked,
-            checkpoint,
-            last_recorded_at: self.last_recorded_at,
-            phases: self.phases,
-        }
-    }
+        ..AppliedBatch::nothing(
+            sequence,
+            PhaseTimes {
+                write: (written - started).as_secs_f64(),
+                commit: written.elapsed().as_secs_f64(),
+                ..PhaseTimes::default()
+            },
+        )
+    }))
 }
 
 /// A batch folded while the batch before it is still being written (see [`Projector`]): its rows,
@@ -519,22 +498,23 @@ pub(crate) struct Folded {
 /// What writing a [`Folded`] batch did.
 #[derive(Debug)]
 enum Written {
-    Applied {
-        positions: u64,
-        events: u64,
-        parked: u64,
-        checkpoint: u64,
-        last_recorded_at: Option<i64>,
-        phases: PhaseTimes,
-    },
+    Applied(AppliedBatch),
     /// Someone else moved the checkpoint: nothing was written.
-    Moved { checkpoint: u64 },
+    Moved {
+        checkpoint: u64,
+    },
     /// A row the batch took for new exists: nothing was written; apply the positions
     /// `from..=through` again with upserts.
-    ExistingRow { from: u64, through: u64 },
+    ExistingRow {
+        from: u64,
+        through: u64,
+    },
     /// PostgreSQL refused a value of the batch: nothing was written; apply the positions
     /// `from..=through` again one by one, parking those refused on their own.
-    Rejected { from: u64, through: u64 },
+    Rejected {
+        from: u64,
+        through: u64,
+    },
 }
 
 /// Sessions folded but not yet committed: the next batch continues them from here instead of from
@@ -736,14 +716,7 @@ async fn write_folded_on(
         return Ok(Written::Moved { checkpoint: found });
     }
     if positions == 0 {
-        return Ok(Written::Applied {
-            positions: 0,
-            events: 0,
-            parked: 0,
-            checkpoint: found,
-            last_recorded_at: None,
-            phases,
-        });
+        return Ok(Written::Applied(AppliedBatch::nothing(found, phases)));
     }
     let (from, through) = (expected_checkpoint + 1, checkpoint);
     let rejected = |error: &ProjectorError| {
@@ -779,14 +752,14 @@ async fn write_folded_on(
         other => other?,
     }
     phases.commit = written.elapsed().as_secs_f64();
-    Ok(Written::Applied {
+    Ok(Written::Applied(AppliedBatch {
         positions,
         events: changes.events,
         parked: changes.parked.len() as u64,
         checkpoint,
         last_recorded_at: changes.last_recorded_at,
         phases,
-    })
+    }))
 }
 
 /// The sessions whose stored state the batch needs, and the clinics and therapists its claims may
@@ -1050,18 +1023,7 @@ impl Projector {
             }
         };
         match written {
-            Written::Applied {
-                positions,
-                events,
-                parked,
-                checkpoint,
-                last_recorded_at,
-                phases,
-            } => {
-                self.metrics
-                    .record_batch(events, parked, checkpoint, last_recorded_at, &phases);
-                Ok(positions)
-            }
+            Written::Applied(batch) => Ok(self.record_applied(&batch)),
             Written::Moved { checkpoint } => {
                 tracing::info!(
                     checkpoint,
@@ -1092,21 +1054,22 @@ impl Projector {
         }
     }
 
+    /// Records a committed batch in the metrics; returns the positions it applied.
+    fn record_applied(&self, batch: &AppliedBatch) -> u64 {
+        self.metrics.record_batch(
+            batch.events,
+            batch.parked,
+            batch.checkpoint,
+            batch.last_recorded_at,
+            &batch.phases,
+        );
+        batch.positions
+    }
+
     /// Records a batch applied again outside the pipeline; returns the positions it applied.
     fn record_fallback(&mut self, outcome: ApplyOutcome) -> u64 {
         match outcome {
-            ApplyOutcome::Applied {
-                positions,
-                events,
-                parked,
-                checkpoint,
-                last_recorded_at,
-                phases,
-            } => {
-                self.metrics
-                    .record_batch(events, parked, checkpoint, last_recorded_at, &phases);
-                positions
-            }
+            ApplyOutcome::Applied(batch) => self.record_applied(&batch),
             ApplyOutcome::Moved { .. } => {
                 self.reset_pipeline();
                 0

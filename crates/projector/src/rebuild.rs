@@ -268,16 +268,11 @@ async fn apply_range(
         };
         let items = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
         match applier.apply(items, covered).await? {
-            ApplyOutcome::Applied {
-                positions,
-                events,
-                checkpoint,
-                ..
-            } => {
-                totals.positions += positions;
-                totals.events += events;
+            ApplyOutcome::Applied(batch) => {
+                totals.positions += batch.positions;
+                totals.events += batch.events;
                 progress(RebuildProgress {
-                    applied_through: checkpoint,
+                    applied_through: batch.checkpoint,
                     target: through,
                 });
             }
