@@ -101,6 +101,26 @@ fn plausible_date(field: &str, date: NaiveDate, today: NaiveDate) -> Result<(), 
     Ok(())
 }
 
+/// Refuses a range whose days are not plausible, or whose last day (if it has one) comes before its
+/// first; each refusal names its field.
+fn plausible_range(
+    (first_field, first): (&str, NaiveDate),
+    (last_field, last): (&str, Option<NaiveDate>),
+    today: NaiveDate,
+) -> Result<(), ApiError> {
+    plausible_date(first_field, first, today)?;
+    if let Some(last) = last {
+        plausible_date(last_field, last, today)?;
+        if last < first {
+            return Err(ApiError::invalid(
+                last_field,
+                format!("must not be before {first_field}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A rules-file payer identifier: 1 to 64 lowercase letters, digits and hyphens.
 fn rules_key(field: &str, value: &str) -> Result<String, ApiError> {
     let valid = (1..=64).contains(&value.len())
@@ -592,19 +612,11 @@ pub(crate) async fn create_coverage(
         }
         let member_id = text("member_id", &request.member_id)?;
         let today = state.clock.now_micros().date_naive();
-        plausible_date("valid_from", request.valid_from, today)?;
-        if let Some(valid_to) = request.valid_to {
-            plausible_date("valid_to", valid_to, today)?;
-        }
-        if request
-            .valid_to
-            .is_some_and(|last_day| last_day < request.valid_from)
-        {
-            return Err(ApiError::invalid(
-                "valid_to",
-                "must not be before valid_from",
-            ));
-        }
+        plausible_range(
+            ("valid_from", request.valid_from),
+            ("valid_to", request.valid_to),
+            today,
+        )?;
         let details = CoverageRequest {
             member_id,
             ..request.clone()
@@ -699,14 +711,11 @@ pub(crate) async fn create_referral(
                 )
             })?;
         let today = state.clock.now_micros().date_naive();
-        plausible_date("issued_on", request.issued_on, today)?;
-        plausible_date("expires_on", request.expires_on, today)?;
-        if request.expires_on < request.issued_on {
-            return Err(ApiError::invalid(
-                "expires_on",
-                "must not be before issued_on",
-            ));
-        }
+        plausible_range(
+            ("issued_on", request.issued_on),
+            ("expires_on", Some(request.expires_on)),
+            today,
+        )?;
         let details = ReferralRequest {
             referring_npi,
             ..request.clone()
