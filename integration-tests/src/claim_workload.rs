@@ -28,6 +28,21 @@ use crate::workload::Workload;
 /// decisions is today there, as the sessions API takes it from the clinic.
 const CLINIC_TIME_ZONE: Tz = chrono_tz::America::Los_Angeles;
 
+/// A clinic registration named `name`, in Portland, on the workload's time zone.
+pub fn clinic_registration(name: String) -> ClinicRegistered {
+    ClinicRegistered {
+        name,
+        npi: "1234567893".to_owned(),
+        tax_id: "12-3456789".to_owned(),
+        address_line: "2 Side St".to_owned(),
+        city: "Portland".to_owned(),
+        state: "OR".to_owned(),
+        postal_code: "97202".to_owned(),
+        time_zone: CLINIC_TIME_ZONE.name().to_owned(),
+        place_of_service: "11".to_owned(),
+    }
+}
+
 /// `workload`'s chain with another clinic, registered on the log; visits go to it through the
 /// returned workload (same chain and therapists). Give its visits indices no other clinic of the
 /// chain uses: a visit's session id is made from the chain and the index.
@@ -39,17 +54,7 @@ pub async fn another_clinic(log: &EventLog, workload: &Workload) -> anyhow::Resu
         kind: AggregateKind::Clinic,
         id: clinic.into(),
     };
-    let registered = ClinicRegistered {
-        name: format!("Clinic {}", clinic.as_uuid().simple()),
-        npi: "1234567893".to_owned(),
-        tax_id: "12-3456789".to_owned(),
-        address_line: "2 Side St".to_owned(),
-        city: "Portland".to_owned(),
-        state: "OR".to_owned(),
-        postal_code: "97202".to_owned(),
-        time_zone: CLINIC_TIME_ZONE.name().to_owned(),
-        place_of_service: "11".to_owned(),
-    };
+    let registered = clinic_registration(format!("Clinic {}", clinic.as_uuid().simple()));
     let commit = crate::commits::commit_for(&address, vec![Event::ClinicRegistered(registered)]);
     log.append(&address, 0, &commit)
         .await

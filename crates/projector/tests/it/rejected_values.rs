@@ -3,7 +3,6 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use claimledger_events::reference::ClinicRegistered;
 use claimledger_events::session::{BodyRegion, ServiceRecorded, Technique};
 use claimledger_events::{AggregateKind, CptCode, Event};
 use claimledger_projector::LIVE_SCHEMA;
@@ -11,6 +10,7 @@ use claimledger_projector::http::router;
 use tower::ServiceExt as _;
 use uuid::Uuid;
 
+use crate::claim_workload::clinic_registration;
 use crate::helpers::{drain, spawn_app};
 use crate::workload::Workload;
 
@@ -38,17 +38,7 @@ async fn commits_holding_values_postgres_refuses_are_parked_and_everything_else_
                 &app.log,
                 AggregateKind::Clinic,
                 bad_clinic.into(),
-                Event::ClinicRegistered(ClinicRegistered {
-                    name: "North\u{0}side".to_owned(),
-                    npi: "1234567893".to_owned(),
-                    tax_id: "12-3456789".to_owned(),
-                    address_line: "2 Side St".to_owned(),
-                    city: "Portland".to_owned(),
-                    state: "OR".to_owned(),
-                    postal_code: "97202".to_owned(),
-                    time_zone: "America/Los_Angeles".to_owned(),
-                    place_of_service: "11".to_owned(),
-                }),
+                Event::ClinicRegistered(clinic_registration("North\u{0}side".to_owned())),
             )
             .await?;
         app.log.last_sequence().await?
