@@ -311,18 +311,14 @@ async fn schedule_session(
         payer_id,
     )
     .await?;
-    let (zone, therapist_found, patient_found, payer_found) = (
-        references.clinic_time_zone,
-        references.therapist_found,
-        references.patient_found,
-        references.payer_found,
-    );
-    let time_zone =
-        parse_time_zone(&zone.ok_or_else(|| ApiError::not_found("clinic_id", "clinic"))?)?;
-    if !therapist_found {
+    let zone = references
+        .clinic_time_zone
+        .ok_or_else(|| ApiError::not_found("clinic_id", "clinic"))?;
+    let time_zone = parse_time_zone(&zone)?;
+    if !references.therapist_found {
         return Err(ApiError::not_found("therapist_id", "therapist"));
     }
-    if !patient_found {
+    if !references.patient_found {
         return Err(ApiError::not_found("patient_id", "patient"));
     }
     let (payment, coverage) = match request.payment {
@@ -331,7 +327,7 @@ async fn schedule_session(
             payer_id,
             coverage_id,
         } => {
-            if !payer_found {
+            if !references.payer_found {
                 return Err(ApiError::not_found("payment.payer_id", "payer"));
             }
             let terms = coverage_terms(&mut transaction, chain, coverage_id)
