@@ -47,6 +47,10 @@ enum Source {
 
 /// How long a snapshot cursor waits before asking a lagging consumer's server again.
 const LAGGING_CONSUMER_PAUSE: Duration = Duration::from_millis(10);
+/// How long a snapshot cursor waits for its next message before it reports the read as failed.
+/// Every message it waits for is already stored, so a silence this long is a consumer on a node
+/// that died or lost its stream: the caller's retry opens a new one, where waiting would hang.
+const SNAPSHOT_STALL: Duration = Duration::from_secs(10);
 
 /// A forward cursor; see the module documentation.
 pub(crate) struct Cursor {
@@ -184,10 +188,26 @@ impl Cursor {
             self.messages = None;
             return Some(Err(error));
         }
+        let stalled_at = self
+            .last_sequence
+            .map(|_| tokio::time::Instant::now() + SNAPSHOT_STALL);
         loop {
-            let next = match self.messages.as_mut()? {
-                Source::Ordered(messages) => next_ordered(messages).await,
-                Source::Direct(pull) => next_direct(pull).await,
+            let source = self.messages.as_mut()?;
+            let fetching = async {
+                match source {
+                    Source::Ordered(messages) => next_ordered(messages).await,
+                    Source::Direct(pull) => next_direct(pull).await,
+                }
+            };
+            let next = match stalled_at {
+                Some(stalled_at) => match tokio::time::timeout_at(stalled_at, fetching).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        self.messages = None;
+                        return Some(Err(stalled()));
+                    }
+                },
+                None => fetching.await,
             };
             let (message, sequence, pending) = match next {
                 Some(Ok(next)) => next,
@@ -203,9 +223,13 @@ impl Cursor {
                 )
                 .await
                 {
-                    Ok(true) => {
+                    Ok(true) if stalled_at.is_none_or(|at| tokio::time::Instant::now() < at) => {
                         tokio::time::sleep(LAGGING_CONSUMER_PAUSE).await;
                         continue;
+                    }
+                    Ok(true) => {
+                        self.messages = None;
+                        return Some(Err(stalled()));
                     }
                     Ok(false) => {
                         self.messages = None;
@@ -280,6 +304,15 @@ async fn snapshot_has_more(
             "asking the stream leader for the snapshot's rest",
         )(error)),
     }
+}
+
+/// A snapshot read whose consumer stopped delivering: transient, as a lost connection is.
+#[derive(Debug, thiserror::Error)]
+#[error("no stored message arrived for {SNAPSHOT_STALL:?} although the stream holds more")]
+struct Stalled;
+
+fn stalled() -> LogError {
+    LogError::nats("reading stored messages")(Stalled)
 }
 
 /// A message with its stream sequence and the consumer's pending count.

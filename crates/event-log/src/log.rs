@@ -35,6 +35,9 @@ pub const DEFAULT_APPEND_RETRY: Duration = Duration::from_secs(10);
 const FIRST_APPEND_BACKOFF: Duration = Duration::from_millis(50);
 /// The longest pause between two attempts of an append.
 const MAX_APPEND_BACKOFF: Duration = Duration::from_secs(1);
+/// The least time an append gives the read that tells a retried command from a conflict, even
+/// when its retry budget is spent: without it a conflict on the last attempt could not be named.
+const MIN_RESOLVE_TIME: Duration = Duration::from_secs(2);
 
 /// The outcome of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,15 +292,25 @@ impl EventLog {
             };
             match classify_publish_error(&error) {
                 PublishFailure::WrongLastSequence { actual_version } => {
-                    let resolved = self
-                        .resolve_wrong_last_sequence(
-                            aggregate,
-                            &subject,
-                            expected_version,
-                            commit.command_id,
-                            actual_version,
-                        )
-                        .await;
+                    // A read that hangs (a consumer placed on a node that was just killed) must
+                    // not hold the append past its budget: it is then one more transient failure.
+                    let resolving = self.resolve_wrong_last_sequence(
+                        aggregate,
+                        &subject,
+                        expected_version,
+                        commit.command_id,
+                        actual_version,
+                    );
+                    let resolved = tokio::time::timeout_at(
+                        deadline.max(tokio::time::Instant::now() + MIN_RESOLVE_TIME),
+                        resolving,
+                    )
+                    .await
+                    .unwrap_or_else(|elapsed| {
+                        Err(LogError::nats(
+                            "reading the aggregate back after a refused append",
+                        )(elapsed))
+                    });
                     match resolved {
                         Ok(Some(outcome)) => return outcome,
                         // The append that beat this one is still in flight, or failed: the
