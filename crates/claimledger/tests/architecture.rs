@@ -9,12 +9,13 @@ use std::process::Command;
 use serde_json::Value;
 
 /// The crates that do no I/O, no async and read no clock: every input is passed in.
-const PURE: [&str; 5] = [
+const PURE: [&str; 6] = [
     "claimledger-events",
     "claimledger-billing",
     "claimledger-sessions",
     "claimledger-claims",
     "claimledger-payer-rules",
+    "claimledger-x12",
 ];
 
 /// Crates a pure crate may not depend on (unless the dependency is optional, behind a feature
