@@ -160,7 +160,7 @@ pub enum BuildProblem {
 
 /// A refused 835 or 999: where (segment position, segment id, element) and why.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("segment {segment_number}{} ({segment_id}){}: {problem}", transaction_position(*transaction_segment), element_suffix(segment_id, *element, *component))]
+#[error("segment {segment_number} ({segment_id}{}){}: {problem}", transaction_position(*transaction_segment), element_suffix(segment_id, *element, *component))]
 pub struct ParseError {
     /// The segment's position in the file, 1-based (0 when the file has no segment at all).
     pub segment_number: usize,
@@ -178,14 +178,14 @@ pub struct ParseError {
 
 fn transaction_position(position: Option<usize>) -> String {
     position.map_or_else(String::new, |position| {
-        format!(", segment {position} of its transaction set")
+        format!(", {position} in its transaction set")
     })
 }
 
 fn element_suffix(segment_id: &str, element: Option<u8>, component: Option<u8>) -> String {
     match (element, component) {
-        (Some(element), Some(component)) => format!(" {segment_id}-{element:02}-{component}"),
-        (Some(element), None) => format!(" {segment_id}-{element:02}"),
+        (Some(element), Some(component)) => format!(", {segment_id}-{element:02}-{component}"),
+        (Some(element), None) => format!(", {segment_id}-{element:02}"),
         _ => String::new(),
     }
 }

@@ -213,8 +213,8 @@ pub struct ServicePayment {
     pub charge_cents: i64,
     /// SVC03.
     pub paid_cents: i64,
-    /// SVC05: units paid (absent means 1).
-    pub paid_units: Option<u32>,
+    /// SVC05: units paid (absent means 1; negative on a reversal).
+    pub paid_units: Option<i64>,
     /// SVC06: the procedure as submitted, when the payer recoded it.
     pub submitted_procedure: Option<Procedure>,
     /// DTM*472.

@@ -335,15 +335,9 @@ fn read_line(cursor: &mut Cursor<'_, '_>) -> Result<ServicePayment, ParseError> 
     let charge_cents = svc.amount(2)?;
     let paid_cents = svc.amount(3)?;
     let paid_units = match svc.optional(5) {
-        Some(units) => {
-            let whole = units.strip_suffix(".0").unwrap_or(units);
-            let parsed = (!whole.is_empty() && whole.len() <= 9 && whole.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| whole.parse::<u32>().ok())
-                .flatten();
-            Some(parsed.ok_or_else(|| {
-                svc.element_error(5, ParseProblem::InvalidNumber(units.to_owned()))
-            })?)
-        }
+        Some(units) => Some(whole_quantity(units).ok_or_else(|| {
+            svc.element_error(5, ParseProblem::InvalidNumber(units.to_owned()))
+        })?),
         None => None,
     };
     let submitted_procedure = match svc.optional(6) {
@@ -389,6 +383,18 @@ fn read_line(cursor: &mut Cursor<'_, '_>) -> Result<ServicePayment, ParseError> 
         ));
     }
     Ok(line)
+}
+
+/// A quantity that must be whole (units), possibly negated on a reversal; `2.0` is 2.
+fn whole_quantity(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let digits = digits.strip_suffix(".0").unwrap_or(digits);
+    let valid = !digits.is_empty() && digits.len() <= 9 && digits.bytes().all(|b| b.is_ascii_digit());
+    let value = valid.then(|| digits.parse::<i64>().ok()).flatten()?;
+    Some(if negative { -value } else { value })
 }
 
 fn read_cas(cas: &Segment<'_>) -> Result<Vec<Adjustment>, ParseError> {
