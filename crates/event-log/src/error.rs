@@ -1,6 +1,6 @@
 //! The typed errors of the event log.
 
-use claimledger_events::{DecodeError, EncodeError, FieldError};
+use claimledger_events::{EncodeError, FieldError};
 
 /// Everything that can go wrong while talking to the log.
 #[derive(Debug, thiserror::Error)]
@@ -109,16 +109,4 @@ impl LogError {
     }
 }
 
-/// Why a stored message is not a usable commit.
-#[derive(Debug, thiserror::Error)]
-pub enum InvalidMessage {
-    /// The payload does not validate as a commit envelope of any known schema version.
-    #[error("the payload does not decode")]
-    Undecodable(#[from] DecodeError),
-    /// The payload is a valid commit, but of another aggregate than the subject it was stored under.
-    #[error("the commit describes subject {commit_subject}")]
-    WrongSubject {
-        /// The subject the commit's envelope describes.
-        commit_subject: String,
-    },
-}
+pub use claimledger_events::InvalidMessage;

@@ -49,16 +49,7 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
-/// A commit read back from the log, with its position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedCommit {
-    /// Its stream sequence, unique and increasing across the whole log.
-    pub sequence: u64,
-    /// Its subject.
-    pub subject: String,
-    /// The commit, upcast to the current schema version.
-    pub commit: Commit,
-}
+pub use claimledger_events::RecordedCommit;
 
 /// Every commit of one aggregate, in order, and its current version.
 #[derive(Debug, Clone, PartialEq, Eq)]

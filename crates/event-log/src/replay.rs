@@ -23,32 +23,7 @@ pub const PARKED_SUBJECT_HEADER: &str = "ClaimLedger-Parked-Subject";
 /// Header of a parked message: why it could not be used.
 pub const PARKED_ERROR_HEADER: &str = "ClaimLedger-Parked-Error";
 
-/// One position of a replay.
-#[derive(Debug)]
-pub enum ReplayItem {
-    /// A valid commit.
-    Commit(RecordedCommit),
-    /// A message that is not a valid commit. It has been copied to the parked stream; the replay
-    /// continues with the next message.
-    Invalid {
-        /// Its stream sequence (resume after it with `sequence + 1`).
-        sequence: u64,
-        /// Its subject.
-        subject: String,
-        /// What is wrong with it.
-        error: InvalidMessage,
-    },
-}
-
-impl ReplayItem {
-    /// The stream sequence of this position, valid or not.
-    pub fn sequence(&self) -> u64 {
-        match self {
-            Self::Commit(commit) => commit.sequence,
-            Self::Invalid { sequence, .. } => *sequence,
-        }
-    }
-}
+pub use claimledger_events::ReplayItem;
 
 /// An ordered stream of [`ReplayItem`]s. An `Err` item ends the stream; resume from the sequence
 /// after the last item received.
@@ -186,15 +161,4 @@ impl Parker {
     }
 }
 
-/// The error and its causes on one line (header values cannot hold line breaks), as parked
-/// messages and parked commits record their reason.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text.replace(['\r', '\n'], " ")
-}
+pub use claimledger_events::error_chain;

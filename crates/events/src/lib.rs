@@ -14,6 +14,7 @@ pub mod codes;
 pub mod envelope;
 pub mod event;
 pub mod ids;
+pub mod recorded;
 pub mod reference;
 pub mod rules;
 pub mod session;
@@ -31,4 +32,5 @@ pub use ids::{
     AggregateId, CausationId, ChainId, ClaimId, ClinicId, CommandId, CorrelationId, CoverageId,
     EventId, PatientId, PayerId, ReferralId, SessionId, TherapistId,
 };
+pub use recorded::{InvalidMessage, RecordedCommit, ReplayItem, error_chain};
 pub use time::{EpochDay, UtcMicros};
