@@ -9,8 +9,9 @@ use std::process::Command;
 use serde_json::Value;
 
 /// The crates that do no I/O, no async and read no clock: every input is passed in.
-const PURE: [&str; 6] = [
+const PURE: [&str; 7] = [
     "claimledger-events",
+    "claimledger-derive",
     "claimledger-billing",
     "claimledger-sessions",
     "claimledger-claims",
@@ -39,10 +40,6 @@ const SERVICES: [&str; 4] = [
     "claimledger-reporting",
     "claimledger-replay",
 ];
-
-/// `replay` derives claims with the projector's own fold, so that live projection, rebuild and
-/// replay cannot disagree; it is the one service edge until the derivation has a crate of its own.
-const ALLOWED_SERVICE_EDGES: [(&str, &str); 1] = [("claimledger-replay", "claimledger-projector")];
 
 /// Which crates may use each I/O crate directly (normal, non-optional dependencies).
 const IO_USERS: [(&str, &[&str]); 3] = [
@@ -161,13 +158,44 @@ fn no_service_crate_depends_on_another() {
             .get(name)
             .expect("the service is in the workspace");
         for dependency in required_normal(dependencies) {
-            if SERVICES.contains(&dependency)
-                && !ALLOWED_SERVICE_EDGES.contains(&(name, dependency))
-            {
+            if SERVICES.contains(&dependency) {
                 broken.push(format!("{name} depends on the service {dependency}"));
             }
         }
     }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// `replay` derives claims with the projector's own derivation (`claimledger-derive`), so that live
+/// projection, rebuild and replay cannot disagree, but it needs no database and serves no HTTP:
+/// nothing it links, through any crate of the workspace, uses sqlx or axum.
+#[test]
+fn replay_links_no_database_or_http_crate() {
+    let workspace = workspace();
+    let mut reached = BTreeSet::from(["claimledger-replay"]);
+    let mut to_visit = vec!["claimledger-replay"];
+    let mut broken = Vec::new();
+    while let Some(name) = to_visit.pop() {
+        let Some((_, dependencies)) = workspace.get(name) else {
+            continue;
+        };
+        for dependency in required_normal(dependencies) {
+            if ["sqlx", "axum"].contains(&dependency) {
+                broken.push(format!(
+                    "claimledger-replay links {dependency} through {name}"
+                ));
+            }
+            if let Some((found, _)) = workspace.get_key_value(dependency)
+                && reached.insert(found.as_str())
+            {
+                to_visit.push(found.as_str());
+            }
+        }
+    }
+    assert!(
+        reached.contains("claimledger-derive"),
+        "replay derives with claimledger-derive"
+    );
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
 

@@ -13,19 +13,12 @@
 
 pub mod checksum;
 pub mod config;
-pub mod directory;
 pub mod error;
-mod fold;
-mod hashing;
 pub mod http;
-mod lifecycle;
 pub mod metrics;
 mod projector;
 pub mod rebuild;
-pub mod rederive;
-mod reference;
-mod rollup;
-pub mod rules;
+pub mod reference_tables;
 mod store;
 
 pub use config::{LIVE_SCHEMA, ProjectorConfig, REBUILD_SCHEMA};

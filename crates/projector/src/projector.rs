@@ -14,15 +14,20 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::ProjectorConfig;
-use crate::directory::Directory;
-use crate::error::ProjectorError;
-use crate::fold::{ParkedRow, SessionKey, StoredSession, fold_batch};
-use crate::hashing::{HashMap, HashSet};
-use crate::metrics::{Metrics, PhaseTimes};
-use crate::rederive;
 use claimledger_billing::ReferenceData;
+use claimledger_derive::directory::Directory;
+use claimledger_derive::hashing::{HashMap, HashSet};
+use claimledger_derive::keys::SessionKey;
+use claimledger_derive::reprice;
+use claimledger_derive::rows::{BatchChanges, ParkedRow, StoredSession};
+use claimledger_derive::rules::LogRules;
+use claimledger_derive::session::fold_batch;
+use claimledger_events::error_chain;
 
-use crate::rules::{LogRules, read_reference};
+use crate::error::ProjectorError;
+use crate::metrics::{Metrics, PhaseTimes};
+use crate::reference_tables::read_reference;
+
 use crate::store::{self, NewRows, NewRowsCopy, Target};
 
 /// What one step did.
@@ -220,7 +225,7 @@ impl Applier {
         {
             tracing::warn!(
                 error.message = %error,
-                error.cause_chain = %crate::fold::error_chain(error),
+                error.cause_chain = %error_chain(error),
                 "a row the batch took for new exists; applying the batch again with upserts"
             );
             state = self.load_state().await?;
@@ -234,7 +239,7 @@ impl Applier {
         {
             tracing::warn!(
                 error.message = %error,
-                error.cause_chain = %crate::fold::error_chain(error),
+                error.cause_chain = %error_chain(error),
                 "PostgreSQL refused a value of the batch; applying it again commit by commit"
             );
             // The rule book may hold versions of the rolled-back batch: the isolated run reads
@@ -281,8 +286,7 @@ impl Applier {
             {
                 Err(error) if store::is_rejected_value(&error) => {
                     let sqlstate = store::rejected_sqlstate(&error).unwrap_or_default();
-                    parked.error =
-                        format!("{} (SQLSTATE {sqlstate})", crate::fold::error_chain(&error));
+                    parked.error = format!("{} (SQLSTATE {sqlstate})", error_chain(&error));
                     tracing::error!(
                         seq = parked.sequence,
                         subject = %parked.subject,
@@ -457,7 +461,7 @@ async fn park_on(
         return Ok(ApplyOutcome::Moved { checkpoint });
     }
     let sequence = u64::try_from(row.sequence).unwrap_or(0);
-    store::write_parked_rows(&mut transaction, std::slice::from_ref(&row)).await?;
+    store::write_parked(&mut transaction, std::slice::from_ref(&row)).await?;
     store::set_checkpoint(&mut transaction, target, sequence).await?;
     let written = Instant::now();
     transaction
@@ -486,7 +490,7 @@ pub(crate) struct Folded {
     /// How many positions the batch holds (the fold consumed them; the upsert fallback reads
     /// `expected_checkpoint + 1 ..= checkpoint` again).
     positions: u64,
-    changes: crate::fold::BatchChanges,
+    changes: BatchChanges,
     /// The batch's new rows, encoded for COPY.
     new_rows: NewRowsCopy,
     /// The checkpoint the write expects to find (the previous batch's).
@@ -533,13 +537,13 @@ impl Applier {
     ) -> Result<
         (
             HashMap<SessionKey, StoredSession>,
-            Vec<rederive::StoredDraft>,
+            Vec<reprice::StoredDraft>,
         ),
         ProjectorError,
     > {
         let (mut to_load, mut clinics, mut therapists) = batch_references(items);
-        let drafts = rederive::load_drafts(connection, &self.target.schema, items).await?;
-        rederive::add_references(&drafts, &mut to_load, &mut clinics);
+        let drafts = store::load_drafts(connection, &self.target.schema, items).await?;
+        reprice::add_references(&drafts, &mut to_load, &mut clinics);
         let mut stored: HashMap<SessionKey, StoredSession> = HashMap::default();
         let mut from_database = Vec::with_capacity(to_load.len());
         for key in to_load {
@@ -556,15 +560,15 @@ impl Applier {
                 .values()
                 .filter_map(|session| session.footprint.therapist),
         );
-        self.directory
-            .load_missing(
-                &self.pool,
-                &self.target.schema,
-                items,
-                &clinics,
-                &therapists,
-            )
-            .await?;
+        store::load_directory(
+            &mut self.directory,
+            &self.pool,
+            &self.target.schema,
+            items,
+            &clinics,
+            &therapists,
+        )
+        .await?;
         Ok((stored, drafts))
     }
 
@@ -639,7 +643,7 @@ impl Folded {
 /// Whether folding `items` needs every earlier batch committed: re-pricing reads draft claims from
 /// the database, and the batch being written may hold some.
 fn needs_committed_state(items: &[ReplayItem]) -> bool {
-    rederive::has_rules_changes(items)
+    reprice::has_rules_changes(items)
 }
 
 /// Writes a folded batch and its checkpoint in one transaction, if the checkpoint is still the one
@@ -722,7 +726,7 @@ async fn write_folded_on(
     let rejected = |error: &ProjectorError| {
         tracing::warn!(
             error.message = %error,
-            error.cause_chain = %crate::fold::error_chain(error),
+            error.cause_chain = %error_chain(error),
             "PostgreSQL refused a value of the batch; applying it again commit by commit"
         );
         Ok(Written::Rejected { from, through })
@@ -731,7 +735,7 @@ async fn write_folded_on(
         Err(error) if store::is_existing_row(&error) => {
             tracing::warn!(
                 error.message = %error,
-                error.cause_chain = %crate::fold::error_chain(&error),
+                error.cause_chain = %error_chain(&error),
                 "a row the batch took for new exists; applying the batch again with upserts"
             );
             return Ok(Written::ExistingRow { from, through });
@@ -994,7 +998,7 @@ impl Projector {
             Ok(_) => self.metrics.record_success(),
             Err(error) => {
                 self.reset_pipeline();
-                self.metrics.record_failure(crate::fold::error_chain(error));
+                self.metrics.record_failure(error_chain(error));
             }
         }
         result
@@ -1213,7 +1217,7 @@ impl Projector {
                 Err(error) if error.is_transient() => {
                     tracing::warn!(
                         error.message = %error,
-                        error.cause_chain = %crate::fold::error_chain(&error),
+                        error.cause_chain = %error_chain(&error),
                         retry_in_ms = backoff.as_millis() as u64,
                         "projector batch failed; retrying from the checkpoint"
                     );

@@ -23,7 +23,7 @@ use crate::checksum::READ_MODEL_TABLES;
 use crate::config::{LIVE_SCHEMA, ProjectorConfig, REBUILD_SCHEMA};
 use crate::error::ProjectorError;
 use crate::projector::{Applier, ApplyOutcome};
-use crate::rules::read_reference;
+use crate::reference_tables::read_reference;
 use crate::store::{self, Target};
 
 /// The advisory lock key rebuilds hold (an arbitrary constant: "CLRB").

@@ -17,17 +17,26 @@ use claimledger_events::{ClaimId, EpochDay, PayerId, SessionId, decode};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use claimledger_derive::hashing::{HashMap, HashSet};
+use claimledger_derive::keys::SessionKey;
+use claimledger_derive::rows::{BatchChanges, ClaimRow, Footprint, SessionRow, StoredSession};
+use claimledger_derive::rules::LogRules;
+use claimledger_events::error_chain;
+
 use crate::error::ProjectorError;
-use crate::fold::{
-    BatchChanges, ClaimRow, Footprint, PARKED_PROJECTION, ParkedRow, SessionKey, SessionRow,
-    StoredSession,
-};
-use crate::hashing::{HashMap, HashSet};
-use crate::rules::LogRules;
 
 mod binary_copy;
+mod directory;
+mod drafts;
+mod lifecycle;
+mod parked;
+mod reference;
+mod rollups;
 
 use binary_copy::BinaryCopy;
+pub(crate) use directory::load_directory;
+pub(crate) use drafts::load_drafts;
+pub(crate) use parked::write_parked;
 
 /// How a batch writes the rows it takes for new: every session row (a session the batch continues
 /// replaces its stored row, deleted first in the same transaction), and the claims of sessions
@@ -327,7 +336,7 @@ pub(crate) async fn load_rules(
                 chain_id = %chain,
                 payer_id = %payer,
                 version,
-                error.message = %crate::fold::error_chain(&error),
+                error.message = %error_chain(&error),
                 "stored payer rules no longer parse; claims will not use them"
             ),
         }
@@ -375,7 +384,7 @@ pub(crate) async fn load_sessions(
     Ok(rows
         .into_iter()
         .map(|row| {
-            let events = decode(&row.log_events).map_err(|error| crate::fold::error_chain(&error));
+            let events = decode(&row.log_events).map_err(|error| error_chain(&error));
             let stored = StoredSession {
                 events,
                 footprint: Footprint {
@@ -437,10 +446,10 @@ pub(crate) async fn write_changes(
     upsert_claims(connection, schema, &claims).await?;
     upsert_claim_ids(connection, schema, &claims).await?;
     write_totals(connection, schema, changes).await?;
-    crate::lifecycle::write_claim_lifecycles(connection, schema, changes).await?;
+    lifecycle::write_claim_lifecycles(connection, schema, changes).await?;
     write_rules(connection, schema, changes).await?;
-    crate::reference::write_reference(connection, schema, &changes.reference).await?;
-    write_parked(connection, changes).await?;
+    reference::write_reference(connection, schema, &changes.reference).await?;
+    write_parked(connection, &changes.parked).await?;
     Ok(())
 }
 
@@ -1026,54 +1035,5 @@ async fn write_rules(
     .execute(connection)
     .await
     .map_err(ProjectorError::db("writing payer rules"))?;
-    Ok(())
-}
-
-async fn write_parked(
-    connection: &mut PgConnection,
-    changes: &BatchChanges,
-) -> Result<(), ProjectorError> {
-    write_parked_rows(connection, &changes.parked).await
-}
-
-/// Records parked positions (once each: a position parked before keeps its first row). A reason
-/// quoting the refused value may hold a NUL character, which a text column refuses: it is written
-/// as `\u0000`, so that recording why a commit was parked never fails for the same reason.
-pub(crate) async fn write_parked_rows(
-    connection: &mut PgConnection,
-    rows: &[ParkedRow],
-) -> Result<(), ProjectorError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let errors: Vec<std::borrow::Cow<'_, str>> = rows
-        .iter()
-        .map(|row| {
-            if row.error.contains('\0') {
-                std::borrow::Cow::Owned(row.error.replace('\0', "\\u0000"))
-            } else {
-                std::borrow::Cow::Borrowed(row.error.as_str())
-            }
-        })
-        .collect();
-    sqlx::query(
-        "INSERT INTO public.parked_events (projection, sequence, subject, chain_id, error, payload) \
-         SELECT $1, * FROM UNNEST($2::int8[], $3::text[], $4::uuid[], $5::text[], $6::bytea[]) \
-         ON CONFLICT (projection, sequence) DO NOTHING",
-    )
-    .bind(PARKED_PROJECTION)
-    .bind(rows.iter().map(|row| row.sequence).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.subject.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.chain).collect::<Vec<_>>())
-    .bind(errors.iter().map(AsRef::as_ref).collect::<Vec<&str>>())
-    .bind(
-        rows.iter()
-            .map(|row| row.payload.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .persistent(false)
-    .execute(connection)
-    .await
-    .map_err(ProjectorError::db("recording parked commits"))?;
     Ok(())
 }

@@ -3,10 +3,10 @@
 //! with the same refusals (an edited or removed published version).
 
 use chrono::NaiveDate;
+use claimledger_derive::rules::LogRules;
 use claimledger_events::{ChainId, Commit, UtcMicros};
 use claimledger_payer_rules::RuleBook;
 use claimledger_payer_rules::publish::{payer_id, rules_changed_commit};
-use claimledger_projector::rules::LogRules;
 use serde::Serialize;
 
 /// One proposed version that the log does not hold yet.

@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::NaiveDate;
+use claimledger_derive::claim::derive_claims;
+use claimledger_derive::directory::Directory;
+use claimledger_derive::rules::LogRules;
 use claimledger_events::{AggregateKind, EncodeError, Event, UtcMicros};
 use claimledger_log::{EventLog, LogError, RecordedCommit, ReplayFilter, ReplayItem};
 use claimledger_payer_rules::{LoadError, RuleBook, load_dir};
-use claimledger_projector::ProjectorError;
-use claimledger_projector::directory::Directory;
-use claimledger_projector::rederive::derive_claims;
-use claimledger_projector::rules::{LogRules, read_reference};
 use futures::StreamExt;
 use uuid::Uuid;
 
@@ -58,9 +57,15 @@ pub enum ReplayError {
     /// Publishing the proposed rules would be refused.
     #[error("--rules: the proposal cannot be published as it is")]
     Proposal(#[source] ProposalError),
-    /// The projector's reference tables do not load.
-    #[error("reading the reference tables")]
-    Reference(#[source] ProjectorError),
+    /// The NCCI, MUE and always-therapy tables of the reference directory do not load.
+    #[error("--reference-dir {dir}: the reference tables do not load")]
+    Reference {
+        /// The directory.
+        dir: String,
+        /// Why.
+        #[source]
+        source: LoadError,
+    },
     /// Reading the log failed.
     #[error("reading the event log")]
     Log(#[from] LogError),
@@ -84,7 +89,12 @@ pub async fn replay(log: &EventLog, request: &ReplayRequest) -> Result<ReplayRep
         return Err(ReplayError::EmptyRange { from, to });
     }
     let proposed = load_proposed(&request.proposed_dir)?;
-    let reference = read_reference(&request.reference_dir).map_err(ReplayError::Reference)?;
+    let reference = load_dir(&request.reference_dir)
+        .map(|book| book.reference().clone())
+        .map_err(|source| ReplayError::Reference {
+            dir: request.reference_dir.display().to_string(),
+            source,
+        })?;
 
     let filter = scope
         .chain
