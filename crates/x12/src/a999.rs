@@ -167,11 +167,17 @@ fn read(segments: &[Segment<'_>], interchange: &str) -> Result<Acknowledgment999
                     };
                     let position = segment.components(1);
                     let parse = |text: &str, component: usize| {
-                        let parsed = (!text.is_empty() && text.len() <= 4 && text.bytes().all(|b| b.is_ascii_digit()))
-                            .then(|| text.parse::<usize>().ok())
-                            .flatten();
+                        let parsed = (!text.is_empty()
+                            && text.len() <= 4
+                            && text.bytes().all(|b| b.is_ascii_digit()))
+                        .then(|| text.parse::<usize>().ok())
+                        .flatten();
                         parsed.ok_or_else(|| {
-                            segment.error_at(Some(1), Some(component), ParseProblem::InvalidNumber(text.to_owned()))
+                            segment.error_at(
+                                Some(1),
+                                Some(component),
+                                ParseProblem::InvalidNumber(text.to_owned()),
+                            )
                         })
                     };
                     let element = parse(position.first().copied().unwrap_or_default(), 1)?;
@@ -215,7 +221,11 @@ fn read(segments: &[Segment<'_>], interchange: &str) -> Result<Acknowledgment999
     if ak9.id != "AK9" {
         return Err(unexpected(ak9, "AK2 or AK9"));
     }
-    let status = match ak9.code(1, &["A", "E", "M", "P", "R", "W", "X"], "A, E, M, P, R, W or X")? {
+    let status = match ak9.code(
+        1,
+        &["A", "E", "M", "P", "R", "W", "X"],
+        "A, E, M, P, R, W or X",
+    )? {
         "A" => GroupStatus::Accepted,
         "E" => GroupStatus::AcceptedWithErrors,
         "P" => GroupStatus::PartiallyAccepted,

@@ -285,7 +285,9 @@ pub enum ParseProblem {
         expected: &'static str,
     },
     /// `SVC02 − Σ CAS ≠ SVC03`.
-    #[error("line does not balance: charge {charge} − adjustments {adjustments} ≠ paid {paid} (cents)")]
+    #[error(
+        "line does not balance: charge {charge} − adjustments {adjustments} ≠ paid {paid} (cents)"
+    )]
     LineImbalance {
         /// SVC02.
         charge: i64,
@@ -295,7 +297,9 @@ pub enum ParseProblem {
         paid: i64,
     },
     /// `CLP03 − Σ CAS (claim and lines) ≠ CLP04`.
-    #[error("claim does not balance: charge {charge} − adjustments {adjustments} ≠ paid {paid} (cents)")]
+    #[error(
+        "claim does not balance: charge {charge} − adjustments {adjustments} ≠ paid {paid} (cents)"
+    )]
     ClaimImbalance {
         /// CLP03.
         charge: i64,
@@ -305,7 +309,9 @@ pub enum ParseProblem {
         paid: i64,
     },
     /// `Σ CLP04 − Σ PLB ≠ BPR02`.
-    #[error("payment does not balance: claims paid {claims_paid} − provider adjustments {provider_adjustments} ≠ BPR02 {payment} (cents)")]
+    #[error(
+        "payment does not balance: claims paid {claims_paid} − provider adjustments {provider_adjustments} ≠ BPR02 {payment} (cents)"
+    )]
     PaymentImbalance {
         /// Σ CLP04.
         claims_paid: i64,

@@ -27,10 +27,10 @@ pub use error::{BuildError, BuildProblem, Location, ParseError, ParseProblem};
 pub use p837::build::render_837p;
 pub use p837::convert::{BillingProviderDetails, ExportContext, LineContext, TaxIdKind};
 pub use p837::model::{
-    Address, Assignment, BenefitsAssignment, BillingProvider, Claim837, ClaimIndicators,
-    Frequency, Interchange837, Line837, Patient, Payer, PayerResponsibility, Person, PersonName,
-    Provider, Relationship, ReleaseOfInformation, Sex, Submitter, Subscriber, TaxIdentifier,
-    TradingPartner, Transaction837, Usage,
+    Address, Assignment, BenefitsAssignment, BillingProvider, Claim837, ClaimIndicators, Frequency,
+    Interchange837, Line837, Patient, Payer, PayerResponsibility, Person, PersonName, Provider,
+    Relationship, ReleaseOfInformation, Sex, Submitter, Subscriber, TaxIdentifier, TradingPartner,
+    Transaction837, Usage,
 };
 pub use r835::read::parse_835;
 pub use r835::{

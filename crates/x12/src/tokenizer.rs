@@ -117,7 +117,8 @@ impl<'a> Segment<'a> {
     /// Element `n` as a whole number.
     pub(crate) fn number(&self, n: usize) -> Result<usize, ParseError> {
         let value = self.required(n)?;
-        let digits = !value.is_empty() && value.len() <= 9 && value.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            !value.is_empty() && value.len() <= 9 && value.bytes().all(|b| b.is_ascii_digit());
         digits
             .then(|| value.parse::<usize>().ok())
             .flatten()
@@ -169,7 +170,10 @@ pub(crate) fn tokenize(bytes: &[u8]) -> Result<Tokens<'_>, ParseError> {
         return Err(file_error(1, "ISA", ParseProblem::NotAnInterchange));
     }
     let element = bytes[3];
-    if ISA_SEPARATORS.iter().any(|&position| bytes[position] != element) {
+    if ISA_SEPARATORS
+        .iter()
+        .any(|&position| bytes[position] != element)
+    {
         return Err(file_error(1, "ISA", ParseProblem::NotAnInterchange));
     }
     let delimiters = Delimiters::new(
@@ -185,7 +189,10 @@ pub(crate) fn tokenize(bytes: &[u8]) -> Result<Tokens<'_>, ParseError> {
     let mut in_transaction: Option<usize> = None;
     while start < bytes.len() {
         // Line breaks between segments are common and carry nothing.
-        while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') && bytes[start] != terminator {
+        while start < bytes.len()
+            && matches!(bytes[start], b'\r' | b'\n')
+            && bytes[start] != terminator
+        {
             start += 1;
         }
         if start >= bytes.len() {
@@ -200,7 +207,10 @@ pub(crate) fn tokenize(bytes: &[u8]) -> Result<Tokens<'_>, ParseError> {
             ));
         };
         let raw = &bytes[start..start + length];
-        if let Some(offset) = raw.iter().position(|b| !(b.is_ascii_graphic() || *b == b' ')) {
+        if let Some(offset) = raw
+            .iter()
+            .position(|b| !(b.is_ascii_graphic() || *b == b' '))
+        {
             return Err(file_error(
                 number,
                 &plausible_id(raw),
@@ -215,7 +225,11 @@ pub(crate) fn tokenize(bytes: &[u8]) -> Result<Tokens<'_>, ParseError> {
         let mut parts = text.split(char::from(element));
         let id = parts.next().unwrap_or_default();
         if !is_segment_id(id) {
-            return Err(file_error(number, &plausible_id(raw), ParseProblem::InvalidSegmentId));
+            return Err(file_error(
+                number,
+                &plausible_id(raw),
+                ParseProblem::InvalidSegmentId,
+            ));
         }
         in_transaction = match (id, in_transaction) {
             ("ST", _) => Some(1),
@@ -240,7 +254,9 @@ pub(crate) fn tokenize(bytes: &[u8]) -> Result<Tokens<'_>, ParseError> {
 fn is_segment_id(id: &str) -> bool {
     (2..=3).contains(&id.len())
         && id.starts_with(|c: char| c.is_ascii_uppercase())
-        && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// The segment id to show in an error: the id when it looks like one, else `?`.
@@ -280,7 +296,12 @@ pub(crate) struct Expected {
     pub(crate) version: &'static str,
 }
 
-fn mismatch(segment: &Segment<'_>, element: usize, found: &str, expected: &'static str) -> ParseError {
+fn mismatch(
+    segment: &Segment<'_>,
+    element: usize,
+    found: &str,
+    expected: &'static str,
+) -> ParseError {
     segment.element_error(
         element,
         ParseProblem::WrongTransaction {
@@ -290,11 +311,7 @@ fn mismatch(segment: &Segment<'_>, element: usize, found: &str, expected: &'stat
     )
 }
 
-fn check_control(
-    trailer: &Segment<'_>,
-    element: usize,
-    header: &str,
-) -> Result<(), ParseError> {
+fn check_control(trailer: &Segment<'_>, element: usize, header: &str) -> Result<(), ParseError> {
     let value = trailer.required(element)?;
     if value == header {
         Ok(())
@@ -367,7 +384,12 @@ pub(crate) fn envelope<'s, 'a>(
         match segment.id {
             "ST" => {
                 if segment.get(1) != expected.transaction_id {
-                    return Err(mismatch(segment, 1, segment.get(1), expected.transaction_id));
+                    return Err(mismatch(
+                        segment,
+                        1,
+                        segment.get(1),
+                        expected.transaction_id,
+                    ));
                 }
                 if let Some(version) = segment.optional(3).filter(|v| *v != expected.version) {
                     return Err(mismatch(segment, 3, version, expected.version));
@@ -400,7 +422,10 @@ pub(crate) fn envelope<'s, 'a>(
     }
     let iea = segments.get(index).ok_or_else(|| end_of_file("no IEA"))?;
     if iea.id != "IEA" {
-        return Err(unexpected(iea, "IEA (one functional group per interchange)"));
+        return Err(unexpected(
+            iea,
+            "IEA (one functional group per interchange)",
+        ));
     }
     check_count(iea, 1, "functional groups", 1)?;
     check_control(iea, 2, isa13)?;

@@ -46,7 +46,10 @@ impl Delimiters {
             return Err("a delimiter is not ASCII");
         };
         let punctuation = |byte: u8| byte.is_ascii_punctuation();
-        if ![element, component, repetition].into_iter().all(punctuation) {
+        if ![element, component, repetition]
+            .into_iter()
+            .all(punctuation)
+        {
             return Err("element, component and repetition separators must be punctuation");
         }
         if !(punctuation(segment) || segment == b'\n') {
@@ -413,12 +416,15 @@ mod tests {
     }
 
     #[test]
-    fn given_a_value_with_a_delimiter_when_written_then_the_error_names_segment_element_and_loop()
-    {
+    fn given_a_value_with_a_delimiter_when_written_then_the_error_names_segment_element_and_loop() {
         let error = writer()
             .segment(
                 "NM1",
-                &[code("IL").into(), code("1").into(), text("O*NEIL", 1, 60).into()],
+                &[
+                    code("IL").into(),
+                    code("1").into(),
+                    text("O*NEIL", 1, 60).into(),
+                ],
             )
             .unwrap_err();
         assert_eq!(
@@ -455,15 +461,9 @@ mod tests {
             refuse(text("A\nB", 1, 30)),
             BuildProblem::NotPrintableAscii('\n')
         );
-        assert_eq!(
-            refuse(text("AB ", 1, 30)),
-            BuildProblem::SurroundingSpaces
-        );
+        assert_eq!(refuse(text("AB ", 1, 30)), BuildProblem::SurroundingSpaces);
         assert_eq!(refuse(text("", 1, 30)), BuildProblem::Empty);
-        assert_eq!(
-            refuse(text("A", 2, 30)),
-            BuildProblem::TooShort { min: 2 }
-        );
+        assert_eq!(refuse(text("A", 2, 30)), BuildProblem::TooShort { min: 2 });
         assert_eq!(
             refuse(text(&"A".repeat(31), 1, 30)),
             BuildProblem::TooLong { max: 30 }

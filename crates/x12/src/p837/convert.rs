@@ -98,8 +98,7 @@ impl Claim837 {
         }
         let rendering_npi = match claim.lines.split_first() {
             Some((first, rest)) => {
-                if let Some(other) = rest.iter().find(|l| l.rendering_npi != first.rendering_npi)
-                {
+                if let Some(other) = rest.iter().find(|l| l.rendering_npi != first.rendering_npi) {
                     return Err(refuse(
                         "NM1",
                         9,
@@ -119,7 +118,11 @@ impl Claim837 {
             .zip(context.lines)
             .map(|(line, extra)| Line837 {
                 procedure_code: line.code.as_str().to_owned(),
-                modifiers: line.modifiers.iter().map(|m| m.as_str().to_owned()).collect(),
+                modifiers: line
+                    .modifiers
+                    .iter()
+                    .map(|m| m.as_str().to_owned())
+                    .collect(),
                 description: extra.description,
                 charge_cents: line.charge.get(),
                 units: line.units,

@@ -81,7 +81,11 @@ fn read_transaction(segments: &[Segment<'_>]) -> Result<Payment835, ParseError> 
     let mut cursor = Cursor { segments, index: 0 };
     let st = cursor.next();
     let bpr = cursor.expect("BPR", "BPR after ST")?;
-    let handling = match bpr.code(1, &["C", "D", "H", "I", "P", "U", "X"], "a BPR01 handling code")? {
+    let handling = match bpr.code(
+        1,
+        &["C", "D", "H", "I", "P", "U", "X"],
+        "a BPR01 handling code",
+    )? {
         "C" => Handling::PaymentWithRemittance,
         "D" => Handling::PaymentOnly,
         "H" => Handling::NotificationOnly,
@@ -95,7 +99,11 @@ fn read_transaction(segments: &[Segment<'_>]) -> Result<Payment835, ParseError> 
         return Err(bpr.element_error(2, ParseProblem::NegativePayment));
     }
     bpr.code(3, &["C", "D"], "C (credit) or D (debit)")?;
-    let method = match bpr.code(4, &["ACH", "BOP", "CHK", "FWT", "NON"], "ACH, BOP, CHK, FWT or NON")? {
+    let method = match bpr.code(
+        4,
+        &["ACH", "BOP", "CHK", "FWT", "NON"],
+        "ACH, BOP, CHK, FWT or NON",
+    )? {
         "ACH" => PaymentMethod::Ach,
         "BOP" => PaymentMethod::FinancialInstitutionOption,
         "CHK" => PaymentMethod::Check,
@@ -184,7 +192,11 @@ fn checked_sum(
     Ok(total)
 }
 
-fn read_party(cursor: &mut Cursor<'_, '_>, entity: &str, ref_qualifier: &str) -> Result<Party, ParseError> {
+fn read_party(
+    cursor: &mut Cursor<'_, '_>,
+    entity: &str,
+    ref_qualifier: &str,
+) -> Result<Party, ParseError> {
     let expected = if entity == "PR" {
         "N1*PR (payer identification)"
     } else {
@@ -201,10 +213,10 @@ fn read_party(cursor: &mut Cursor<'_, '_>, entity: &str, ref_qualifier: &str) ->
         let element = if id.is_some() { 3 } else { 4 };
         return Err(n1.element_error(element, ParseProblem::MissingElement));
     }
-    if let (Some("XX"), Some(npi)) = (id_qualifier.as_deref(), id.as_deref()) {
-        if Npi::parse("N104", npi).is_err() {
-            return Err(n1.element_error(4, ParseProblem::InvalidNpi(npi.to_owned())));
-        }
+    if let (Some("XX"), Some(npi)) = (id_qualifier.as_deref(), id.as_deref())
+        && Npi::parse("N104", npi).is_err()
+    {
+        return Err(n1.element_error(4, ParseProblem::InvalidNpi(npi.to_owned())));
     }
     let mut additional_id = None;
     let follow: &[&str] = if entity == "PR" {
@@ -249,15 +261,24 @@ fn read_claim(cursor: &mut Cursor<'_, '_>) -> Result<ClaimPayment, ParseError> {
     let patient_responsibility_cents = clp.optional_amount(5)?;
     let filing_code = clp.required_text(6, 2)?.to_owned();
     let payer_claim_number = clp.optional(7).map(str::to_owned);
-    if let Some(number) = &payer_claim_number {
-        if number.len() > MAX_REFERENCE {
-            let value = number.clone();
-            return Err(clp.element_error(7, ParseProblem::TooLong { value, max: MAX_REFERENCE }));
-        }
+    if let Some(number) = payer_claim_number
+        .as_ref()
+        .filter(|n| n.len() > MAX_REFERENCE)
+    {
+        let value = number.clone();
+        return Err(clp.element_error(
+            7,
+            ParseProblem::TooLong {
+                value,
+                max: MAX_REFERENCE,
+            },
+        ));
     }
     let mut adjustments = Vec::new();
     let mut patient = None;
-    let claim_level = ["CAS", "NM1", "MIA", "MOA", "REF", "DTM", "PER", "AMT", "QTY"];
+    let claim_level = [
+        "CAS", "NM1", "MIA", "MOA", "REF", "DTM", "PER", "AMT", "QTY",
+    ];
     for segment in cursor.take_while(&claim_level) {
         match segment.id {
             "CAS" => adjustments.extend(read_cas(segment)?),
@@ -334,12 +355,13 @@ fn read_line(cursor: &mut Cursor<'_, '_>) -> Result<ServicePayment, ParseError> 
     let procedure_paid = procedure(svc, 1)?;
     let charge_cents = svc.amount(2)?;
     let paid_cents = svc.amount(3)?;
-    let paid_units = match svc.optional(5) {
-        Some(units) => Some(whole_quantity(units).ok_or_else(|| {
-            svc.element_error(5, ParseProblem::InvalidNumber(units.to_owned()))
-        })?),
-        None => None,
-    };
+    let paid_units =
+        match svc.optional(5) {
+            Some(units) => Some(whole_quantity(units).ok_or_else(|| {
+                svc.element_error(5, ParseProblem::InvalidNumber(units.to_owned()))
+            })?),
+            None => None,
+        };
     let submitted_procedure = match svc.optional(6) {
         Some(_) => Some(procedure(svc, 6)?),
         None => None,
@@ -364,7 +386,8 @@ fn read_line(cursor: &mut Cursor<'_, '_>) -> Result<ServicePayment, ParseError> 
             }
             ("CAS", _) => line.adjustments.extend(read_cas(segment)?),
             ("REF", "6R") => {
-                line.line_control_number = Some(segment.required_text(2, MAX_REFERENCE)?.to_owned());
+                line.line_control_number =
+                    Some(segment.required_text(2, MAX_REFERENCE)?.to_owned());
             }
             ("AMT", "B6") => line.allowed_cents = Some(segment.amount(2)?),
             ("LQ", "HE") => line.remarks.push(segment.required_text(2, 30)?.to_owned()),
@@ -392,13 +415,18 @@ fn whole_quantity(text: &str) -> Option<i64> {
         None => (false, text),
     };
     let digits = digits.strip_suffix(".0").unwrap_or(digits);
-    let valid = !digits.is_empty() && digits.len() <= 9 && digits.bytes().all(|b| b.is_ascii_digit());
+    let valid =
+        !digits.is_empty() && digits.len() <= 9 && digits.bytes().all(|b| b.is_ascii_digit());
     let value = valid.then(|| digits.parse::<i64>().ok()).flatten()?;
     Some(if negative { -value } else { value })
 }
 
 fn read_cas(cas: &Segment<'_>) -> Result<Vec<Adjustment>, ParseError> {
-    let group = match cas.code(1, &["CO", "OA", "PI", "PR"], "CO, OA, PI or PR (CR is not 005010)")? {
+    let group = match cas.code(
+        1,
+        &["CO", "OA", "PI", "PR"],
+        "CO, OA, PI or PR (CR is not 005010)",
+    )? {
         "CO" => AdjustmentGroup::ContractualObligation,
         "OA" => AdjustmentGroup::OtherAdjustment,
         "PI" => AdjustmentGroup::PayerInitiated,

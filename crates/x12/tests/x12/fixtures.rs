@@ -4,8 +4,7 @@ use chrono::NaiveDate;
 use claimledger_x12::{
     Address, BillingProvider, Claim837, ClaimIndicators, Delimiters, Frequency, Interchange837,
     Layout, Line837, Patient, Payer, PayerResponsibility, Person, PersonName, Provider,
-    Relationship, Sex, Submitter, Subscriber, TaxIdentifier, TradingPartner, Transaction837,
-    Usage,
+    Relationship, Sex, Submitter, Subscriber, TaxIdentifier, TradingPartner, Transaction837, Usage,
 };
 
 pub(crate) const BILLING_NPI: &str = "1234567893";
@@ -200,7 +199,9 @@ pub(crate) fn interchange(transactions: Vec<Vec<Claim837>>) -> Interchange837 {
         partner: partner(),
         interchange_control_number: 17,
         group_control_number: 17,
-        created: date(2026, 3, 5).and_hms_opt(14, 30, 0).expect("a valid time"),
+        created: date(2026, 3, 5)
+            .and_hms_opt(14, 30, 0)
+            .expect("a valid time"),
         delimiters: Delimiters::default(),
         layout: Layout::LinePerSegment,
         transactions: transactions

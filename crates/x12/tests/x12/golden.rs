@@ -103,7 +103,11 @@ fn given_a_paid_835_when_parsed_then_payment_trace_parties_lines_and_remarks_are
     assert_eq!(claim.patient_control_number, "CL0001");
     assert_eq!(claim.status, ClaimStatus::ProcessedAsPrimary);
     assert_eq!(
-        (claim.charge_cents, claim.paid_cents, claim.patient_responsibility_cents),
+        (
+            claim.charge_cents,
+            claim.paid_cents,
+            claim.patient_responsibility_cents
+        ),
         (20050, 15050, Some(3000))
     );
     assert_eq!(claim.filing_code, "12");
@@ -143,8 +147,7 @@ fn given_a_paid_835_when_parsed_then_payment_trace_parties_lines_and_remarks_are
 }
 
 #[test]
-fn given_a_reversal_and_its_correction_when_parsed_then_both_claims_balance_with_negated_amounts()
-{
+fn given_a_reversal_and_its_correction_when_parsed_then_both_claims_balance_with_negated_amounts() {
     let remittance = parse_golden_835("835_reversal_correction.x12");
     let payment = only_payment(&remittance);
     let [reversal, correction] = payment.claims.as_slice() else {
@@ -152,7 +155,10 @@ fn given_a_reversal_and_its_correction_when_parsed_then_both_claims_balance_with
     };
     assert_eq!(reversal.status, ClaimStatus::Reversal);
     assert_eq!(reversal.patient_control_number, "CL0001");
-    assert_eq!((reversal.charge_cents, reversal.paid_cents), (-20050, -15050));
+    assert_eq!(
+        (reversal.charge_cents, reversal.paid_cents),
+        (-20050, -15050)
+    );
     assert_eq!(reversal.patient_responsibility_cents, None);
     assert!(
         reversal
@@ -176,13 +182,22 @@ fn given_provider_level_adjustments_when_parsed_then_each_plb_pair_is_kept_and_b
     let reasons: Vec<(&str, Option<&str>, i64)> = payment
         .provider_adjustments
         .iter()
-        .map(|plb| (plb.reason.as_str(), plb.reference.as_deref(), plb.amount_cents))
+        .map(|plb| {
+            (
+                plb.reason.as_str(),
+                plb.reference.as_deref(),
+                plb.amount_cents,
+            )
+        })
         .collect();
     assert_eq!(
         reasons,
         vec![("L6", None, -137), ("WO", Some("PAYERCLM6001"), 3000)]
     );
-    assert_eq!(payment.provider_adjustments[0].provider_id, fixtures::BILLING_NPI);
+    assert_eq!(
+        payment.provider_adjustments[0].provider_id,
+        fixtures::BILLING_NPI
+    );
     assert_eq!(
         payment.provider_adjustments[0].fiscal_period_end,
         fixtures::date(2026, 12, 31)
@@ -200,7 +215,10 @@ fn given_claim_level_adjustments_when_parsed_then_they_stay_on_the_claim() {
     assert!(denied.lines.is_empty());
     assert_eq!(denied.adjustments[0].reason, "29");
     assert_eq!(denied.adjustments[0].amount_cents, 8000);
-    assert_eq!(paid.adjustments[0].group, AdjustmentGroup::PatientResponsibility);
+    assert_eq!(
+        paid.adjustments[0].group,
+        AdjustmentGroup::PatientResponsibility
+    );
     assert!(paid.lines[0].adjustments.is_empty());
 }
 
@@ -209,8 +227,14 @@ fn given_a_split_claim_when_parsed_then_only_the_answered_line_is_listed() {
     let remittance = parse_golden_835("835_split.x12");
     let claim = &only_payment(&remittance).claims[0];
     assert_eq!(claim.lines.len(), 1);
-    assert_eq!(claim.lines[0].line_control_number.as_deref(), Some("CL0001-1"));
-    assert_eq!(claim.lines[0].remarks, vec!["MA130".to_owned(), "N362".to_owned()]);
+    assert_eq!(
+        claim.lines[0].line_control_number.as_deref(),
+        Some("CL0001-1")
+    );
+    assert_eq!(
+        claim.lines[0].remarks,
+        vec!["MA130".to_owned(), "N362".to_owned()]
+    );
 }
 
 #[test]
@@ -253,7 +277,9 @@ fn given_a_999_with_a_rejected_set_when_parsed_then_each_set_has_its_status_and_
         }
     );
     assert_eq!(
-        rejected.segment_errors[1].element_errors[0].bad_value.as_deref(),
+        rejected.segment_errors[1].element_errors[0]
+            .bad_value
+            .as_deref(),
         Some("CL0001R")
     );
     assert_eq!(
@@ -269,8 +295,7 @@ fn given_a_999_with_a_rejected_set_when_parsed_then_each_set_has_its_status_and_
 }
 
 #[test]
-fn given_a_derived_claim_and_its_export_context_when_converted_then_it_renders_like_the_fixture()
-{
+fn given_a_derived_claim_and_its_export_context_when_converted_then_it_renders_like_the_fixture() {
     let fixture = fixtures::self_claim();
     let lines = fixture
         .lines
@@ -307,7 +332,10 @@ fn given_a_derived_claim_and_its_export_context_when_converted_then_it_renders_l
         total_charge: billing::Cents(20050),
     };
     let provider = fixtures::billing_provider();
-    let rendering = fixture.rendering_provider.clone().expect("a rendering provider");
+    let rendering = fixture
+        .rendering_provider
+        .clone()
+        .expect("a rendering provider");
     let context = ExportContext {
         patient_control_number: fixture.patient_control_number.clone(),
         billing_provider: BillingProviderDetails {
@@ -337,7 +365,13 @@ fn given_a_derived_claim_and_its_export_context_when_converted_then_it_renders_l
     };
     let converted = Claim837::from_derived(&derived, context).expect("a complete context");
     let diagnoses = vec!["M5450".to_owned(), "M62830".to_owned()];
-    assert_eq!(converted, Claim837 { diagnoses, ..fixture });
+    assert_eq!(
+        converted,
+        Claim837 {
+            diagnoses,
+            ..fixture
+        }
+    );
     let rendered = render_837p(&fixtures::interchange(vec![vec![converted]])).expect("renders");
     let golden = String::from_utf8(read_golden("837p_self.x12")).expect("ASCII");
     assert_eq!(rendered, golden);

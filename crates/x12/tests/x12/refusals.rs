@@ -30,7 +30,10 @@ fn refuse(text: &str) -> ParseError {
 
 #[test]
 fn given_a_line_that_does_not_balance_when_parsed_then_the_file_is_refused_naming_svc03() {
-    let error = refuse(&edited("SVC*HC:97140:GP*140*110**2", "SVC*HC:97140:GP*140*111**2"));
+    let error = refuse(&edited(
+        "SVC*HC:97140:GP*140*110**2",
+        "SVC*HC:97140:GP*140*111**2",
+    ));
     assert_eq!(
         error.to_string(),
         "segment 16 (SVC, 14 in its transaction set), SVC-03: line does not balance: \
@@ -40,7 +43,10 @@ fn given_a_line_that_does_not_balance_when_parsed_then_the_file_is_refused_namin
 
 #[test]
 fn given_a_claim_that_does_not_balance_when_parsed_then_the_file_is_refused_naming_clp04() {
-    let error = refuse(&edited("CLP*CL0001*1*200.5*150.5", "CLP*CL0001*1*200.5*150"));
+    let error = refuse(&edited(
+        "CLP*CL0001*1*200.5*150.5",
+        "CLP*CL0001*1*200.5*150",
+    ));
     assert_eq!((error.segment_id.as_str(), error.element), ("CLP", Some(4)));
     assert_eq!(error.segment_number, 14);
     assert!(matches!(error.problem, ParseProblem::ClaimImbalance { .. }));
@@ -95,7 +101,10 @@ fn given_envelope_errors_when_parsed_then_each_names_its_trailer() {
         ("IEA", Some(2))
     );
     let version = refuse(&edited("005010X221A1", "004010X091A1"));
-    assert_eq!((version.segment_id.as_str(), version.element), ("GS", Some(8)));
+    assert_eq!(
+        (version.segment_id.as_str(), version.element),
+        ("GS", Some(8))
+    );
 }
 
 #[test]
@@ -253,12 +262,18 @@ fn given_values_the_validators_let_through_when_rendered_then_each_is_refused() 
     let mut long_pcn = claim();
     long_pcn.patient_control_number = "C".repeat(21);
     let error = refuse_837(long_pcn);
-    assert_eq!(error.to_string().split(':').next(), Some("CLM-01 of loop 2300"));
+    assert_eq!(
+        error.to_string().split(':').next(),
+        Some("CLM-01 of loop 2300")
+    );
 
     let mut bad_npi = claim();
     bad_npi.billing_provider.npi = "1234567890".to_owned();
     let error = refuse_837(bad_npi);
-    assert_eq!((error.location.segment, error.location.loop_id), ("NM1", "2010AA"));
+    assert_eq!(
+        (error.location.segment, error.location.loop_id),
+        ("NM1", "2010AA")
+    );
     assert!(matches!(error.problem, BuildProblem::InvalidNpi(_)));
 
     let mut bad_referring = claim();
@@ -305,7 +320,10 @@ fn given_values_the_validators_let_through_when_rendered_then_each_is_refused() 
 
     let mut long_control = claim();
     long_control.lines[0].line_control_number = "L".repeat(31);
-    assert_eq!(refuse_837(long_control).problem, BuildProblem::TooLong { max: 30 });
+    assert_eq!(
+        refuse_837(long_control).problem,
+        BuildProblem::TooLong { max: 30 }
+    );
 
     let mut modifiers = claim();
     modifiers.lines[0].modifiers = ["GP", "59", "KX", "XS", "CQ"].map(str::to_owned).to_vec();
@@ -343,7 +361,10 @@ fn given_values_the_validators_let_through_when_rendered_then_each_is_refused() 
 
     let mut negative = claim();
     negative.lines[0].charge_cents = -100;
-    assert_eq!(refuse_837(negative).problem, BuildProblem::NegativeAmount(-100));
+    assert_eq!(
+        refuse_837(negative).problem,
+        BuildProblem::NegativeAmount(-100)
+    );
 
     let mut zero = claim();
     for line in &mut zero.lines {
@@ -367,7 +388,10 @@ fn given_values_the_validators_let_through_when_rendered_then_each_is_refused() 
 
     let mut non_ascii = claim();
     non_ascii.payer.name = "ACMÉ".to_owned();
-    assert_eq!(refuse_837(non_ascii).problem, BuildProblem::NotPrintableAscii('É'));
+    assert_eq!(
+        refuse_837(non_ascii).problem,
+        BuildProblem::NotPrintableAscii('É')
+    );
 
     let mut empty_f8 = claim();
     empty_f8.frequency = Frequency::Replacement {
@@ -381,13 +405,22 @@ fn given_control_numbers_out_of_range_when_rendered_then_the_envelope_element_is
     let mut interchange = fixtures::interchange(vec![vec![fixtures::self_claim()]]);
     interchange.group_control_number = 0;
     let error = render_837p(&interchange).unwrap_err();
-    assert_eq!(error.to_string(), "GS-06 of loop GS: control number 0 is not between 1 and 999999999");
+    assert_eq!(
+        error.to_string(),
+        "GS-06 of loop GS: control number 0 is not between 1 and 999999999"
+    );
     let mut interchange = fixtures::interchange(vec![vec![fixtures::self_claim()]]);
     interchange.transactions[0].control_number = 1_000_000_000;
-    assert_eq!(render_837p(&interchange).unwrap_err().location.segment, "ST");
+    assert_eq!(
+        render_837p(&interchange).unwrap_err().location.segment,
+        "ST"
+    );
     let mut interchange = fixtures::interchange(vec![]);
     interchange.transactions.clear();
-    assert_eq!(render_837p(&interchange).unwrap_err().problem, BuildProblem::NoEntries);
+    assert_eq!(
+        render_837p(&interchange).unwrap_err().problem,
+        BuildProblem::NoEntries
+    );
 }
 
 #[test]
