@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use claimledger_billing as billing;
 use claimledger_x12::{
-    Adjustment, AdjustmentGroup, BillingProviderDetails, Claim837, ClaimStatus, ElementError,
-    ExportContext, GroupResponse, GroupStatus, Handling, LineContext, Payment835, PaymentMethod,
-    Procedure, Remittance835, SegmentError, SetStatus, TaxIdKind, parse_835, parse_999,
-    render_837p,
+    Adjustment, AdjustmentGroup, BillingProviderDetails, Claim837, ClaimStatus, Delimiters,
+    ElementError, ExportContext, GroupResponse, GroupStatus, Handling, Layout, LineContext,
+    Payment835, PaymentMethod, Procedure, Remittance835, SegmentError, SetStatus, TaxIdKind,
+    parse_835, parse_999, render_837p,
 };
 
 use crate::fixtures;
@@ -30,6 +30,12 @@ pub(crate) fn rendered_837s() -> Vec<(&'static str, String)> {
         ("837p_dependent.x12", one(fixtures::dependent_claim())),
         ("837p_replacement.x12", one(fixtures::replacement_claim())),
         ("837p_void.x12", one(fixtures::void_claim())),
+        ("837p_compact_pipes.x12", {
+            let mut interchange = one(fixtures::self_claim());
+            interchange.delimiters = Delimiters::new('|', '>', '^', '~').expect("usable");
+            interchange.layout = Layout::Compact;
+            interchange
+        }),
         (
             "837p_batch.x12",
             fixtures::interchange(vec![
@@ -375,4 +381,13 @@ fn given_a_derived_claim_and_its_export_context_when_converted_then_it_renders_l
     let rendered = render_837p(&fixtures::interchange(vec![vec![converted]])).expect("renders");
     let golden = String::from_utf8(read_golden("837p_self.x12")).expect("ASCII");
     assert_eq!(rendered, golden);
+}
+
+#[test]
+fn given_an_835_with_other_delimiters_and_no_line_breaks_when_parsed_then_it_reads_the_same() {
+    let text = String::from_utf8(read_golden("835_paid.x12")).expect("ASCII");
+    let other = text.replace('*', "|").replace(':', ">").replace("~\n", "!");
+    assert_eq!(&other.as_bytes()[103..106], b"|>!");
+    let parsed = parse_835(other.as_bytes()).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(parsed, parse_golden_835("835_paid.x12"));
 }
