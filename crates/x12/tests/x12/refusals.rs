@@ -450,3 +450,26 @@ fn given_the_rendered_837s_when_read_back_then_clm02_is_the_sum_of_sv102() {
         }
     }
 }
+
+#[test]
+fn given_malformed_999s_when_parsed_then_the_segment_is_named() {
+    let text = String::from_utf8(read_golden("999_rejected_set.x12")).expect("ASCII");
+    let refuse_999 = |from: &str, to: &str| {
+        assert!(text.contains(from), "{from:?} is in the golden file");
+        claimledger_x12::parse_999(text.replacen(from, to, 1).as_bytes()).unwrap_err()
+    };
+    let error = refuse_999("IK3*NM1*24**8~\n", "");
+    assert_eq!(error.segment_id, "SE");
+    let error = refuse_999("IK3*NM1*24**8~\nIK4*3**1~\n", "IK4*3**1~\nIK3*NM1*24**8~\n");
+    assert_eq!(
+        (error.segment_id.as_str(), error.segment_number),
+        ("IK4", 8)
+    );
+    let error = refuse_999("IK5*R*5", "IK5*Q*5");
+    assert_eq!((error.segment_id.as_str(), error.element), ("IK5", Some(1)));
+    let error = refuse_999("IK4*1*1028", "IK4*X*1028");
+    assert_eq!(
+        (error.segment_id.as_str(), error.element, error.component),
+        ("IK4", Some(1), Some(1))
+    );
+}
