@@ -62,7 +62,10 @@ fn given_every_837p_and_835_the_tests_produce_when_pyx12_validates_them_then_eac
     for file in &files {
         let output = match run("x12valid", &[file], &[]) {
             Ok(output) => output,
-            Err(reason) => return skip_or_fail(&reason),
+            Err(reason) => {
+                let _ = std::fs::remove_dir_all(&folder);
+                return skip_or_fail(&reason);
+            }
         };
         let log = format!(
             "{}{}",
@@ -89,7 +92,10 @@ fn given_every_837p_and_835_the_tests_produce_when_x12sdk_validates_them_then_ea
     for file in &files {
         let output = match run("x12sdk", &[file], &["-m", "-x"]) {
             Ok(output) => output,
-            Err(reason) => return skip_or_fail(&reason),
+            Err(reason) => {
+                let _ = std::fs::remove_dir_all(&folder);
+                return skip_or_fail(&reason);
+            }
         };
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
