@@ -8,8 +8,8 @@
 //! [`fold_lifecycles`]. The stored state of a claim is its `claims` row and its
 //! `claim_line_outcomes` rows: the projection keeps no other copy.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use claimledger_claims::claim::ClaimStatus;
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::keys::ClaimKey;
-use crate::rollup::RollupDeltas;
+use crate::rollup::{Reimbursement, RollupDeltas, month_of};
 
 /// One claim commit of the batch, converted.
 #[derive(Debug)]
@@ -309,4 +309,165 @@ fn fits(state: &Lifecycle, claim: &ClaimCommit) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A claim's contribution to the rollups.
+impl RollupDeltas {
+    /// Adds `sign` × the contribution of `claim` (nothing for a claim never submitted).
+    pub fn add_claim(&mut self, claim: &Lifecycle, sign: i64) {
+        let Some(date_of_service) = claim.date_of_service else {
+            return;
+        };
+        if claim.submitted_on.is_none() {
+            return;
+        }
+        let month = month_of(date_of_service);
+        for line in &claim.lines {
+            let mut counters = Reimbursement {
+                billed_lines: 1,
+                billed_units: i64::from(line.units),
+                billed_cents: line.charge_cents,
+                ..Reimbursement::default()
+            };
+            if let Some(result) = &line.result {
+                let denied = result.paid_cents == 0;
+                counters.adjudicated_lines = 1;
+                counters.denied_lines = i64::from(denied);
+                counters.allowed_cents = result.allowed_cents;
+                counters.paid_cents = result.paid_cents;
+                counters.paid_units = i64::from(result.paid_units);
+                counters.patient_responsibility_cents = result.patient_responsibility_cents;
+                if !denied {
+                    counters.paid_lines = 1;
+                    counters.days_to_payment_sum = claim
+                        .adjudicated_on
+                        .map_or(0, |paid_on| (paid_on - date_of_service).num_days());
+                }
+                if denied {
+                    let mut reasons: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+                    for adjustment in &result.adjustments {
+                        *reasons
+                            .entry((adjustment.group.as_str(), adjustment.reason.as_str()))
+                            .or_default() += adjustment.amount_cents;
+                    }
+                    for ((group, reason), amount) in reasons {
+                        let entry = self
+                            .denials
+                            .entry((
+                                claim.chain,
+                                month,
+                                claim.clinic,
+                                claim.payer,
+                                line.code.clone(),
+                                group.to_owned(),
+                                reason.to_owned(),
+                            ))
+                            .or_default();
+                        entry.lines += sign;
+                        entry.amount_cents += sign * amount;
+                    }
+                }
+            }
+            self.reimbursement
+                .entry((
+                    claim.chain,
+                    month,
+                    claim.clinic,
+                    claim.payer,
+                    line.code.clone(),
+                ))
+                .or_default()
+                .add(&counters, sign);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollup::Denials;
+
+    fn claim(result: Option<LineResult>) -> Lifecycle {
+        Lifecycle {
+            chain: Uuid::from_u128(1),
+            session: Uuid::from_u128(2),
+            payer: Uuid::from_u128(3),
+            clinic: Uuid::from_u128(4),
+            date_of_service: NaiveDate::from_ymd_opt(2026, 3, 10),
+            status: ClaimStatus::Paid,
+            submitted_on: NaiveDate::from_ymd_opt(2026, 3, 11),
+            adjudicated_on: NaiveDate::from_ymd_opt(2026, 3, 31),
+            payer_claim_number: None,
+            written_off_cents: 0,
+            resubmissions: 0,
+            lines: vec![OutcomeLine {
+                line_number: 1,
+                code: "97140".to_owned(),
+                modifiers: Vec::new(),
+                units: 2,
+                charge_cents: 9000,
+                result,
+            }],
+        }
+    }
+
+    #[test]
+    fn given_a_claim_added_then_removed_when_summed_then_every_counter_is_zero() {
+        let paid = claim(Some(LineResult {
+            allowed_cents: 8000,
+            paid_cents: 8000,
+            patient_responsibility_cents: 0,
+            paid_units: 2,
+            adjustments: vec![RemittedAdjustment {
+                group: "CO".to_owned(),
+                reason: "45".to_owned(),
+                amount_cents: 1000,
+            }],
+        }));
+        let mut deltas = RollupDeltas::default();
+        deltas.add_claim(&paid, 1);
+        let key = (
+            paid.chain,
+            NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            paid.clinic,
+            paid.payer,
+            "97140".to_owned(),
+        );
+        let counters = deltas.reimbursement[&key];
+        assert_eq!(counters.paid_lines, 1);
+        assert_eq!(counters.days_to_payment_sum, 21);
+        assert!(deltas.denials.is_empty(), "a paid line is not a denial");
+        deltas.add_claim(&paid, -1);
+        assert_eq!(deltas.reimbursement[&key], Reimbursement::default());
+    }
+
+    #[test]
+    fn given_a_denied_line_when_added_then_its_adjustments_are_denial_reasons() {
+        let denied = claim(Some(LineResult {
+            allowed_cents: 0,
+            paid_cents: 0,
+            patient_responsibility_cents: 0,
+            paid_units: 0,
+            adjustments: vec![RemittedAdjustment {
+                group: "CO".to_owned(),
+                reason: "50".to_owned(),
+                amount_cents: 9000,
+            }],
+        }));
+        let mut deltas = RollupDeltas::default();
+        deltas.add_claim(&denied, 1);
+        let (key, counters) = deltas.denials.iter().next().expect("one reason");
+        assert_eq!((key.5.as_str(), key.6.as_str()), ("CO", "50"));
+        assert_eq!(
+            *counters,
+            Denials {
+                lines: 1,
+                amount_cents: 9000
+            }
+        );
+        let reimbursement = deltas.reimbursement.values().next().expect("one row");
+        assert_eq!(reimbursement.denied_lines, 1);
+        assert_eq!(reimbursement.paid_lines, 0);
+        assert_eq!(reimbursement.days_to_payment_sum, 0);
+    }
 }

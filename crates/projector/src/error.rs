@@ -18,6 +18,16 @@ pub enum ProjectorError {
         #[source]
         source: sqlx::Error,
     },
+    /// A COPY of rows the batch took for new met a row that exists (a log that schedules a session
+    /// twice): the batch is applied again with upserts.
+    #[error("PostgreSQL found an existing row while {operation}")]
+    ExistingRow {
+        /// Which COPY, for example `copying new sessions`.
+        operation: &'static str,
+        /// The unique violation.
+        #[source]
+        source: sqlx::Error,
+    },
     /// The reference tables (NCCI, MUE, always-therapy) could not be read at start-up.
     #[error("the rules reference files under {dir} could not be read: {reason}")]
     Reference {
@@ -67,7 +77,7 @@ impl ProjectorError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Log(_) => true,
-            Self::Database { source, .. } => {
+            Self::Database { source, .. } | Self::ExistingRow { source, .. } => {
                 !matches!(
                     source,
                     sqlx::Error::ColumnDecode { .. }

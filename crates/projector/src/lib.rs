@@ -16,11 +16,11 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
-mod projector;
+mod pipeline;
 pub mod rebuild;
 pub mod reference_tables;
 mod store;
 
 pub use config::{LIVE_SCHEMA, ProjectorConfig, REBUILD_SCHEMA};
 pub use error::ProjectorError;
-pub use projector::{Outcome, Projector};
+pub use pipeline::{Outcome, Projector};

@@ -22,7 +22,7 @@ use sqlx::{Connection, PgPool};
 use crate::checksum::READ_MODEL_TABLES;
 use crate::config::{LIVE_SCHEMA, ProjectorConfig, REBUILD_SCHEMA};
 use crate::error::ProjectorError;
-use crate::projector::{Applier, ApplyOutcome};
+use crate::pipeline::{Applier, ApplyOutcome};
 use crate::reference_tables::read_reference;
 use crate::store::{self, Target};
 

@@ -153,23 +153,10 @@ const COPYING_CLAIM_LINES: &str = "copying new claim lines";
 const COPYING_CLAIM_IDS: &str = "copying new claim ids";
 
 /// Whether `error` is a [`NewRows::Copy`] write that met an existing row (the batch should be
-/// applied again with [`NewRows::Upsert`]).
+/// applied again with [`NewRows::Upsert`]): [`copy_in`] reports exactly that case as
+/// [`ProjectorError::ExistingRow`].
 pub(crate) fn is_existing_row(error: &ProjectorError) -> bool {
-    match error {
-        ProjectorError::Database { operation, source } => {
-            [
-                COPYING_SESSIONS,
-                COPYING_CLAIMS,
-                COPYING_CLAIM_LINES,
-                COPYING_CLAIM_IDS,
-            ]
-            .contains(operation)
-                && source
-                    .as_database_error()
-                    .is_some_and(|error| error.code().as_deref() == Some("23505"))
-        }
-        _ => false,
-    }
+    matches!(error, ProjectorError::ExistingRow { .. })
 }
 
 /// Whether PostgreSQL refused a value the batch wrote: SQLSTATE class 22 (data exception, such as
@@ -205,17 +192,35 @@ async fn copy_in(
     let mut sink = connection
         .copy_in_raw(statement)
         .await
-        .map_err(ProjectorError::db(operation))?;
+        .map_err(copy_error(operation))?;
     if let Err(error) = sink.send(copy.finish()).await {
         // The connection is mid-COPY; abort it so that the transaction can roll back cleanly.
         sink.abort("the projector failed to send a COPY stream")
             .await
             .ok();
-        return Err(ProjectorError::db(operation)(error));
+        return Err(copy_error(operation)(error));
     }
-    sink.finish().await.map_err(ProjectorError::db(operation))?;
+    sink.finish().await.map_err(copy_error(operation))?;
     Ok(())
 }
+
+/// A failed COPY's error. Only a COPY takes rows for new, so only here is a unique violation an
+/// existing row.
+fn copy_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> ProjectorError {
+    move |source| {
+        let existing = source
+            .as_database_error()
+            .is_some_and(|error| error.code().as_deref() == Some(UNIQUE_VIOLATION));
+        if existing {
+            ProjectorError::ExistingRow { operation, source }
+        } else {
+            ProjectorError::db(operation)(source)
+        }
+    }
+}
+
+/// SQLSTATE 23505.
+const UNIQUE_VIOLATION: &str = "23505";
 
 /// Which tables and which checkpoint a projector instance owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +229,23 @@ pub(crate) struct Target {
     pub schema: String,
     /// `None` for the whole log; a chain for a chain-filtered rebuild.
     pub chain: Option<Uuid>,
+}
+
+/// Begins a batch's transaction. Its commit does not wait for the WAL flush: a batch lost in a
+/// database crash loses its rows and its checkpoint together, and the projector simply applies it
+/// again.
+pub(crate) async fn begin_batch(
+    connection: &mut PgConnection,
+) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, ProjectorError> {
+    let mut transaction = sqlx::Connection::begin(connection)
+        .await
+        .map_err(ProjectorError::db("beginning a batch"))?;
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .persistent(false)
+        .execute(&mut *transaction)
+        .await
+        .map_err(ProjectorError::db("beginning a batch"))?;
+    Ok(transaction)
 }
 
 /// Creates the target's checkpoint row at 0 if it does not exist.

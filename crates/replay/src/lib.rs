@@ -4,7 +4,7 @@
 //! - [`replay::replay`] validates the proposed directory (the same `file:line: field: reason`
 //!   errors as `rules check`; nothing runs if it fails), reads the log once, and derives every
 //!   completed session's claim twice in memory with the projector's own derivation
-//!   (`claimledger_derive::claim::derive_claims`): under the rules the log recorded, and
+//!   (`claimledger_derive::derived::derive_claims`): under the rules the log recorded, and
 //!   under those plus the proposed versions, appended as the very commits `rules publish` would
 //!   write ([`proposal`]). Publishing the directory and letting the projector catch up therefore
 //!   yields the "after" claims (a test proves it).

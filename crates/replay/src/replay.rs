@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use claimledger_derive::claim::derive_claims;
+use claimledger_derive::derived::derive_claims;
 use claimledger_derive::directory::Directory;
 use claimledger_derive::rules::LogRules;
 use claimledger_events::{AggregateKind, EncodeError, Event, UtcMicros};

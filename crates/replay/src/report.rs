@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate};
-use claimledger_derive::claim::DerivedClaim;
+use claimledger_derive::derived::DerivedClaim;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -382,7 +382,7 @@ fn add_totals(
 
 #[cfg(test)]
 mod tests {
-    use claimledger_derive::claim::DerivedLine;
+    use claimledger_derive::derived::DerivedLine;
 
     use super::*;
 
