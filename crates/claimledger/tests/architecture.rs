@@ -281,3 +281,124 @@ fn pure_crates_read_no_clock_file_network_or_environment() {
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
+
+/// The modules of a crate (`src/name.rs` with its folder `src/name/`) and, for each, the crate's
+/// other modules its code names (`crate::other`), comments left out.
+fn module_graph(crate_dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let src = crate_dir.join("src");
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(&src).expect("a source folder") {
+        let path = entry.expect("an entry").path();
+        let Some(stem) = path.file_stem().and_then(|stem| stem.to_str()) else {
+            continue;
+        };
+        if stem == "lib" || stem == "main" {
+            continue;
+        }
+        if path.is_dir() {
+            for inner in std::fs::read_dir(&path).expect("a module folder") {
+                files.push((stem.to_owned(), inner.expect("an entry").path()));
+            }
+        } else if path.extension().is_some_and(|extension| extension == "rs") {
+            files.push((stem.to_owned(), path));
+        }
+    }
+    for (module, _) in &files {
+        graph.entry(module.clone()).or_default();
+    }
+    let modules: BTreeSet<String> = graph.keys().cloned().collect();
+    for (module, file) in files {
+        let text = std::fs::read_to_string(&file).expect("a readable source");
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap_or_default();
+            for (index, _) in code.match_indices("crate::") {
+                let named: String = code[index + "crate::".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if named != module && modules.contains(&named) {
+                    graph.entry(module.clone()).or_default().insert(named);
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// A cycle among `graph`'s modules, if there is one.
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        module: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|seen| seen == module) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(module.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(module) {
+            return None;
+        }
+        path.push(module.to_owned());
+        for next in graph.get(module).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(module.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|module| visit(module, graph, &mut Vec::new(), &mut done))
+}
+
+fn crate_dir(name: &str) -> PathBuf {
+    let workspace = workspace();
+    let (manifest, _) = workspace.get(name).expect("the crate is in the workspace");
+    manifest.parent().expect("the crate's folder").to_owned()
+}
+
+/// The derivation's modules depend on each other one way, so each can be read from the modules
+/// it names alone.
+#[test]
+fn the_derivation_has_no_module_cycle() {
+    let graph = module_graph(&crate_dir("claimledger-derive"));
+    assert!(graph.contains_key("batch"), "the module graph was read");
+    if let Some(cycle) = find_cycle(&graph) {
+        panic!(
+            "claimledger-derive's modules form a cycle: {}",
+            cycle.join(" → ")
+        );
+    }
+}
+
+/// The projector's layers run one way: its pipeline uses its store, and its store (every SQL
+/// statement) never calls back into the pipeline; neither holds derivation logic of its own, which
+/// is `claimledger-derive`'s.
+#[test]
+fn the_projector_store_does_not_use_its_pipeline() {
+    let graph = module_graph(&crate_dir("claimledger-projector"));
+    let store = graph.get("store").expect("the projector has a store");
+    assert!(
+        !store.contains("pipeline") && !store.contains("rebuild"),
+        "the store names {store:?}"
+    );
+    assert!(
+        graph
+            .get("pipeline")
+            .is_some_and(|uses| uses.contains("store")),
+        "the pipeline writes through the store"
+    );
+    if let Some(cycle) = find_cycle(&graph) {
+        panic!(
+            "claimledger-projector's modules form a cycle: {}",
+            cycle.join(" → ")
+        );
+    }
+}

@@ -83,9 +83,35 @@ impl ProjectorError {
                     sqlx::Error::ColumnDecode { .. }
                         | sqlx::Error::ColumnNotFound(_)
                         | sqlx::Error::TypeNotFound { .. }
-                ) && !crate::store::is_rejected_value(self)
+                ) && !self.is_rejected_value()
             }
             _ => false,
         }
+    }
+
+    /// Whether a COPY of rows the batch took for new met an existing row (the batch should be
+    /// applied again with upserts): the store's COPY reports exactly that case as
+    /// [`ProjectorError::ExistingRow`].
+    pub(crate) fn is_existing_row(&self) -> bool {
+        matches!(self, Self::ExistingRow { .. })
+    }
+
+    /// Whether PostgreSQL refused a value the batch wrote: SQLSTATE class 22 (data exception, such
+    /// as text holding a NUL character, 22021, or a JSON document holding `\u0000`, 22P05) or class
+    /// 23 (integrity constraint violation, such as a check). The same rows would be refused on
+    /// every retry, so the batch is applied again commit by commit and the commits refused on their
+    /// own are parked. A COPY that met an existing row is [`ProjectorError::ExistingRow`] instead,
+    /// handled by upserts.
+    pub(crate) fn is_rejected_value(&self) -> bool {
+        self.rejected_sqlstate().is_some()
+    }
+
+    /// The SQLSTATE of a value PostgreSQL refused (see [`ProjectorError::is_rejected_value`]).
+    pub(crate) fn rejected_sqlstate(&self) -> Option<String> {
+        let Self::Database { source, .. } = self else {
+            return None;
+        };
+        let code = source.as_database_error()?.code()?;
+        (code.starts_with("22") || code.starts_with("23")).then(|| code.into_owned())
     }
 }

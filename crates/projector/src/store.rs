@@ -44,9 +44,8 @@ pub(crate) use parked::write_parked;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NewRows {
     /// COPY them straight into the tables, from [`NewRowsCopy`] streams. If a row taken for new
-    /// exists after all (a log that schedules a session twice), the COPY fails with a unique
-    /// violation, [`is_existing_row`] recognises the error, and the batch is applied again with
-    /// [`NewRows::Upsert`].
+    /// exists after all (a log that schedules a session twice), the COPY fails with
+    /// [`ProjectorError::ExistingRow`], and the batch is applied again with [`NewRows::Upsert`].
     Copy,
     /// Upsert them like every other row.
     Upsert,
@@ -151,32 +150,6 @@ const COPYING_SESSIONS: &str = "copying new sessions";
 const COPYING_CLAIMS: &str = "copying new claims";
 const COPYING_CLAIM_LINES: &str = "copying new claim lines";
 const COPYING_CLAIM_IDS: &str = "copying new claim ids";
-
-/// Whether `error` is a [`NewRows::Copy`] write that met an existing row (the batch should be
-/// applied again with [`NewRows::Upsert`]): [`copy_in`] reports exactly that case as
-/// [`ProjectorError::ExistingRow`].
-pub(crate) fn is_existing_row(error: &ProjectorError) -> bool {
-    matches!(error, ProjectorError::ExistingRow { .. })
-}
-
-/// Whether PostgreSQL refused a value the batch wrote: SQLSTATE class 22 (data exception, such as
-/// text holding a NUL character, 22021, or a JSON document holding `\u0000`, 22P05) or class 23
-/// (integrity constraint violation, such as a check). The same rows would be refused on every
-/// retry, so the batch is applied again commit by commit and the commits refused on their own are
-/// parked (see `Applier::apply_one_by_one`). A COPY that met an existing row ([`is_existing_row`])
-/// is recognised first and handled by upserts instead.
-pub(crate) fn is_rejected_value(error: &ProjectorError) -> bool {
-    rejected_sqlstate(error).is_some()
-}
-
-/// The SQLSTATE of a value PostgreSQL refused (see [`is_rejected_value`]).
-pub(crate) fn rejected_sqlstate(error: &ProjectorError) -> Option<String> {
-    let ProjectorError::Database { source, .. } = error else {
-        return None;
-    };
-    let code = source.as_database_error()?.code()?;
-    (code.starts_with("22") || code.starts_with("23")).then(|| code.into_owned())
-}
 
 /// Runs `statement` (a `COPY … FROM STDIN (FORMAT binary)`) with the rows of `copy`; nothing
 /// when it holds none.

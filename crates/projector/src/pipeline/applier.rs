@@ -217,7 +217,7 @@ impl Applier {
             .await;
         if let (Err(error), Some((from, through))) = (&result, range)
             && new_rows == NewRows::Copy
-            && store::is_existing_row(error)
+            && error.is_existing_row()
         {
             tracing::warn!(
                 error.message = %error,
@@ -231,7 +231,7 @@ impl Applier {
                 .await;
         }
         if let (Err(error), Some((from, through))) = (&result, range)
-            && store::is_rejected_value(error)
+            && error.is_rejected_value()
         {
             tracing::warn!(
                 error.message = %error,
@@ -280,8 +280,8 @@ impl Applier {
                 .apply_in_transaction(&mut state, vec![item], None, NewRows::Upsert)
                 .await
             {
-                Err(error) if store::is_rejected_value(&error) => {
-                    let sqlstate = store::rejected_sqlstate(&error).unwrap_or_default();
+                Err(error) if error.is_rejected_value() => {
+                    let sqlstate = error.rejected_sqlstate().unwrap_or_default();
                     parked.error = format!("{} (SQLSTATE {sqlstate})", error_chain(&error));
                     tracing::error!(
                         seq = parked.sequence,

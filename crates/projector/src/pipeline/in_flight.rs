@@ -104,7 +104,7 @@ async fn write_folded_on(
         Ok(Written::Rejected { from, through })
     };
     match store::write_changes(batch.connection(), &target.schema, &changes, Some(new_rows)).await {
-        Err(error) if store::is_existing_row(&error) => {
+        Err(error) if error.is_existing_row() => {
             tracing::warn!(
                 error.message = %error,
                 error.cause_chain = %error_chain(&error),
@@ -112,12 +112,12 @@ async fn write_folded_on(
             );
             return Ok(Written::ExistingRow { from, through });
         }
-        Err(error) if store::is_rejected_value(&error) => return rejected(&error),
+        Err(error) if error.is_rejected_value() => return rejected(&error),
         other => other?,
     }
     // A deferred constraint is checked at commit.
     match batch.commit(target, checkpoint, started, &mut phases).await {
-        Err(error) if store::is_rejected_value(&error) => return rejected(&error),
+        Err(error) if error.is_rejected_value() => return rejected(&error),
         other => other?,
     }
     Ok(Written::Applied(AppliedBatch {
