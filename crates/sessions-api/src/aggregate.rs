@@ -6,10 +6,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
+use chrono::{DateTime, Utc};
 use claimledger_events::{ChainId, CommandId, EventRecord};
 use claimledger_log::{AggregateAddress, Appended, EventLog};
 use uuid::Uuid;
 
+use crate::auth::Principal;
+use crate::commit;
 use crate::error::ApiError;
 use crate::extract::CommandMeta;
 use crate::idempotency::command_id;
@@ -34,6 +37,9 @@ pub(crate) trait Aggregate: Clone {
         decoding: Self::Decoding,
         record: &EventRecord,
     ) -> Result<Option<Self::Event>, ApiError>;
+
+    /// Decided events as the records of a commit made at `now`.
+    fn records(events: &[Self::Event], now: DateTime<Utc>) -> Vec<EventRecord>;
 }
 
 /// An aggregate at a version of the log, with the commands already appended to it.
@@ -175,24 +181,125 @@ impl<A: Clone, W: Clone> StateCache<A, W> {
     }
 }
 
-/// The aggregate at the log's current version: nothing to read while it has no commit, the
-/// cached state when it is at that version, else read from the log (and cached).
-pub(crate) async fn load_current<A: Aggregate, W: Clone>(
-    log: &EventLog,
-    cache: &StateCache<A, W>,
-    address: &AggregateAddress,
-    id: Uuid,
-    whereabouts: W,
-    decoding: A::Decoding,
-) -> Result<Loaded<A>, ApiError> {
-    let version = log.version(address).await?;
-    if version == 0 {
-        return Ok(Loaded::empty());
+/// One aggregate a command runs against: where it is on the log, the cache its states are kept
+/// in, where it lives (`W`, kept with each cached state) and what its stored events are decoded
+/// with.
+#[derive(Debug)]
+pub(crate) struct Target<'a, A: Aggregate, W> {
+    pub(crate) log: &'a EventLog,
+    pub(crate) cache: &'a StateCache<A, W>,
+    pub(crate) address: AggregateAddress,
+    pub(crate) id: Uuid,
+    pub(crate) whereabouts: W,
+    pub(crate) decoding: A::Decoding,
+}
+
+/// How a command ended: either way, the aggregate's state that answers it.
+#[derive(Debug)]
+pub(crate) enum Ran<A> {
+    /// Its events are on the log (appended now, or by an earlier attempt whose answer was lost
+    /// while still inside the log's duplicate window): the state after them.
+    Appended(Loaded<A>),
+    /// An earlier attempt with the same `Idempotency-Key` is on the log: nothing new was written;
+    /// the state as it is.
+    AlreadyAppended(Loaded<A>),
+}
+
+impl<A> Ran<A> {
+    /// The state that answers the command.
+    pub(crate) fn into_loaded(self) -> Loaded<A> {
+        match self {
+            Ran::Appended(loaded) | Ran::AlreadyAppended(loaded) => loaded,
+        }
     }
-    if let Some(cached) = cache.at_version(address.chain, id, version) {
-        return Ok(cached);
+}
+
+impl<A: Aggregate, W: Clone> Target<'_, A, W> {
+    /// The aggregate at the log's current version: nothing to read while it has no commit, the
+    /// cached state when it is at that version, else read from the log (and cached).
+    pub(crate) async fn load_current(&self) -> Result<Loaded<A>, ApiError> {
+        let version = self.log.version(&self.address).await?;
+        if version == 0 {
+            return Ok(Loaded::empty());
+        }
+        if let Some(cached) = self.cache.at_version(self.address.chain, self.id, version) {
+            return Ok(cached);
+        }
+        let loaded = read(self.log, &self.address, self.decoding).await?;
+        self.keep(&loaded);
+        Ok(loaded)
     }
-    let loaded = read(log, address, decoding).await?;
-    cache.put(address.chain, id, whereabouts, &loaded);
-    Ok(loaded)
+
+    fn keep(&self, loaded: &Loaded<A>) {
+        self.cache.put(
+            self.address.chain,
+            self.id,
+            self.whereabouts.clone(),
+            loaded,
+        );
+    }
+
+    /// The one pipeline of every command: its preconditions (`Idempotency-Key`, `If-Match`) on
+    /// `loaded`, `decide` (the domain's decision; whatever it needs is looked up before),
+    /// one commit appended with `loaded`'s version as the expected one, and the state after it,
+    /// cached. A refusal decided on a cached state (`from_cache`) stands only if the log has not
+    /// moved on since; otherwise the command is decided again on the state the log holds.
+    pub(crate) async fn run(
+        &self,
+        principal: &Principal,
+        meta: &CommandMeta,
+        now: DateTime<Utc>,
+        mut loaded: Loaded<A>,
+        mut from_cache: bool,
+        mut decide: impl FnMut(&Loaded<A>) -> Result<Vec<A::Event>, ApiError>,
+    ) -> Result<Ran<A>, ApiError> {
+        loop {
+            match self
+                .run_once(principal, meta, now, &loaded, &mut decide)
+                .await
+            {
+                Err(error) if from_cache && error.is_refusal() => {
+                    from_cache = false;
+                    if self.log.version(&self.address).await? == loaded.version {
+                        return Err(error);
+                    }
+                    loaded = read(self.log, &self.address, self.decoding).await?;
+                    self.keep(&loaded);
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn run_once(
+        &self,
+        principal: &Principal,
+        meta: &CommandMeta,
+        now: DateTime<Utc>,
+        loaded: &Loaded<A>,
+        decide: &mut impl FnMut(&Loaded<A>) -> Result<Vec<A::Event>, ApiError>,
+    ) -> Result<Ran<A>, ApiError> {
+        let this_command = match precondition(principal.chain, meta, loaded)? {
+            Precondition::AlreadyAppended => return Ok(Ran::AlreadyAppended(loaded.clone())),
+            Precondition::Proceed(command) => command,
+        };
+        let events = decide(loaded)?;
+        let commit = commit::build(
+            principal,
+            meta,
+            &self.address,
+            now,
+            A::records(&events, now),
+        );
+        let appended = self
+            .log
+            .append(&self.address, loaded.version, &commit)
+            .await?;
+        if appended.duplicate {
+            return Ok(Ran::Appended(self.load_current().await?));
+        }
+        let next = loaded.after(&events, this_command, &appended);
+        self.keep(&next);
+        Ok(Ran::Appended(next))
+    }
 }

@@ -135,6 +135,18 @@ impl ApiError {
         }
     }
 
+    /// Whether the command was refused on the state it was decided on (a conflict, an invalid or
+    /// missing reference): decided again on a newer state, it may pass.
+    pub(crate) fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ApiError::VersionConflict { .. }
+                | ApiError::StateConflict { .. }
+                | ApiError::Invalid { .. }
+                | ApiError::NotFound { .. }
+        )
+    }
+
     /// A 400 for `field`.
     pub fn bad_request(field: &str, reason: impl Into<String>) -> ApiError {
         ApiError::BadRequest {

@@ -4,11 +4,12 @@
 //! - [`startup`]: [`startup::Application`] (`build`, `run_until_stopped`) and the router.
 //! - [`config`]: [`config::Settings`], loaded from the environment. [`clock`]: where "now" comes from.
 //! - [`auth`]: API keys (hashed, chain-scoped, optional clinic scope, roles) and the bootstrap helper.
-//! - `sessions`: the session lifecycle endpoints. `reference`: reference data. `keys`: API keys.
+//! - `http`: the handlers, one module per resource (`sessions`, `claims`, `reference`, `keys`):
+//!   they check the role, parse, call the application layer, and render.
+//! - `app`: the application layer: each command and read as a function of domain values.
 //! - [`projection`]: the reference tables as a projection of the log's reference events.
-//! - `claims`: the claim lifecycle endpoints (submit, adjudications, resubmit, write-off, read).
 //! - `aggregate`: the one pipeline of every aggregate command (state at a version, preconditions,
-//!   state after an append). `commit`: the one builder of every commit the API appends.
+//!   decide, append, state after it). `commit`: the one builder of every commit the API appends.
 //! - `store`: every SQL statement of the session and claim commands, with named rows.
 //! - `idempotency`: `Idempotency-Key` handling. `extract`: body and header extractors.
 //! - `error`: `error::ApiError` and its application/problem+json rendering.
@@ -20,19 +21,17 @@
 #![warn(unreachable_pub)]
 
 mod aggregate;
+mod app;
 pub mod auth;
-mod claims;
 pub mod clock;
 mod commit;
 pub mod config;
 mod dto;
 mod error;
 mod extract;
+mod http;
 mod idempotency;
-mod keys;
 mod openapi;
 pub mod projection;
-mod reference;
-mod sessions;
 pub mod startup;
 mod store;

@@ -7,7 +7,8 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{auth, claims, dto, error, keys, reference, sessions};
+use crate::http::{claims, keys, reference, sessions};
+use crate::{auth, dto, error};
 
 /// The API's OpenAPI description.
 #[derive(Debug, OpenApi)]

@@ -22,12 +22,13 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::claims::ClaimCache;
+use crate::app::claims::ClaimCache;
+use crate::app::sessions::SessionCache;
 use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
 use crate::error::{ApiError, ServerFailure};
-use crate::sessions::SessionCache;
-use crate::{claims, keys, openapi, reference, sessions};
+use crate::http::{claims, keys, reference, sessions};
+use crate::openapi;
 
 /// How long before the request timeout an append stops retrying, so the 503 is sent in time.
 const APPEND_RETRY_MARGIN: Duration = Duration::from_secs(2);

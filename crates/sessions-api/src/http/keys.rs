@@ -4,20 +4,17 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use claimledger_events::ClinicId;
 use claimledger_http_edge::edge::ApiPath;
 use uuid::Uuid;
 
-use crate::auth::{
-    KeyRecord, Principal, Role, create_expiring_api_key, list_api_keys, revoke_api_key,
-};
+use super::fields::{created, text};
+use crate::app::keys;
+use crate::auth::{KeyRecord, Principal, Role};
 use crate::dto::{ApiKeyCreated, ApiKeyList, ApiKeyView, CreateApiKeyRequest};
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
 use crate::idempotency::{Answer, run_idempotent};
-use crate::reference::{created, text};
 use crate::startup::AppState;
-use crate::store::{self, ReferenceTable};
 
 /// Creates an API key for the caller's chain (admin). The key is in this answer only.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "keys", request_body = CreateApiKeyRequest,
@@ -36,54 +33,11 @@ pub(crate) async fn create_key(
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = &body.parse()?;
         let label = text("label", &request.label)?;
-        // A key never hands out more than it holds: a clinic-limited admin creates keys limited
-        // to (some of) its own clinics, never one for every clinic.
-        if !principal.covers(request.clinic_ids.as_deref()) {
-            return Err(ApiError::Forbidden {
-                field: "clinic_ids".to_owned(),
-                reason: "the key is limited to some clinics, so it can only create keys limited \
-                         to clinics in its own scope"
-                    .to_owned(),
-            });
-        }
-        if request.clinic_ids.as_ref().is_some_and(Vec::is_empty) {
-            return Err(ApiError::invalid(
-                "clinic_ids",
-                "must name at least one clinic; omit it for every clinic",
-            ));
-        }
-        let now = state.clock.now_micros();
-        if let Some(expires_at) = request.expires_at
-            && expires_at <= now
-        {
-            return Err(ApiError::invalid("expires_at", "must be in the future"));
-        }
-        if let Some(clinics) = &request.clinic_ids {
-            for (index, clinic) in clinics.iter().enumerate() {
-                if !store::exists(
-                    &state.pool,
-                    ReferenceTable::Clinics,
-                    principal.chain,
-                    *clinic,
-                )
-                .await?
-                {
-                    return Err(ApiError::not_found(
-                        &format!("clinic_ids[{index}]"),
-                        "clinic",
-                    ));
-                }
-            }
-        }
-        let clinics: Option<Vec<ClinicId>> = request
-            .clinic_ids
-            .as_ref()
-            .map(|ids| ids.iter().copied().map(ClinicId::from).collect());
-        let key = create_expiring_api_key(
-            &state.pool,
-            principal.chain,
+        let key = keys::create(
+            &state,
+            &principal,
             request.role,
-            clinics.as_deref(),
+            request.clinic_ids.as_deref(),
             &label,
             request.expires_at,
         )
@@ -132,10 +86,9 @@ pub(crate) async fn list_keys(
 ) -> Result<Answer, ApiError> {
     principal.require_role(&[Role::Admin])?;
     let now = state.clock.now_micros();
-    let keys = list_api_keys(&state.pool, principal.chain)
+    let keys = keys::list(&state, &principal)
         .await?
         .into_iter()
-        .filter(|record| principal.covers(record.clinic_ids.as_deref()))
         .map(|record| key_view(record, now))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Answer::ok(serde_json::to_value(ApiKeyList { keys })?))
@@ -152,16 +105,7 @@ pub(crate) async fn revoke_key(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Answer, ApiError> {
     principal.require_role(&[Role::Admin])?;
-    let visible = list_api_keys(&state.pool, principal.chain)
-        .await?
-        .into_iter()
-        .any(|record| record.id == id && principal.covers(record.clinic_ids.as_deref()));
-    if !visible {
-        return Err(ApiError::not_found("id", "API key"));
-    }
-    let record = revoke_api_key(&state.pool, principal.chain, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("id", "API key"))?;
+    let record = keys::revoke(&state, &principal, id).await?;
     Ok(Answer::ok(serde_json::to_value(key_view(
         record,
         state.clock.now_micros(),

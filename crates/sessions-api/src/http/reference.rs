@@ -12,25 +12,23 @@
 //! filtered by the key's chain, so another chain's ids answer 404.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{Days, Months, NaiveDate};
-use claimledger_billing::validation::{Icd10Code, Npi, TaxId};
+use chrono::Days;
+use claimledger_billing::validation::{Icd10Code, TaxId};
 use claimledger_events::reference::{
-    ClinicRegistered, CoverageRecorded, PatientForgotten, PatientRegistered, PayerRegistered,
-    ReferralRecorded, TherapistRegistered,
+    ClinicRegistered, CoverageRecorded, PayerRegistered, ReferralRecorded, TherapistRegistered,
 };
-use claimledger_events::{
-    AggregateId, AggregateKind, ChainId, ClinicId, Event, PatientId, PayerId,
-};
+use claimledger_events::{AggregateKind, Event, PatientId, PayerId};
 use claimledger_http_edge::edge::ApiPath;
-use claimledger_log::AggregateAddress;
 use claimledger_sessions::schema::to_epoch_day;
-use serde::Serialize;
 use uuid::Uuid;
 
+use super::fields::{
+    EARLIEST_DATE, MAX_REASON_LENGTH, created, new_id, npi, plausible_range, rules_key, state_code,
+    text,
+};
+use crate::app::reference;
 use crate::auth::{Principal, Role};
-use crate::commit;
 use crate::dto::{
     Clinic, ClinicRequest, Coverage, CoverageRequest, Patient, PatientForgottenView,
     PatientRequest, Payer, PayerRequest, ReasonRequest, Referral, ReferralRequest, Therapist,
@@ -38,170 +36,9 @@ use crate::dto::{
 };
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
-use crate::idempotency::{Answer, derived_id, run_idempotent};
-use crate::projection;
+use crate::idempotency::{Answer, run_idempotent};
 use crate::startup::AppState;
-use crate::store::{self, PatientPhi, ReferenceTable};
-
-/// The longest reason accepted, as for the session commands' reasons.
-const MAX_REASON_LENGTH: usize = claimledger_sessions::command::MAX_TEXT_LENGTH;
-
-/// The longest free-text name or address line accepted.
-const MAX_NAME_LENGTH: usize = 200;
-
-pub(crate) fn created<T: Serialize>(location: String, body: &T) -> Result<Answer, ApiError> {
-    Ok(Answer {
-        status: StatusCode::CREATED,
-        version: None,
-        location: Some(location),
-        body: serde_json::to_value(body)?,
-    })
-}
-
-fn new_id(principal: &Principal, meta: &CommandMeta, purpose: &str) -> Uuid {
-    meta.idempotency_key
-        .as_deref()
-        .map_or_else(Uuid::now_v7, |key| {
-            derived_id(principal.chain, purpose, key)
-        })
-}
-
-pub(crate) fn text(field: &str, value: &str) -> Result<String, ApiError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > MAX_NAME_LENGTH {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be 1 to {MAX_NAME_LENGTH} characters"),
-        ));
-    }
-    Ok(trimmed.to_owned())
-}
-
-/// The earliest date any field accepts.
-pub(crate) const EARLIEST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
-    Some(date) => date,
-    None => NaiveDate::MIN,
-};
-
-/// How far ahead of today a coverage or referral date may lie, in years.
-pub(crate) const MAX_YEARS_AHEAD: u32 = 10;
-
-/// Refuses a date before [`EARLIEST_DATE`] or more than [`MAX_YEARS_AHEAD`] years after `today`:
-/// such a date is a typing error, and it would follow every claim that reads it.
-fn plausible_date(field: &str, date: NaiveDate, today: NaiveDate) -> Result<(), ApiError> {
-    let latest = today
-        .checked_add_months(Months::new(12 * MAX_YEARS_AHEAD))
-        .unwrap_or(NaiveDate::MAX);
-    if date < EARLIEST_DATE || date > latest {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be between {EARLIEST_DATE} and {latest}, got {date}"),
-        ));
-    }
-    Ok(())
-}
-
-/// Refuses a range whose days are not plausible, or whose last day (if it has one) comes before its
-/// first; each refusal names its field.
-fn plausible_range(
-    (first_field, first): (&str, NaiveDate),
-    (last_field, last): (&str, Option<NaiveDate>),
-    today: NaiveDate,
-) -> Result<(), ApiError> {
-    plausible_date(first_field, first, today)?;
-    if let Some(last) = last {
-        plausible_date(last_field, last, today)?;
-        if last < first {
-            return Err(ApiError::invalid(
-                last_field,
-                format!("must not be before {first_field}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A rules-file payer identifier: 1 to 64 lowercase letters, digits and hyphens.
-fn rules_key(field: &str, value: &str) -> Result<String, ApiError> {
-    let valid = (1..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
-    if !valid {
-        return Err(ApiError::invalid(
-            field,
-            "must be 1 to 64 lowercase letters, digits and hyphens, as in the rules files",
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-fn state_code(field: &str, value: &str) -> Result<String, ApiError> {
-    if value.len() == 2 && value.bytes().all(|byte| byte.is_ascii_uppercase()) {
-        return Ok(value.to_owned());
-    }
-    Err(ApiError::invalid(
-        field,
-        format!("{value:?} is not a two-letter upper-case state code"),
-    ))
-}
-
-fn npi(field: &str, value: &str) -> Result<String, ApiError> {
-    Npi::parse(field, value)
-        .map(|npi| npi.as_str().to_owned())
-        .map_err(|error| ApiError::invalid(field, error.problem.to_string()))
-}
-
-fn reference_address(chain: ChainId, kind: AggregateKind, id: Uuid) -> AggregateAddress {
-    AggregateAddress {
-        chain,
-        clinic: None,
-        kind,
-        id: AggregateId::from(id),
-    }
-}
-
-/// Appends `event` to the reference aggregate `id` of `kind` at `expected_version` (0 = new) and
-/// projects it, so the next request sees it. Returns the commit's sequence.
-async fn record(
-    state: &AppState,
-    principal: &Principal,
-    meta: &CommandMeta,
-    kind: AggregateKind,
-    id: Uuid,
-    expected_version: u64,
-    event: Event,
-) -> Result<u64, ApiError> {
-    let address = reference_address(principal.chain, kind, id);
-    let now = state.clock.now_micros();
-    let commit = commit::build(
-        principal,
-        meta,
-        &address,
-        now,
-        vec![commit::record(event, now)],
-    );
-    let appended = state
-        .log
-        .append(&address, expected_version, &commit)
-        .await?;
-    let mut connection = state.pool.acquire().await?;
-    if appended.duplicate {
-        // A retry: project what the log holds (the first attempt's commit), not this copy.
-        for recorded in state.log.read(&address).await?.commits {
-            projection::apply_commit(&mut connection, recorded.sequence, &recorded.commit).await?;
-        }
-    } else {
-        projection::apply_commit(&mut connection, appended.sequence, &commit).await?;
-    }
-    Ok(appended.sequence)
-}
-
-/// Whether an append failure is definitive (nothing was stored), as opposed to an unknown outcome
-/// that a retry with the same key will settle.
-fn append_refused(error: &ApiError) -> bool {
-    !matches!(error, ApiError::LogUnavailable(_))
-}
+use crate::store::{PatientPhi, ReferenceTable};
 
 /// Registers a clinic (admin).
 #[utoipa::path(post, path = "/v1/clinics", tag = "reference", request_body = ClinicRequest,
@@ -267,16 +104,7 @@ pub(crate) async fn create_clinic(
             time_zone: details.time_zone.clone(),
             place_of_service: details.place_of_service.clone(),
         });
-        record(
-            &state,
-            &principal,
-            &meta,
-            AggregateKind::Clinic,
-            id,
-            0,
-            event,
-        )
-        .await?;
+        reference::register(&state, &principal, &meta, AggregateKind::Clinic, id, event).await?;
         created(format!("/v1/clinics/{id}"), &Clinic { id, details })
     })
     .await
@@ -291,10 +119,7 @@ pub(crate) async fn get_clinic(
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Answer, ApiError> {
-    principal.require_clinic(ClinicId::from(id))?;
-    let row = store::clinic_row(&state.pool, principal.chain, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("id", "clinic"))?;
+    let row = reference::clinic(&state, &principal, id).await?;
     let details = ClinicRequest {
         name: row.name,
         npi: row.npi,
@@ -337,13 +162,12 @@ pub(crate) async fn create_therapist(
             licence_number: details.licence_number.clone(),
             licence_state: details.licence_state.clone(),
         });
-        record(
+        reference::register(
             &state,
             &principal,
             &meta,
             AggregateKind::Therapist,
             id,
-            0,
             event,
         )
         .await?;
@@ -374,28 +198,11 @@ pub(crate) async fn create_payer(
         // Registering the same rules key again names the same payer: the id derives from the key,
         // and the payer's aggregate already exists, so nothing new is appended.
         let id = PayerId::from_rules_key(&details.rules_key).as_uuid();
-        let address = reference_address(principal.chain, AggregateKind::Payer, id);
-        if state.log.version(&address).await? == 0 {
-            let event = Event::PayerRegistered(PayerRegistered {
-                name: details.name.clone(),
-                rules_key: details.rules_key.clone(),
-            });
-            match record(
-                &state,
-                &principal,
-                &meta,
-                AggregateKind::Payer,
-                id,
-                0,
-                event,
-            )
-            .await
-            {
-                Ok(_) | Err(ApiError::VersionConflict { .. }) => {}
-                Err(error) => return Err(error),
-            }
-        }
-        let details = store::payer_row(&state.pool, principal.chain, id)
+        let event = Event::PayerRegistered(PayerRegistered {
+            name: details.name.clone(),
+            rules_key: details.rules_key.clone(),
+        });
+        let details = reference::register_payer(&state, &principal, &meta, id, event)
             .await?
             .map_or(details, |row| PayerRequest {
                 name: row.name,
@@ -439,46 +246,16 @@ pub(crate) async fn create_patient(
             ));
         }
         let id = new_id(&principal, &meta, "patient");
-        let chain = principal.chain.as_uuid();
         let phi = PatientPhi {
             patient: id,
             given_name: &details.given_name,
             family_name: &details.family_name,
             date_of_birth: details.date_of_birth,
         };
-        store::insert_patient_phi(&state.pool, principal.chain, &phi).await?;
-        let event = Event::PatientRegistered(PatientRegistered {});
-        if let Err(error) = record(
-            &state,
-            &principal,
-            &meta,
-            AggregateKind::Patient,
-            id,
-            0,
-            event,
-        )
-        .await
-        {
-            if append_refused(&error) && !patient_on_log(&state, &principal, id).await? {
-                let mut connection = state.pool.acquire().await?;
-                projection::delete_phi(&mut connection, chain, id).await?;
-            }
-            return Err(error);
-        }
+        reference::register_patient(&state, &principal, &meta, &phi).await?;
         created(format!("/v1/patients/{id}"), &Patient { id, details })
     })
     .await
-}
-
-/// Whether the patient's aggregate is on the log (a refused append must not delete the PHI of a
-/// patient a first attempt did register).
-async fn patient_on_log(
-    state: &AppState,
-    principal: &Principal,
-    id: Uuid,
-) -> Result<bool, ApiError> {
-    let address = reference_address(principal.chain, AggregateKind::Patient, id);
-    Ok(state.log.version(&address).await? > 0)
 }
 
 /// Reads a patient (admin, front desk or billing: the answer holds PHI). A forgotten patient
@@ -492,9 +269,7 @@ pub(crate) async fn get_patient(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Answer, ApiError> {
     principal.require_role(&[Role::Admin, Role::FrontDesk, Role::Billing])?;
-    let row = store::patient_row(&state.pool, principal.chain, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("id", "patient"))?;
+    let row = reference::patient(&state, &principal, id).await?;
     let (Some(given_name), Some(family_name), Some(date_of_birth), false) = (
         row.given_name,
         row.family_name,
@@ -543,30 +318,7 @@ pub(crate) async fn forget_patient(
                 format!("must be 1 to {MAX_REASON_LENGTH} characters"),
             ));
         }
-        let chain = principal.chain.as_uuid();
-        let forgotten = store::patient_forgotten(&state.pool, principal.chain, id).await?;
-        match forgotten {
-            None => return Err(ApiError::not_found("id", "patient")),
-            Some(true) => {
-                let mut connection = state.pool.acquire().await?;
-                projection::delete_phi(&mut connection, chain, id).await?;
-            }
-            Some(false) => {
-                let address = reference_address(principal.chain, AggregateKind::Patient, id);
-                let version = state.log.version(&address).await?;
-                let event = Event::PatientForgotten(PatientForgotten { reason });
-                record(
-                    &state,
-                    &principal,
-                    &meta,
-                    AggregateKind::Patient,
-                    id,
-                    version,
-                    event,
-                )
-                .await?;
-            }
-        }
+        reference::forget_patient(&state, &principal, &meta, id, reason).await?;
         Ok(Answer::ok(serde_json::to_value(PatientForgottenView {
             id,
             forgotten: true,
@@ -590,26 +342,24 @@ pub(crate) async fn create_coverage(
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = &body.parse()?;
-        if !store::exists(
-            &state.pool,
+        reference::require_exists(
+            &state,
+            &principal,
             ReferenceTable::Patients,
-            principal.chain,
             request.patient_id,
+            "patient_id",
+            "patient",
         )
-        .await?
-        {
-            return Err(ApiError::not_found("patient_id", "patient"));
-        }
-        if !store::exists(
-            &state.pool,
+        .await?;
+        reference::require_exists(
+            &state,
+            &principal,
             ReferenceTable::Payers,
-            principal.chain,
             request.payer_id,
+            "payer_id",
+            "payer",
         )
-        .await?
-        {
-            return Err(ApiError::not_found("payer_id", "payer"));
-        }
+        .await?;
         let member_id = text("member_id", &request.member_id)?;
         let today = state.clock.now_micros().date_naive();
         plausible_range(
@@ -622,37 +372,14 @@ pub(crate) async fn create_coverage(
             ..request.clone()
         };
         let id = new_id(&principal, &meta, "coverage");
-        store::insert_coverage_phi(
-            &state.pool,
-            principal.chain,
-            id,
-            details.patient_id,
-            &details.member_id,
-        )
-        .await?;
-        let event = Event::CoverageRecorded(CoverageRecorded {
+        let recorded = CoverageRecorded {
             patient: PatientId::from(details.patient_id),
             payer: PayerId::from(details.payer_id),
             valid_from: to_epoch_day(details.valid_from),
             valid_to: details.valid_to.map(to_epoch_day),
-        });
-        if let Err(error) = record(
-            &state,
-            &principal,
-            &meta,
-            AggregateKind::Coverage,
-            id,
-            0,
-            event,
-        )
-        .await
-        {
-            let address = reference_address(principal.chain, AggregateKind::Coverage, id);
-            if append_refused(&error) && state.log.version(&address).await? == 0 {
-                store::delete_coverage_phi(&state.pool, principal.chain, id).await?;
-            }
-            return Err(error);
-        }
+        };
+        reference::register_coverage(&state, &principal, &meta, id, &details.member_id, recorded)
+            .await?;
         created(format!("/v1/coverages/{id}"), &Coverage { id, details })
     })
     .await
@@ -673,16 +400,15 @@ pub(crate) async fn create_referral(
     }
     run_idempotent(&state.pool, &principal, &meta, &body.raw, || async {
         let request = &body.parse()?;
-        if !store::exists(
-            &state.pool,
+        reference::require_exists(
+            &state,
+            &principal,
             ReferenceTable::Patients,
-            principal.chain,
             request.patient_id,
+            "patient_id",
+            "patient",
         )
-        .await?
-        {
-            return Err(ApiError::not_found("patient_id", "patient"));
-        }
+        .await?;
         let referring_npi = npi("referring_npi", &request.referring_npi)?;
         if request.diagnoses.is_empty() || request.diagnoses.len() > 12 {
             return Err(ApiError::invalid(
@@ -729,13 +455,12 @@ pub(crate) async fn create_referral(
             issued_on: to_epoch_day(details.issued_on),
             expires_on: to_epoch_day(details.expires_on),
         });
-        record(
+        reference::register(
             &state,
             &principal,
             &meta,
             AggregateKind::Referral,
             id,
-            0,
             event,
         )
         .await?;

@@ -1,45 +1,28 @@
 //! The claim endpoints: billing staff submit a derived claim, record the payer's remittance,
 //! resubmit a denied claim (for example with the other code) and write off an unpaid balance; and
-//! read a claim with its lines, outcomes and version.
-//!
-//! A claim is found by its log id (`ClaimId::for_session_and_payer`) through the projector's
-//! `read_models.claim_ids` and `read_models.claims`, filtered by the key's chain, so a claim
-//! exists for the API once the projector has derived it. Commands run like the session commands:
-//! read the claim's commits from the log (or take the cached state when it is at the log's current
-//! version, see [`ClaimCache`]), decide with the pure `claimledger-claims` domain, and append the
-//! new events in one commit with the version just read (or `If-Match`) as the expected version.
-//! `Idempotency-Key` works through the same store and command ids as the session endpoints.
-//! Refusals answer 4xx and write nothing.
+//! read a claim with its lines, outcomes and version. Each handler checks the caller's role, turns
+//! the request into a domain command, runs it through [`crate::app::claims`] (idempotently, with
+//! its `Idempotency-Key`), and renders the claim. Refusals answer 4xx and write nothing.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
+use chrono::NaiveDate;
 use claimledger_claims::claim::{Claim, ClaimStatus};
 use claimledger_claims::command::{
-    AdjustmentInput, ClaimCommand, DecisionContext, LineAdjudicationInput, LineInput,
-    RemittanceInput,
+    AdjustmentInput, ClaimCommand, LineAdjudicationInput, LineInput, RemittanceInput,
 };
-use claimledger_claims::error::ClaimError;
-use claimledger_claims::event::ClaimEvent;
-use claimledger_claims::schema::{from_log_event, to_log_event};
-use claimledger_events::{AggregateKind, ChainId, ClaimId, ClinicId, Commit, EventRecord};
 use claimledger_http_edge::edge::ApiPath;
-use claimledger_log::AggregateAddress;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::aggregate::{self, Aggregate, Loaded, Precondition, StateCache};
+use crate::app::claims::{self, ClaimRequest, ClaimState};
 use crate::auth::{Principal, Role};
-use crate::commit;
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandMeta, JsonBody};
 use crate::idempotency::{Answer, run_idempotent};
 use crate::startup::AppState;
-use crate::store;
 
 /// The roles that work claims.
 const WORKERS: &[Role] = &[Role::Billing, Role::Admin];
@@ -213,133 +196,6 @@ pub(crate) struct ClaimView {
     pub lines: Vec<ClaimLineView>,
 }
 
-/// Where a claim lives, from the read models.
-#[derive(Debug, Clone)]
-struct Located {
-    session: Uuid,
-    payer: Uuid,
-    clinic: ClinicId,
-    date_of_service: Option<NaiveDate>,
-    derivation_error: Option<String>,
-    time_zone: Tz,
-}
-
-impl From<ClaimError> for ApiError {
-    fn from(error: ClaimError) -> ApiError {
-        let field = error.field().to_owned();
-        let reason = error.reason();
-        if error.is_state_conflict() {
-            ApiError::StateConflict { field, reason }
-        } else {
-            ApiError::Invalid { field, reason }
-        }
-    }
-}
-
-/// A stored value that cannot be read back: a defect, answered as a server failure.
-fn corrupt(what: String) -> ApiError {
-    ApiError::Database(sqlx::Error::Decode(what.into()))
-}
-
-async fn locate(pool: &PgPool, chain: ChainId, claim: Uuid) -> Result<Option<Located>, ApiError> {
-    store::claim_row(pool, chain, claim)
-        .await?
-        .map(|row| {
-            Ok(Located {
-                session: row.session_id,
-                payer: row.payer_id,
-                clinic: ClinicId::from(row.clinic_id),
-                date_of_service: row.date_of_service,
-                derivation_error: row.derivation_error,
-                time_zone: row
-                    .time_zone
-                    .parse::<Tz>()
-                    .map_err(|_| corrupt(format!("unknown time zone {:?}", row.time_zone)))?,
-            })
-        })
-        .transpose()
-}
-
-fn address_of(chain: ChainId, located: &Located, claim: Uuid) -> AggregateAddress {
-    AggregateAddress {
-        chain,
-        clinic: Some(located.clinic),
-        kind: AggregateKind::Claim,
-        id: ClaimId::from(claim).into(),
-    }
-}
-
-/// Claims as this process last wrote or read them, at their versions.
-///
-/// Reading a claim from the log replays its commits through a consumer: several round trips, and a
-/// consumer the server keeps until it times out. Every command and read first looks up the claim's
-/// current version (one cheap last-by-subject lookup) and uses a cached state only when it is at
-/// exactly that version, so it decides on the same state a replay would give.
-pub(crate) type ClaimCache = StateCache<Claim, ()>;
-
-impl Aggregate for Claim {
-    type Event = ClaimEvent;
-    type Decoding = ();
-    const RESOURCE: &'static str = "claim";
-
-    fn from_events(events: &[ClaimEvent]) -> Claim {
-        Claim::from_events(events)
-    }
-
-    fn apply(&mut self, event: &ClaimEvent) {
-        Claim::apply(self, event);
-    }
-
-    fn decode((): (), record: &EventRecord) -> Result<Option<ClaimEvent>, ApiError> {
-        from_log_event(&record.event)
-            .map_err(|error| corrupt(format!("a stored claim event: {error}")))
-    }
-}
-
-/// The claim at the log's current version: nothing to read while it is a draft (no commits yet),
-/// the cached state when it is at that version, else read from the log (and cached).
-async fn load_current(
-    state: &AppState,
-    address: &AggregateAddress,
-    claim: Uuid,
-) -> Result<Loaded<Claim>, ApiError> {
-    aggregate::load_current(&state.log, &state.claims, address, claim, (), ()).await
-}
-
-/// The derived claim's lines, as the projector wrote them.
-async fn derived_lines(
-    pool: &PgPool,
-    chain: ChainId,
-    located: &Located,
-) -> Result<Vec<LineInput>, ApiError> {
-    Ok(
-        store::derived_lines(pool, chain, located.session, located.payer)
-            .await?
-            .into_iter()
-            .map(|row| LineInput {
-                code: row.code,
-                modifiers: row.modifiers,
-                units: u16::try_from(row.units).unwrap_or(u16::MAX),
-                charge_cents: row.charge_cents,
-            })
-            .collect(),
-    )
-}
-
-fn build_commit(
-    principal: &Principal,
-    meta: &CommandMeta,
-    address: &AggregateAddress,
-    events: &[ClaimEvent],
-    now: DateTime<Utc>,
-) -> Commit {
-    let records = events
-        .iter()
-        .map(|event| commit::record(to_log_event(event), now))
-        .collect();
-    commit::build(principal, meta, address, now, records)
-}
-
 fn line_views(claim: &Claim) -> Vec<ClaimLineView> {
     let Some(submission) = claim.submission() else {
         return Vec::new();
@@ -385,8 +241,15 @@ fn line_views(claim: &Claim) -> Vec<ClaimLineView> {
         .collect()
 }
 
-/// The claim's view; a draft shows its derived lines (`derived`).
-fn view(id: Uuid, located: &Located, loaded: &Loaded<Claim>, derived: &[LineInput]) -> ClaimView {
+/// The claim's view; a draft shows its derived lines.
+fn view(found: &ClaimState) -> ClaimView {
+    let ClaimState {
+        id,
+        located,
+        loaded,
+        derived,
+    } = found;
+    let id = *id;
     let claim = &loaded.state;
     let adjudication = claim.adjudication();
     let lines = if claim.status() == ClaimStatus::Draft {
@@ -437,32 +300,13 @@ fn view(id: Uuid, located: &Located, loaded: &Loaded<Claim>, derived: &[LineInpu
     }
 }
 
-async fn answer(
-    state: &AppState,
-    chain: ChainId,
-    id: Uuid,
-    located: &Located,
-    loaded: &Loaded<Claim>,
-) -> Result<Answer, ApiError> {
-    let derived = if loaded.state.status() == ClaimStatus::Draft {
-        derived_lines(&state.pool, chain, located).await?
-    } else {
-        Vec::new()
-    };
+fn answer(found: &ClaimState) -> Result<Answer, ApiError> {
     Ok(Answer {
         status: StatusCode::OK,
-        version: Some(loaded.version),
+        version: Some(found.loaded.version),
         location: None,
-        body: serde_json::to_value(view(id, located, loaded, &derived))?,
+        body: serde_json::to_value(view(found))?,
     })
-}
-
-/// What a command needs from the request, turned into a domain command once the claim is found.
-enum Request {
-    Submit,
-    Adjudicate(AdjudicationRequest),
-    Resubmit(ResubmitRequest),
-    WriteOff(WriteOffRequest),
 }
 
 fn line_inputs(lines: &[ClaimLineRequest]) -> Vec<LineInput> {
@@ -477,104 +321,45 @@ fn line_inputs(lines: &[ClaimLineRequest]) -> Vec<LineInput> {
         .collect()
 }
 
-async fn command_of(
-    state: &AppState,
-    chain: ChainId,
-    located: &Located,
-    request: Request,
-) -> Result<ClaimCommand, ApiError> {
-    Ok(match request {
-        Request::Submit => {
-            if let Some(error) = &located.derivation_error {
-                return Err(ApiError::invalid(
-                    "claim_id",
-                    format!(
-                        "the claim could not be derived ({error}); it can be submitted once the projector derives it"
-                    ),
-                ));
-            }
-            let date_of_service = located.date_of_service.ok_or_else(|| {
-                ApiError::invalid("claim_id", "the derived claim has no date of service")
-            })?;
-            ClaimCommand::Submit {
-                session: located.session.into(),
-                payer: located.payer.into(),
-                date_of_service,
-                lines: derived_lines(&state.pool, chain, located).await?,
-            }
-        }
-        Request::Adjudicate(request) => ClaimCommand::Adjudicate(RemittanceInput {
-            payer_claim_number: request.payer_claim_number,
-            adjudicated_on: request.adjudicated_on,
-            lines: request
-                .lines
-                .into_iter()
-                .map(|line| LineAdjudicationInput {
-                    line_number: line.line_number,
-                    allowed_cents: line.allowed_cents,
-                    paid_cents: line.paid_cents,
-                    patient_responsibility_cents: line.patient_responsibility_cents,
-                    paid_units: line.paid_units,
-                    adjustments: line
-                        .adjustments
-                        .into_iter()
-                        .map(|adjustment| AdjustmentInput {
-                            group: adjustment.group,
-                            reason_code: adjustment.reason_code,
-                            amount_cents: adjustment.amount_cents,
-                        })
-                        .collect(),
-                })
-                .collect(),
-        }),
-        Request::Resubmit(request) => ClaimCommand::Resubmit {
-            reason: request.reason,
-            lines: line_inputs(&request.lines),
-        },
-        Request::WriteOff(request) => ClaimCommand::WriteOff {
-            reason: request.reason,
-            amount_cents: request.amount_cents,
-        },
+fn adjudicate_command(request: AdjudicationRequest) -> ClaimCommand {
+    ClaimCommand::Adjudicate(RemittanceInput {
+        payer_claim_number: request.payer_claim_number,
+        adjudicated_on: request.adjudicated_on,
+        lines: request
+            .lines
+            .into_iter()
+            .map(|line| LineAdjudicationInput {
+                line_number: line.line_number,
+                allowed_cents: line.allowed_cents,
+                paid_cents: line.paid_cents,
+                patient_responsibility_cents: line.patient_responsibility_cents,
+                paid_units: line.paid_units,
+                adjustments: line
+                    .adjustments
+                    .into_iter()
+                    .map(|adjustment| AdjustmentInput {
+                        group: adjustment.group,
+                        reason_code: adjustment.reason_code,
+                        amount_cents: adjustment.amount_cents,
+                    })
+                    .collect(),
+            })
+            .collect(),
     })
 }
 
-/// Runs one claim command: find, load, decide, append, answer.
-async fn execute(
-    state: &AppState,
-    principal: &Principal,
-    meta: &CommandMeta,
-    id: Uuid,
-    request: Request,
-) -> Result<Answer, ApiError> {
-    let chain = principal.chain;
-    let located = locate(&state.pool, chain, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("claim_id", "claim"))?;
-    principal.require_clinic(located.clinic)?;
-    let address = address_of(chain, &located, id);
-    let loaded = load_current(state, &address, id).await?;
-    let this_command = match aggregate::precondition(chain, meta, &loaded)? {
-        // Already appended by an earlier attempt whose answer was lost: nothing new is written.
-        Precondition::AlreadyAppended => {
-            return answer(state, chain, id, &located, &loaded).await;
-        }
-        Precondition::Proceed(command) => command,
-    };
-    let command = command_of(state, chain, &located, request).await?;
-    let now = state.clock.now_micros();
-    let events = loaded
-        .state
-        .decide(&command, &DecisionContext::at(now, located.time_zone))?;
-    let commit = build_commit(principal, meta, &address, &events, now);
-    let appended = state.log.append(&address, loaded.version, &commit).await?;
-    let next = if appended.duplicate {
-        load_current(state, &address, id).await?
-    } else {
-        let next = loaded.after(&events, this_command, &appended);
-        state.claims.put(chain, id, (), &next);
-        next
-    };
-    answer(state, chain, id, &located, &next).await
+fn resubmit_command(request: &ResubmitRequest) -> ClaimCommand {
+    ClaimCommand::Resubmit {
+        reason: request.reason.clone(),
+        lines: line_inputs(&request.lines),
+    }
+}
+
+fn write_off_command(request: WriteOffRequest) -> ClaimCommand {
+    ClaimCommand::WriteOff {
+        reason: request.reason,
+        amount_cents: request.amount_cents,
+    }
 }
 
 async fn run(
@@ -583,14 +368,14 @@ async fn run(
     meta: &CommandMeta,
     raw: &[u8],
     id: Uuid,
-    parse: impl FnOnce() -> Result<Request, ApiError>,
+    parse: impl FnOnce() -> Result<ClaimRequest, ApiError>,
 ) -> Response {
     if let Err(error) = principal.require_role(WORKERS) {
         return ApiError::from(error).into_response();
     }
     run_idempotent(&state.pool, principal, meta, raw, || async {
         let request = parse()?;
-        execute(state, principal, meta, id, request).await
+        answer(&claims::execute(state, principal, meta, id, request).await?)
     })
     .await
 }
@@ -610,7 +395,10 @@ pub(crate) async fn submit(
     meta: CommandMeta,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Response {
-    run(&state, &principal, &meta, &[], id, || Ok(Request::Submit)).await
+    run(&state, &principal, &meta, &[], id, || {
+        Ok(ClaimRequest::Submit)
+    })
+    .await
 }
 
 /// Records the payer's remittance for the claim (billing or admin). Every submitted line is
@@ -630,7 +418,8 @@ pub(crate) async fn adjudicate(
     body: JsonBody<AdjudicationRequest>,
 ) -> Response {
     run(&state, &principal, &meta, &body.raw, id, || {
-        body.parse().map(Request::Adjudicate)
+        body.parse()
+            .map(|request| ClaimRequest::Decided(adjudicate_command(request)))
     })
     .await
 }
@@ -651,7 +440,8 @@ pub(crate) async fn resubmit(
     body: JsonBody<ResubmitRequest>,
 ) -> Response {
     run(&state, &principal, &meta, &body.raw, id, || {
-        body.parse().map(Request::Resubmit)
+        body.parse()
+            .map(|request| ClaimRequest::Decided(resubmit_command(&request)))
     })
     .await
 }
@@ -672,7 +462,8 @@ pub(crate) async fn write_off(
     body: JsonBody<WriteOffRequest>,
 ) -> Response {
     run(&state, &principal, &meta, &body.raw, id, || {
-        body.parse().map(Request::WriteOff)
+        body.parse()
+            .map(|request| ClaimRequest::Decided(write_off_command(request)))
     })
     .await
 }
@@ -689,10 +480,5 @@ pub(crate) async fn get_claim(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Answer, ApiError> {
     principal.require_role(WORKERS)?;
-    let located = locate(&state.pool, principal.chain, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("claim_id", "claim"))?;
-    principal.require_clinic(located.clinic)?;
-    let loaded = load_current(&state, &address_of(principal.chain, &located, id), id).await?;
-    answer(&state, principal.chain, id, &located, &loaded).await
+    answer(&claims::read(&state, &principal, id).await?)
 }
