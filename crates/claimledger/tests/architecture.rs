@@ -402,3 +402,57 @@ fn the_projector_store_does_not_use_its_pipeline() {
         );
     }
 }
+
+/// The code lines of every `.rs` file under `folder` (comments left out), with their file and line.
+fn code_lines(folder: &Path) -> Vec<(String, usize, String)> {
+    let mut lines = Vec::new();
+    let mut folders = vec![folder.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("a source folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a readable source");
+                for (number, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or_default().to_owned();
+                    lines.push((path.display().to_string(), number + 1, code));
+                }
+            }
+        }
+    }
+    lines
+}
+
+/// The sessions API's handlers parse, call the application layer and render: none reads the log
+/// or runs SQL itself (a store type may be named, a store function not called), and the
+/// application layer knows nothing of HTTP.
+#[test]
+fn the_sessions_api_handlers_leave_the_log_and_sql_to_the_application_layer() {
+    let src = crate_dir("claimledger-sessions-api").join("src");
+    let mut broken = Vec::new();
+    for (file, number, code) in code_lines(&src.join("http")) {
+        let calls_store = code.match_indices("store::").any(|(index, _)| {
+            code[index + "store::".len()..]
+                .chars()
+                .next()
+                .is_some_and(|next| next.is_ascii_lowercase())
+        });
+        for (found, what) in [
+            (calls_store, "calls the store"),
+            (code.contains("sqlx::"), "uses sqlx"),
+            (code.contains(".log."), "reads the log"),
+            (code.contains("projection::"), "projects"),
+        ] {
+            if found {
+                broken.push(format!("{file}:{number}: {what}"));
+            }
+        }
+    }
+    for (file, number, code) in code_lines(&src.join("app")) {
+        if code.contains("axum") || code.contains("crate::http") || code.contains("crate::dto") {
+            broken.push(format!("{file}:{number}: the application layer names HTTP"));
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}

@@ -147,6 +147,11 @@ impl ApiError {
         )
     }
 
+    /// A stored value that cannot be read back: a defect, answered as a server failure.
+    pub(crate) fn corrupt(what: impl Into<String>) -> ApiError {
+        ApiError::Database(sqlx::Error::Decode(what.into().into()))
+    }
+
     /// A 400 for `field`.
     pub fn bad_request(field: &str, reason: impl Into<String>) -> ApiError {
         ApiError::BadRequest {

@@ -70,11 +70,6 @@ impl From<ClaimError> for ApiError {
     }
 }
 
-/// A stored value that cannot be read back: a defect, answered as a server failure.
-fn corrupt(what: String) -> ApiError {
-    ApiError::Database(sqlx::Error::Decode(what.into()))
-}
-
 async fn locate(pool: &PgPool, chain: ChainId, claim: Uuid) -> Result<Option<Located>, ApiError> {
     store::claim_row(pool, chain, claim)
         .await?
@@ -85,10 +80,9 @@ async fn locate(pool: &PgPool, chain: ChainId, claim: Uuid) -> Result<Option<Loc
                 clinic: ClinicId::from(row.clinic_id),
                 date_of_service: row.date_of_service,
                 derivation_error: row.derivation_error,
-                time_zone: row
-                    .time_zone
-                    .parse::<Tz>()
-                    .map_err(|_| corrupt(format!("unknown time zone {:?}", row.time_zone)))?,
+                time_zone: row.time_zone.parse::<Tz>().map_err(|_| {
+                    ApiError::corrupt(format!("unknown time zone {:?}", row.time_zone))
+                })?,
             })
         })
         .transpose()
@@ -138,7 +132,7 @@ impl Aggregate for Claim {
 
     fn decode((): (), record: &EventRecord) -> Result<Option<ClaimEvent>, ApiError> {
         from_log_event(&record.event)
-            .map_err(|error| corrupt(format!("a stored claim event: {error}")))
+            .map_err(|error| ApiError::corrupt(format!("a stored claim event: {error}")))
     }
 
     fn records(events: &[ClaimEvent], now: DateTime<Utc>) -> Vec<EventRecord> {

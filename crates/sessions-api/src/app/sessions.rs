@@ -118,11 +118,8 @@ fn target(
 
 fn parse_time_zone(name: &str) -> Result<Tz, ApiError> {
     // The zone was validated when the clinic was registered; a failure here is a corrupt row.
-    name.parse::<Tz>().map_err(|_| {
-        ApiError::Database(sqlx::Error::Decode(
-            format!("unknown time zone {name:?}").into(),
-        ))
-    })
+    name.parse::<Tz>()
+        .map_err(|_| ApiError::corrupt(format!("unknown time zone {name:?}")))
 }
 
 async fn locate(pool: &PgPool, chain: ChainId, session: Uuid) -> Result<Option<Located>, ApiError> {

@@ -56,12 +56,9 @@ pub(crate) async fn create_key(
 
 fn key_view(record: KeyRecord, now: chrono::DateTime<chrono::Utc>) -> Result<ApiKeyView, ApiError> {
     let role = Role::parse(&record.role).ok_or_else(|| {
-        ApiError::Database(sqlx::Error::Decode(
-            format!(
-                "api key {} has the unknown role {:?}",
-                record.id, record.role
-            )
-            .into(),
+        ApiError::corrupt(format!(
+            "api key {} has the unknown role {:?}",
+            record.id, record.role
         ))
     })?;
     Ok(ApiKeyView {
