@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::parked::write_parked;
 use super::rollups::write_rollups;
+use super::tables::{CLAIM_LINE_OUTCOMES, OnConflict, Write};
 use crate::error::ProjectorError;
 
 /// Folds the batch's claim commits onto the stored state of their claims (the claims' log ids were
@@ -356,37 +357,22 @@ async fn write_outcomes(
             );
         }
     }
-    sqlx::query(&format!(
-        "INSERT INTO {schema}.claim_line_outcomes (chain_id, session_id, payer_id, line_number, \
-             code, modifiers, units, charge_cents, allowed_cents, paid_cents, \
-             patient_responsibility_cents, paid_units, denied, adjustments) \
-         SELECT chain_id, session_id, payer_id, line_number, code, \
-             string_to_array(modifiers, ','), units, charge_cents, allowed_cents, paid_cents, \
-             patient_responsibility_cents, paid_units, denied, adjustments::jsonb \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[], $5::text[], $6::text[], \
-             $7::int4[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int4[], \
-             $13::bool[], $14::text[]) \
-           AS u(chain_id, session_id, payer_id, line_number, code, modifiers, units, \
-             charge_cents, allowed_cents, paid_cents, patient_responsibility_cents, paid_units, \
-             denied, adjustments)"
-    ))
-    .bind(chains)
-    .bind(sessions)
-    .bind(payers)
-    .bind(numbers)
-    .bind(codes)
-    .bind(modifiers)
-    .bind(units)
-    .bind(charges)
-    .bind(allowed)
-    .bind(paid)
-    .bind(patient)
-    .bind(paid_units)
-    .bind(denied)
-    .bind(adjustments)
-    .persistent(false)
-    .execute(&mut *connection)
-    .await
-    .map_err(ProjectorError::db("writing claim outcomes"))?;
-    Ok(())
+    let statement = CLAIM_LINE_OUTCOMES.upsert(schema, OnConflict::Insert);
+    Write::new(&statement, &CLAIM_LINE_OUTCOMES)
+        .bind(chains)
+        .bind(sessions)
+        .bind(payers)
+        .bind(numbers)
+        .bind(codes)
+        .bind(modifiers)
+        .bind(units)
+        .bind(charges)
+        .bind(allowed)
+        .bind(paid)
+        .bind(patient)
+        .bind(paid_units)
+        .bind(denied)
+        .bind(adjustments)
+        .run(connection, "writing claim outcomes")
+        .await
 }
