@@ -1,6 +1,7 @@
 //! `claimledger replay --rules <dir>`: re-derives the claims on the log under proposed payer rules,
-//! in memory, and prints what would change (table, CSV or JSON). Reads the log only (provider data
-//! included) and writes nothing.
+//! streaming the log in bounded memory, and prints what would change (table, CSV or JSON), with a
+//! progress bar on stderr when it is a terminal. Reads the log only (provider data included) and
+//! writes nothing.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,8 +10,11 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use claimledger_events::UtcMicros;
 use claimledger_replay::render::{Format, render};
-use claimledger_replay::replay::{ReplayRequest, load_proposed, replay};
+use claimledger_replay::replay::{
+    DEFAULT_MAX_OPEN_SESSIONS, ReplayProgress, ReplayRequest, load_proposed, replay_with_progress,
+};
 use claimledger_replay::report::Scope;
+use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
 use crate::log_args::LogArgs;
@@ -72,14 +76,29 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             as_of: args.as_of.unwrap_or_else(|| now.date_naive()),
         },
         recorded_at: UtcMicros(now.timestamp_micros()),
+        max_open_sessions: DEFAULT_MAX_OPEN_SESSIONS,
     };
     // Invalid proposed rules are reported before anything connects (replay checks them again).
     load_proposed(&args.rules)?;
     let runtime = tokio::runtime::Runtime::new()?;
+    // indicatif draws on stderr only when it is a terminal, so redirected output stays clean.
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} replaying [{elapsed_precise}] {wide_bar} {pos}/{len} log positions, ETA {eta} {msg}",
+        )
+        .context("the progress bar template")?,
+    );
+    let mut progress = |step: ReplayProgress| {
+        bar.set_length(step.last);
+        bar.set_position(step.through.min(step.last));
+        bar.set_message(format!("({} sessions held)", step.open_sessions));
+    };
     let report = runtime.block_on(async {
         let log = args.log.open_existing().await?;
-        anyhow::Ok(replay(&log, &request).await?)
+        anyhow::Ok(replay_with_progress(&log, &request, &mut progress).await?)
     })?;
+    bar.finish_and_clear();
     let format = match args.format {
         OutputFormat::Table => Format::Table,
         OutputFormat::Csv => Format::Csv,

@@ -97,7 +97,7 @@ pub fn derive_claims(
     Ok(claims)
 }
 
-fn derived(claim: &ClaimRow, rules: &LogRules) -> DerivedClaim {
+pub(crate) fn derived(claim: &ClaimRow, rules: &LogRules) -> DerivedClaim {
     let allowed = expected_allowed(claim, rules);
     let timely_filing_days = claim.date_of_service.and_then(|day| {
         rules

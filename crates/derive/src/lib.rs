@@ -7,7 +7,9 @@
 //! the payer-rules engine ([`claim`]), claims re-priced by a rules change ([`reprice`]), unit deltas,
 //! reference rows ([`reference`]) and the claim commits whose lifecycle ([`lifecycle`]) and rollup
 //! deltas ([`rollup`]) the store folds onto their stored state. [`derived::derive_claims`] is the same
-//! fold offered whole for a replay, so live projection, rebuild and replay cannot disagree.
+//! fold offered whole for a replay, so live projection, rebuild and replay cannot disagree, and
+//! [`whatif::WhatIfFold`] streams it for a replay of any length: the same claims, each settled as
+//! its session is set aside.
 //!
 //! Inputs are the log's positions as `claimledger_events` defines them; the projector's store reads
 //! and writes PostgreSQL around this crate, and its pipeline moves batches through both.
@@ -25,3 +27,4 @@ pub mod rollup;
 pub mod rows;
 pub mod rules;
 pub mod session;
+pub mod whatif;

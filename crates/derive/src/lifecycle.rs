@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::keys::ClaimKey;
-use crate::rollup::{Reimbursement, RollupDeltas, month_of};
+use crate::rollup::{DenialKey, Reimbursement, ReimbursementKey, RollupDeltas, month_of};
 
 /// One claim commit of the batch, converted.
 #[derive(Debug)]
@@ -323,6 +323,13 @@ impl RollupDeltas {
         }
         let month = month_of(date_of_service);
         for line in &claim.lines {
+            let key = ReimbursementKey {
+                chain: claim.chain,
+                month,
+                clinic: claim.clinic,
+                payer: claim.payer,
+                code: line.code.clone(),
+            };
             let mut counters = Reimbursement {
                 billed_lines: 1,
                 billed_units: i64::from(line.units),
@@ -353,15 +360,11 @@ impl RollupDeltas {
                     for ((group, reason), amount) in reasons {
                         let entry = self
                             .denials
-                            .entry((
-                                claim.chain,
-                                month,
-                                claim.clinic,
-                                claim.payer,
-                                line.code.clone(),
-                                group.to_owned(),
-                                reason.to_owned(),
-                            ))
+                            .entry(DenialKey {
+                                line: key.clone(),
+                                group: group.to_owned(),
+                                reason: reason.to_owned(),
+                            })
                             .or_default();
                         entry.lines += sign;
                         entry.amount_cents += sign * amount;
@@ -369,13 +372,7 @@ impl RollupDeltas {
                 }
             }
             self.reimbursement
-                .entry((
-                    claim.chain,
-                    month,
-                    claim.clinic,
-                    claim.payer,
-                    line.code.clone(),
-                ))
+                .entry(key)
                 .or_default()
                 .add(&counters, sign);
         }
@@ -457,7 +454,7 @@ mod tests {
         let mut deltas = RollupDeltas::default();
         deltas.add_claim(&denied, 1);
         let (key, counters) = deltas.denials.iter().next().expect("one reason");
-        assert_eq!((key.5.as_str(), key.6.as_str()), ("CO", "50"));
+        assert_eq!((key.group.as_str(), key.reason.as_str()), ("CO", "50"));
         assert_eq!(
             *counters,
             Denials {

@@ -10,11 +10,27 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate};
 use uuid::Uuid;
 
-/// (chain, month, clinic, payer, code).
-pub type ReimbursementKey = (Uuid, NaiveDate, Uuid, Uuid, String);
+/// A `reimbursement_monthly` row's key: what was billed, to whom, from where, in which month.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReimbursementKey {
+    pub chain: Uuid,
+    /// The first day of the month of service.
+    pub month: NaiveDate,
+    pub clinic: Uuid,
+    pub payer: Uuid,
+    /// The CPT code billed.
+    pub code: String,
+}
 
-/// (chain, month, clinic, payer, code, group code, reason code).
-pub type DenialKey = (Uuid, NaiveDate, Uuid, Uuid, String, String, String);
+/// A `denial_reasons_monthly` row's key: a reimbursement key and the adjustment's group and reason.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DenialKey {
+    pub line: ReimbursementKey,
+    /// The CAS group code (CO, PR, OA, PI).
+    pub group: String,
+    /// The CARC reason code.
+    pub reason: String,
+}
 
 /// The counters of one `reimbursement_monthly` row, in column order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -138,7 +138,7 @@ pub fn fold_session(
     Ok(())
 }
 
-fn to_domain(
+pub(crate) fn to_domain(
     clinic: Uuid,
     record: &claimledger_events::EventRecord,
 ) -> Result<Option<SessionEvent>, String> {

@@ -71,6 +71,10 @@ pub enum ReplayFilter {
     Clinic(ChainId, ClinicId),
     /// The commits of one aggregate.
     Aggregate(AggregateAddress),
+    /// The chain-wide aggregates (payer rules and reference data: clinics, therapists, payers,
+    /// patients, coverages, referrals) of one chain, or of every chain: the small part of the log
+    /// that sessions and claims refer to, read without the clinics' sessions and claims.
+    ChainWide(Option<ChainId>),
 }
 
 impl ReplayFilter {
@@ -81,6 +85,10 @@ impl ReplayFilter {
             Self::Chain(chain) => Some(format!("{prefix}.{chain}.>")),
             Self::Clinic(chain, clinic) => Some(format!("{prefix}.{chain}.{clinic}.>")),
             Self::Aggregate(address) => Some(address.subject(prefix)?),
+            Self::ChainWide(chain) => Some(format!(
+                "{prefix}.{chain}.{CHAIN_WIDE_CLINIC_TOKEN}.>",
+                chain = chain.map_or_else(|| "*".to_owned(), |chain| chain.to_string())
+            )),
         })
     }
 }
@@ -138,6 +146,20 @@ mod tests {
                 .unwrap()
                 .unwrap(),
             format!("ev.{chain}.{clinic}.>")
+        );
+        assert_eq!(
+            ReplayFilter::ChainWide(Some(chain))
+                .filter_subject("ev")
+                .unwrap()
+                .unwrap(),
+            format!("ev.{chain}._.>")
+        );
+        assert_eq!(
+            ReplayFilter::ChainWide(None)
+                .filter_subject("ev")
+                .unwrap()
+                .unwrap(),
+            "ev.*._.>"
         );
     }
 }

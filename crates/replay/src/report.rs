@@ -3,7 +3,7 @@
 //! payment change, totals per clinic, payer and code, and which changed claims can still be
 //! (re)submitted within the payer's filing limit. Pure: every date is an input.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate};
@@ -209,32 +209,61 @@ pub fn compare(
     submitted: &HashSet<ClaimKey>,
     scope: Scope,
 ) -> (u64, Vec<ChangedClaim>, Vec<Total>) {
-    let key = |claim: &DerivedClaim| (claim.chain, claim.session, claim.payer);
     let before: BTreeMap<ClaimKey, &DerivedClaim> =
         before.iter().map(|claim| (key(claim), claim)).collect();
-    let mut compared = 0;
-    let mut changed = Vec::new();
-    let mut totals: BTreeMap<(Uuid, String, String), Total> = BTreeMap::new();
+    let mut comparison = Comparison::new(scope);
     for claim in after {
         let Some(old) = before.get(&key(claim)) else {
             continue;
         };
-        let in_scope = scope.chain.is_none_or(|chain| chain == claim.chain)
-            && scope.contains(claim.date_of_service);
-        if !in_scope {
-            continue;
+        comparison.add(old, claim, submitted.contains(&key(claim)));
+    }
+    comparison.finish()
+}
+
+fn key(claim: &DerivedClaim) -> ClaimKey {
+    (claim.chain, claim.session, claim.payer)
+}
+
+/// The comparison built one claim at a time, as a streamed replay settles them: what
+/// [`compare`] computes over two whole derivations, with claims that can also be taken back out
+/// (a session set aside and then amended is settled again).
+#[derive(Debug)]
+pub struct Comparison {
+    scope: Scope,
+    compared: u64,
+    changed: HashMap<ClaimKey, ChangedClaim>,
+    totals: BTreeMap<(Uuid, String, String), Total>,
+}
+
+impl Comparison {
+    /// Nothing compared yet.
+    pub fn new(scope: Scope) -> Self {
+        Self {
+            scope,
+            compared: 0,
+            changed: HashMap::new(),
+            totals: BTreeMap::new(),
         }
-        compared += 1;
-        let payer = claim
-            .payer_key
-            .clone()
-            .or_else(|| old.payer_key.clone())
-            .unwrap_or_else(|| claim.payer.to_string());
-        add_totals(&mut totals, old, &payer, Side::Before);
-        add_totals(&mut totals, claim, &payer, Side::After);
+    }
+
+    fn in_scope(&self, claim: &DerivedClaim) -> bool {
+        self.scope.chain.is_none_or(|chain| chain == claim.chain)
+            && self.scope.contains(claim.date_of_service)
+    }
+
+    /// Counts one claim, derived before and after, if it is in scope.
+    pub fn add(&mut self, old: &DerivedClaim, claim: &DerivedClaim, submitted: bool) {
+        if !self.in_scope(claim) {
+            return;
+        }
+        self.compared += 1;
+        let payer = payer_label(old, claim);
+        add_totals(&mut self.totals, old, &payer, Side::Before, 1);
+        add_totals(&mut self.totals, claim, &payer, Side::After, 1);
         let changes = changes(old, claim);
         if changes.is_empty() {
-            continue;
+            return;
         }
         let filing_deadline = claim
             .date_of_service
@@ -242,42 +271,88 @@ pub fn compare(
             .and_then(|(day, limit)| day.checked_add_days(Days::new(u64::from(limit))));
         let before = pricing(old);
         let after = pricing(claim);
-        changed.push(ChangedClaim {
-            chain: claim.chain,
-            session: claim.session,
-            payer: claim.payer,
-            payer_key: claim.payer_key.clone().or_else(|| old.payer_key.clone()),
-            clinic: claim.clinic,
-            date_of_service: claim.date_of_service,
-            status: if submitted.contains(&key(claim)) {
-                "submitted"
-            } else {
-                "draft"
+        self.changed.insert(
+            key(claim),
+            ChangedClaim {
+                chain: claim.chain,
+                session: claim.session,
+                payer: claim.payer,
+                payer_key: claim.payer_key.clone().or_else(|| old.payer_key.clone()),
+                clinic: claim.clinic,
+                date_of_service: claim.date_of_service,
+                status: if submitted { "submitted" } else { "draft" },
+                changes,
+                delta_cents: after.expected_payment_cents - before.expected_payment_cents,
+                before,
+                after,
+                filing_deadline,
+                resubmittable: filing_deadline.is_some_and(|deadline| self.scope.as_of <= deadline),
             },
-            changes,
-            delta_cents: after.expected_payment_cents - before.expected_payment_cents,
-            before,
-            after,
-            filing_deadline,
-            resubmittable: filing_deadline.is_some_and(|deadline| scope.as_of <= deadline),
-        });
+        );
     }
-    changed.sort_by_key(|claim| {
-        (
-            claim.chain,
-            claim.date_of_service,
-            claim.session,
-            claim.payer,
-        )
-    });
-    let totals = totals
-        .into_values()
-        .map(|mut total| {
-            total.delta_cents = total.expected_after_cents - total.expected_before_cents;
-            total
-        })
-        .collect();
-    (compared, changed, totals)
+
+    /// Takes back a claim [`Self::add`] counted (with the same derivations); returns whether it
+    /// was listed as submitted.
+    pub fn retract(&mut self, old: &DerivedClaim, claim: &DerivedClaim) -> bool {
+        if !self.in_scope(claim) {
+            return false;
+        }
+        self.compared -= 1;
+        let payer = payer_label(old, claim);
+        add_totals(&mut self.totals, old, &payer, Side::Before, -1);
+        add_totals(&mut self.totals, claim, &payer, Side::After, -1);
+        // A total exists because some claim has a line of its code; one left with none is gone.
+        self.totals
+            .retain(|_, total| total.claims_before != 0 || total.claims_after != 0);
+        self.changed
+            .remove(&key(claim))
+            .is_some_and(|changed| changed.status == "submitted")
+    }
+
+    /// Marks a listed claim as submitted; returns false when it is not listed.
+    pub fn mark_submitted(&mut self, key: &ClaimKey) -> bool {
+        let Some(changed) = self.changed.get_mut(key) else {
+            return false;
+        };
+        changed.status = "submitted";
+        true
+    }
+
+    /// Claims counted so far.
+    pub fn compared(&self) -> u64 {
+        self.compared
+    }
+
+    /// Claims compared, the changed ones in chain, date and session order, and the totals.
+    pub fn finish(self) -> (u64, Vec<ChangedClaim>, Vec<Total>) {
+        let mut changed: Vec<ChangedClaim> = self.changed.into_values().collect();
+        changed.sort_by_key(|claim| {
+            (
+                claim.chain,
+                claim.date_of_service,
+                claim.session,
+                claim.payer,
+            )
+        });
+        let totals = self
+            .totals
+            .into_values()
+            .map(|mut total| {
+                total.delta_cents = total.expected_after_cents - total.expected_before_cents;
+                total
+            })
+            .collect();
+        (self.compared, changed, totals)
+    }
+}
+
+/// The payer a claim's totals are kept under: its rules key, or its id without rules.
+fn payer_label(old: &DerivedClaim, claim: &DerivedClaim) -> String {
+    claim
+        .payer_key
+        .clone()
+        .or_else(|| old.payer_key.clone())
+        .unwrap_or_else(|| claim.payer.to_string())
 }
 
 fn pricing(claim: &DerivedClaim) -> Pricing {
@@ -342,6 +417,7 @@ fn add_totals(
     claim: &DerivedClaim,
     payer: &str,
     side: Side,
+    sign: i64,
 ) {
     let mut counted: HashSet<&str> = HashSet::new();
     for line in &claim.lines {
@@ -373,10 +449,10 @@ fn add_totals(
             ),
         };
         if first_line_of_code {
-            *claims += 1;
+            *claims = claims.saturating_add_signed(sign);
         }
-        *units += i64::from(line.units);
-        *expected += line.expected_allowed_cents;
+        *units += sign * i64::from(line.units);
+        *expected += sign * line.expected_allowed_cents;
     }
 }
 

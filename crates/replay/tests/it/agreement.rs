@@ -14,7 +14,7 @@ use claimledger_log::EventLog;
 use claimledger_payer_rules::load_dir;
 use claimledger_payer_rules::publish::publish;
 use claimledger_projector::{Outcome, Projector, ProjectorConfig};
-use claimledger_replay::replay::{ReplayError, ReplayRequest, replay};
+use claimledger_replay::replay::{DEFAULT_MAX_OPEN_SESSIONS, ReplayError, ReplayRequest, replay};
 use claimledger_replay::report::{Change, ReplayReport, Scope};
 use integration_tests::TestEnv;
 use uuid::Uuid;
@@ -91,6 +91,7 @@ impl World {
                 as_of,
             },
             recorded_at: now(),
+            max_open_sessions: DEFAULT_MAX_OPEN_SESSIONS,
         }
     }
 
