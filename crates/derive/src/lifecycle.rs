@@ -423,13 +423,13 @@ mod tests {
         }));
         let mut deltas = RollupDeltas::default();
         deltas.add_claim(&paid, 1);
-        let key = (
-            paid.chain,
-            NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
-            paid.clinic,
-            paid.payer,
-            "97140".to_owned(),
-        );
+        let key = ReimbursementKey {
+            chain: paid.chain,
+            month: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            clinic: paid.clinic,
+            payer: paid.payer,
+            code: "97140".to_owned(),
+        };
         let counters = deltas.reimbursement[&key];
         assert_eq!(counters.paid_lines, 1);
         assert_eq!(counters.days_to_payment_sum, 21);

@@ -207,13 +207,13 @@ pub(crate) async fn write_rollups(
 ) -> Result<(), ProjectorError> {
     let mut chain: BTreeMap<(Uuid, NaiveDate, Uuid, &str), Reimbursement> = BTreeMap::new();
     let mut clinic: BTreeMap<(Uuid, NaiveDate, Uuid), Reimbursement> = BTreeMap::new();
-    for ((chain_id, month, clinic_id, payer_id, code), counters) in &deltas.reimbursement {
+    for (key, counters) in &deltas.reimbursement {
         chain
-            .entry((*chain_id, *month, *payer_id, code.as_str()))
+            .entry((key.chain, key.month, key.payer, key.code.as_str()))
             .or_default()
             .add(counters, 1);
         clinic
-            .entry((*chain_id, *month, *clinic_id))
+            .entry((key.chain, key.month, key.clinic))
             .or_default()
             .add(counters, 1);
     }
@@ -225,11 +225,11 @@ pub(crate) async fn write_rollups(
             .map(|(key, counters)| (key, *counters)),
         |keys: &[&ReimbursementKey]| {
             vec![
-                KeyColumn::Uuid("chain_id", keys.iter().map(|key| key.0).collect()),
-                KeyColumn::Date("month", keys.iter().map(|key| key.1).collect()),
-                KeyColumn::Uuid("clinic_id", keys.iter().map(|key| key.2).collect()),
-                KeyColumn::Uuid("payer_id", keys.iter().map(|key| key.3).collect()),
-                KeyColumn::Text("code", keys.iter().map(|key| key.4.as_str()).collect()),
+                KeyColumn::Uuid("chain_id", keys.iter().map(|key| key.chain).collect()),
+                KeyColumn::Date("month", keys.iter().map(|key| key.month).collect()),
+                KeyColumn::Uuid("clinic_id", keys.iter().map(|key| key.clinic).collect()),
+                KeyColumn::Uuid("payer_id", keys.iter().map(|key| key.payer).collect()),
+                KeyColumn::Text("code", keys.iter().map(|key| key.code.as_str()).collect()),
             ]
         },
     );
@@ -264,7 +264,7 @@ pub(crate) async fn write_rollups(
         let texts = |f: fn(&DenialKey) -> &str| {
             changed.iter().map(|(key, _)| f(key)).collect::<Vec<&str>>()
         };
-        let months: Vec<NaiveDate> = changed.iter().map(|(key, _)| key.1).collect();
+        let months: Vec<NaiveDate> = changed.iter().map(|(key, _)| key.line.month).collect();
         sqlx::query(&format!(
             "WITH delta AS ( \
                  SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::uuid[], $4::uuid[], $5::text[], \
@@ -277,13 +277,13 @@ pub(crate) async fn write_rollups(
              DO UPDATE SET lines = t.lines + EXCLUDED.lines, \
                  amount_cents = t.amount_cents + EXCLUDED.amount_cents"
         ))
-        .bind(uuids(|key| key.0))
+        .bind(uuids(|key| key.line.chain))
         .bind(months)
-        .bind(uuids(|key| key.2))
-        .bind(uuids(|key| key.3))
-        .bind(texts(|key| key.4.as_str()))
-        .bind(texts(|key| key.5.as_str()))
-        .bind(texts(|key| key.6.as_str()))
+        .bind(uuids(|key| key.line.clinic))
+        .bind(uuids(|key| key.line.payer))
+        .bind(texts(|key| key.line.code.as_str()))
+        .bind(texts(|key| key.group.as_str()))
+        .bind(texts(|key| key.reason.as_str()))
         .bind(
             changed
                 .iter()
@@ -310,18 +310,18 @@ pub(crate) async fn write_rollups(
                AND t.payer_id = d.payer_id AND t.code = d.code \
                AND t.group_code = d.group_code AND t.reason_code = d.reason_code"
         ))
-        .bind(uuids(|key| key.0))
+        .bind(uuids(|key| key.line.chain))
         .bind(
             changed
                 .iter()
-                .map(|(key, _)| key.1)
+                .map(|(key, _)| key.line.month)
                 .collect::<Vec<NaiveDate>>(),
         )
-        .bind(uuids(|key| key.2))
-        .bind(uuids(|key| key.3))
-        .bind(texts(|key| key.4.as_str()))
-        .bind(texts(|key| key.5.as_str()))
-        .bind(texts(|key| key.6.as_str()))
+        .bind(uuids(|key| key.line.clinic))
+        .bind(uuids(|key| key.line.payer))
+        .bind(texts(|key| key.line.code.as_str()))
+        .bind(texts(|key| key.group.as_str()))
+        .bind(texts(|key| key.reason.as_str()))
         .persistent(false)
         .execute(&mut *connection)
         .await
