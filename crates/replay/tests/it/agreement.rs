@@ -23,7 +23,7 @@ use crate::workload::{Workload, now, rules_dir};
 
 /// Lakeshore Mutual's proposed second version: from 2025-08-01 it stops covering 97140 and pays
 /// 97124 at $40.00 instead of $31.00.
-const LAKESHORE_V2: &str = r#"
+pub(crate) const LAKESHORE_V2: &str = r#"
 [[versions]]
 version = 2
 effective_from = 2025-08-01
@@ -179,7 +179,7 @@ fn replayed_coding(lines: &[claimledger_replay::report::PricedLine]) -> Coding {
 
 /// A copy of the repository's rules directory with `lakeshore_v2` appended to Lakeshore Mutual's
 /// file.
-fn proposed_dir(lakeshore_v2: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn proposed_dir(lakeshore_v2: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("claimledger-replay-{}", Uuid::new_v4()));
     copy_dir(&rules_dir(), &dir)?;
     let file = dir.join("lakeshore-mutual.toml");

@@ -2,5 +2,6 @@
 //! own stream and database (see `integration-tests`).
 
 mod agreement;
+mod streamed;
 // The projector's deterministic workload generator, from the harness.
 use integration_tests::workload;
