@@ -401,72 +401,40 @@ pub(crate) async fn submit(
     .await
 }
 
-/// Records the payer's remittance for the claim (billing or admin). Every submitted line is
-/// answered once, and each line balances: charge − Σ adjustments = paid.
-#[utoipa::path(post, path = "/v1/claims/{claim_id}/adjudications", tag = "claims", request_body = AdjudicationRequest,
-    params(("claim_id" = Uuid, Path, description = "The claim's id"),
-        ("If-Match" = Option<String>, Header, description = "The claim version the command is based on (its ETag)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first answer")),
-    responses((status = 200, body = ClaimView, headers(("ETag" = String, description = "The new claim version"))),
-        (status = "4XX", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
-pub(crate) async fn adjudicate(
-    State(state): State<AppState>,
-    principal: Principal,
-    meta: CommandMeta,
-    ApiPath(id): ApiPath<Uuid>,
-    body: JsonBody<AdjudicationRequest>,
-) -> Response {
-    run(&state, &principal, &meta, &body.raw, id, || {
-        body.parse()
-            .map(|request| ClaimRequest::Decided(adjudicate_command(request)))
-    })
-    .await
+/// Declares a claim command endpoint with a JSON body, turned into a domain command by `$command`.
+macro_rules! command_with_body {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $request:ty, $command:expr) => {
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, tag = "claims", request_body = $request,
+            params(("claim_id" = Uuid, Path, description = "The claim's id"),
+                ("If-Match" = Option<String>, Header, description = "The claim version the command is based on (its ETag)"),
+                ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first answer")),
+            responses((status = 200, body = ClaimView, headers(("ETag" = String, description = "The new claim version"))),
+                (status = "4XX", body = Problem, content_type = "application/problem+json")),
+            security(("api_key" = [])))]
+        pub(crate) async fn $name(State(state): State<AppState>, principal: Principal, meta: CommandMeta, ApiPath(id): ApiPath<Uuid>, body: JsonBody<$request>) -> Response {
+            let command: fn($request) -> ClaimCommand = $command;
+            run(&state, &principal, &meta, &body.raw, id, || {
+                body.parse().map(|request| ClaimRequest::Decided(command(request)))
+            })
+            .await
+        }
+    };
 }
 
-/// Resubmits a denied claim with new lines, for example the other code (billing or admin).
-#[utoipa::path(post, path = "/v1/claims/{claim_id}/resubmit", tag = "claims", request_body = ResubmitRequest,
-    params(("claim_id" = Uuid, Path, description = "The claim's id"),
-        ("If-Match" = Option<String>, Header, description = "The claim version the command is based on (its ETag)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first answer")),
-    responses((status = 200, body = ClaimView, headers(("ETag" = String, description = "The new claim version"))),
-        (status = "4XX", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
-pub(crate) async fn resubmit(
-    State(state): State<AppState>,
-    principal: Principal,
-    meta: CommandMeta,
-    ApiPath(id): ApiPath<Uuid>,
-    body: JsonBody<ResubmitRequest>,
-) -> Response {
-    run(&state, &principal, &meta, &body.raw, id, || {
-        body.parse()
-            .map(|request| ClaimRequest::Decided(resubmit_command(&request)))
-    })
-    .await
-}
-
-/// Writes off (part of) the claim's unpaid balance (billing or admin); the claim is then final.
-#[utoipa::path(post, path = "/v1/claims/{claim_id}/write-off", tag = "claims", request_body = WriteOffRequest,
-    params(("claim_id" = Uuid, Path, description = "The claim's id"),
-        ("If-Match" = Option<String>, Header, description = "The claim version the command is based on (its ETag)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first answer")),
-    responses((status = 200, body = ClaimView, headers(("ETag" = String, description = "The new claim version"))),
-        (status = "4XX", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
-pub(crate) async fn write_off(
-    State(state): State<AppState>,
-    principal: Principal,
-    meta: CommandMeta,
-    ApiPath(id): ApiPath<Uuid>,
-    body: JsonBody<WriteOffRequest>,
-) -> Response {
-    run(&state, &principal, &meta, &body.raw, id, || {
-        body.parse()
-            .map(|request| ClaimRequest::Decided(write_off_command(request)))
-    })
-    .await
-}
+command_with_body!(
+    /// Records the payer's remittance for the claim (billing or admin). Every submitted line is
+    /// answered once, and each line balances: charge − Σ adjustments = paid.
+    adjudicate, "/v1/claims/{claim_id}/adjudications", AdjudicationRequest, adjudicate_command
+);
+command_with_body!(
+    /// Resubmits a denied claim with new lines, for example the other code (billing or admin).
+    resubmit, "/v1/claims/{claim_id}/resubmit", ResubmitRequest, |request| resubmit_command(&request)
+);
+command_with_body!(
+    /// Writes off (part of) the claim's unpaid balance (billing or admin); the claim is then final.
+    write_off, "/v1/claims/{claim_id}/write-off", WriteOffRequest, write_off_command
+);
 
 /// Reads a claim: status, lines with their outcomes, version (billing or admin).
 #[utoipa::path(get, path = "/v1/claims/{claim_id}", tag = "claims",
