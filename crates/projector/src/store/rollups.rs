@@ -198,8 +198,8 @@ impl<'a> CounterDeltas<'a> {
 ///
 /// The chain rollup (month × payer × code, migration 0010) and the clinic rollup (month × clinic,
 /// migration 0011) are sums of `reimbursement_monthly`, so their deltas are sums of its deltas:
-/// they are aggregated here, in memory, and written like it, with one statement per table (they
-/// used to be kept by row triggers, which ran four statements per changed row; migration 0012).
+/// they are aggregated here, in memory, and written like it, with one statement per table rather
+/// than by row triggers, which would run four statements per changed row.
 pub(crate) async fn write_rollups(
     connection: &mut PgConnection,
     schema: &str,
