@@ -66,12 +66,11 @@ async fn the_streamed_replay_equals_the_in_memory_derivation() -> anyhow::Result
     let mut recorded = LogRules::new(reference.clone());
     let before = derive_claims(&items, &mut recorded, &directory)?;
     let positions = items.len() as u64;
-    let mut sequence = items.last().map_or(0, ReplayItem::sequence);
+    let last = items.last().map_or(0, ReplayItem::sequence);
     let mut with_proposal = items;
     let commits = proposed_commits(&load_dir(&proposed)?, workload.chain, &recorded, now())?;
     assert_eq!(commits.len(), 1, "the proposal adds Lakeshore version 3");
-    for (_, commit) in commits {
-        sequence += 1;
+    for (sequence, (_, commit)) in (last + 1..).zip(commits) {
         with_proposal.push(ReplayItem::Commit(RecordedCommit {
             sequence,
             subject: "replay.proposed".to_owned(),
