@@ -75,15 +75,10 @@ pub(super) async fn upsert_claim_ids(
     }
     let statement = CLAIM_IDS.upsert(schema, OnConflict::Keep);
     Write::new(&statement, &CLAIM_IDS)
-        .bind(claims.iter().map(|claim| claim.chain).collect::<Vec<_>>())
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim_id(claim))
-                .collect::<Vec<_>>(),
-        )
-        .bind(claims.iter().map(|claim| claim.session).collect::<Vec<_>>())
-        .bind(claims.iter().map(|claim| claim.payer).collect::<Vec<_>>())
+        .column(claims, |claim| claim.chain)
+        .column(claims, |claim| claim_id(claim))
+        .column(claims, |claim| claim.session)
+        .column(claims, |claim| claim.payer)
         .run(connection, "writing claim ids")
         .await
 }
@@ -99,89 +94,24 @@ pub(super) async fn upsert_claims(
     }
     let statement = CLAIMS.upsert(schema, OnConflict::Replace);
     Write::new(&statement, &CLAIMS)
-        .bind(claims.iter().map(|claim| claim.chain).collect::<Vec<_>>())
-        .bind(claims.iter().map(|claim| claim.session).collect::<Vec<_>>())
-        .bind(claims.iter().map(|claim| claim.payer).collect::<Vec<_>>())
-        .bind(claims.iter().map(|claim| claim.clinic).collect::<Vec<_>>())
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.therapist)
-                .collect::<Vec<_>>(),
-        )
-        .bind(claims.iter().map(|claim| claim.patient).collect::<Vec<_>>())
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.date_of_service)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.payer_key.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.rules_version)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.rules_sha256.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.place_of_service.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.billing_npi.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.tax_id.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.diagnoses.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.total_charge_cents)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.findings_json.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.derivation_error.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            claims
-                .iter()
-                .map(|claim| claim.last_sequence)
-                .collect::<Vec<_>>(),
-        )
+        .column(claims, |claim| claim.chain)
+        .column(claims, |claim| claim.session)
+        .column(claims, |claim| claim.payer)
+        .column(claims, |claim| claim.clinic)
+        .column(claims, |claim| claim.therapist)
+        .column(claims, |claim| claim.patient)
+        .column(claims, |claim| claim.date_of_service)
+        .column(claims, |claim| claim.payer_key.as_deref())
+        .column(claims, |claim| claim.rules_version)
+        .column(claims, |claim| claim.rules_sha256.as_deref())
+        .column(claims, |claim| claim.place_of_service.as_deref())
+        .column(claims, |claim| claim.billing_npi.as_deref())
+        .column(claims, |claim| claim.tax_id.as_deref())
+        .column(claims, |claim| claim.diagnoses.as_str())
+        .column(claims, |claim| claim.total_charge_cents)
+        .column(claims, |claim| claim.findings_json.as_str())
+        .column(claims, |claim| claim.derivation_error.as_deref())
+        .column(claims, |claim| claim.last_sequence)
         .run(&mut *connection, "writing claims")
         .await?;
 
@@ -199,66 +129,16 @@ pub(super) async fn upsert_claims(
     }
     let statement = CLAIM_LINES.upsert(schema, OnConflict::Insert);
     Write::new(&statement, &CLAIM_LINES)
-        .bind(
-            lines
-                .iter()
-                .map(|(claim, _, _)| claim.chain)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            lines
-                .iter()
-                .map(|(claim, _, _)| claim.session)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            lines
-                .iter()
-                .map(|(claim, _, _)| claim.payer)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            lines
-                .iter()
-                .map(|(_, number, _)| *number)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            lines
-                .iter()
-                .map(|(_, _, line)| line.code.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            lines
-                .iter()
-                .map(|(_, _, line)| line.modifiers.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            lines
-                .iter()
-                .map(|(_, _, line)| line.diagnosis_pointers.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            lines
-                .iter()
-                .map(|(_, _, line)| line.units)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            lines
-                .iter()
-                .map(|(_, _, line)| line.charge_cents)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            lines
-                .iter()
-                .map(|(_, _, line)| line.rendering_npi.as_str())
-                .collect::<Vec<_>>(),
-        )
+        .column(&lines, |(claim, _, _)| claim.chain)
+        .column(&lines, |(claim, _, _)| claim.session)
+        .column(&lines, |(claim, _, _)| claim.payer)
+        .column(&lines, |(_, number, _)| *number)
+        .column(&lines, |(_, _, line)| line.code.as_str())
+        .column(&lines, |(_, _, line)| line.modifiers.as_str())
+        .column(&lines, |(_, _, line)| line.diagnosis_pointers.as_str())
+        .column(&lines, |(_, _, line)| line.units)
+        .column(&lines, |(_, _, line)| line.charge_cents)
+        .column(&lines, |(_, _, line)| line.rendering_npi.as_str())
         .run(connection, "writing claim lines")
         .await
 }

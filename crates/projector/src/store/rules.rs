@@ -86,30 +86,14 @@ pub(crate) async fn write_rules(
     }
     let statement = PAYER_RULES.upsert(schema, OnConflict::Replace);
     Write::new(&statement, &PAYER_RULES)
-        .bind(rows.iter().map(|row| row.chain).collect::<Vec<_>>())
-        .bind(rows.iter().map(|row| row.payer).collect::<Vec<_>>())
-        .bind(rows.iter().map(|row| row.version).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|row| row.payer_key.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|row| row.effective_from)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|row| row.rules_toml.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|row| row.content_sha256.as_slice())
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|row| row.sequence).collect::<Vec<_>>())
+        .column(rows, |row| row.chain)
+        .column(rows, |row| row.payer)
+        .column(rows, |row| row.version)
+        .column(rows, |row| row.payer_key.as_str())
+        .column(rows, |row| row.effective_from)
+        .column(rows, |row| row.rules_toml.as_str())
+        .column(rows, |row| row.content_sha256.as_slice())
+        .column(rows, |row| row.sequence)
         .run(connection, "writing payer rules")
         .await
 }

@@ -85,65 +85,25 @@ pub(super) async fn upsert_sessions(
     }
     let statement = SESSIONS.upsert(schema, OnConflict::Replace);
     Write::new(&statement, &SESSIONS)
-        .bind(rows.iter().map(|row| row.chain).collect::<Vec<_>>())
-        .bind(rows.iter().map(|row| row.session).collect::<Vec<_>>())
-        .bind(rows.iter().map(|row| row.clinic).collect::<Vec<_>>())
-        .bind(rows.iter().map(|row| row.therapist).collect::<Vec<_>>())
-        .bind(rows.iter().map(|row| row.patient).collect::<Vec<_>>())
-        .bind(rows.iter().map(|row| row.payer).collect::<Vec<_>>())
-        .bind(rows.iter().map(|row| row.status).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|row| row.scheduled_start)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|row| row.date_of_service)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|row| row.planned_minutes)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|row| row.service_minutes)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|row| row.modality_minutes)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|row| row.services_json.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|row| row.diagnoses.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|row| row.unit_codes.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|row| row.unit_counts.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|row| row.total_units).collect::<Vec<_>>())
-        .bind(rows.iter().map(|row| row.last_sequence).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|row| row.log_events.as_slice())
-                .collect::<Vec<_>>(),
-        )
+        .column(rows, |row| row.chain)
+        .column(rows, |row| row.session)
+        .column(rows, |row| row.clinic)
+        .column(rows, |row| row.therapist)
+        .column(rows, |row| row.patient)
+        .column(rows, |row| row.payer)
+        .column(rows, |row| row.status)
+        .column(rows, |row| row.scheduled_start)
+        .column(rows, |row| row.date_of_service)
+        .column(rows, |row| row.planned_minutes)
+        .column(rows, |row| row.service_minutes)
+        .column(rows, |row| row.modality_minutes)
+        .column(rows, |row| row.services_json.as_str())
+        .column(rows, |row| row.diagnoses.as_str())
+        .column(rows, |row| row.unit_codes.as_str())
+        .column(rows, |row| row.unit_counts.as_str())
+        .column(rows, |row| row.total_units)
+        .column(rows, |row| row.last_sequence)
+        .column(rows, |row| row.log_events.as_slice())
         .run(connection, "writing sessions")
         .await
 }

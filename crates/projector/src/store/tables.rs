@@ -157,6 +157,14 @@ impl<'q> Write<'q> {
         self
     }
 
+    /// The next column: `value` of each of `rows`.
+    pub(crate) fn column<R, T>(self, rows: &'q [R], value: impl Fn(&'q R) -> T) -> Self
+    where
+        Vec<T>: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
+    {
+        self.bind(rows.iter().map(value).collect::<Vec<T>>())
+    }
+
     /// Runs the statement; `operation` names it in errors.
     pub(crate) async fn run(
         self,

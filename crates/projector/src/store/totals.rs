@@ -25,10 +25,10 @@ pub(super) async fn write_totals(
     if !therapist_day.is_empty() {
         let statement = THERAPIST_DAY_UNITS.upsert(schema, OnConflict::Add(&["units"]));
         Write::new(&statement, &THERAPIST_DAY_UNITS)
-            .bind(therapist_day.iter().map(|row| row.0).collect::<Vec<_>>())
-            .bind(therapist_day.iter().map(|row| row.1).collect::<Vec<_>>())
-            .bind(therapist_day.iter().map(|row| row.2).collect::<Vec<_>>())
-            .bind(therapist_day.iter().map(|row| row.3).collect::<Vec<_>>())
+            .column(&therapist_day, |row| row.0)
+            .column(&therapist_day, |row| row.1)
+            .column(&therapist_day, |row| row.2)
+            .column(&therapist_day, |row| row.3)
             .run(&mut *connection, "writing therapist day units")
             .await?;
         let shrunk: Vec<_> = therapist_day.iter().filter(|row| row.3 <= 0).collect();
@@ -61,11 +61,11 @@ pub(super) async fn write_totals(
     if !clinic_code_day.is_empty() {
         let statement = CLINIC_CODE_DAY_UNITS.upsert(schema, OnConflict::Add(&["units"]));
         Write::new(&statement, &CLINIC_CODE_DAY_UNITS)
-            .bind(clinic_code_day.iter().map(|row| row.0).collect::<Vec<_>>())
-            .bind(clinic_code_day.iter().map(|row| row.1).collect::<Vec<_>>())
-            .bind(clinic_code_day.iter().map(|row| row.2).collect::<Vec<_>>())
-            .bind(clinic_code_day.iter().map(|row| row.3).collect::<Vec<_>>())
-            .bind(clinic_code_day.iter().map(|row| row.4).collect::<Vec<_>>())
+            .column(&clinic_code_day, |row| row.0)
+            .column(&clinic_code_day, |row| row.1)
+            .column(&clinic_code_day, |row| row.2)
+            .column(&clinic_code_day, |row| row.3)
+            .column(&clinic_code_day, |row| row.4)
             .run(&mut *connection, "writing clinic code day units")
             .await?;
         let shrunk: Vec<_> = clinic_code_day.iter().filter(|row| row.4 <= 0).collect();
