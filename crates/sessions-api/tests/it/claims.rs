@@ -70,36 +70,14 @@ pub(crate) async fn billing_world(app: &TestApp) -> Billing {
     publish(&app.log, app.chain, &book, UtcMicros(0))
         .await
         .expect("the rules publish");
-    let clinic = app.clinic("America/New_York").await;
-    let therapist = app.therapist().await;
-    let payer = app
-        .post("/v1/payers", &app.admin_key)
-        .json(&json!({"name": "Medicare-like", "rules_key": "medicare-like"}))
-        .send()
-        .await
-        .id();
-    let patient = app
-        .post("/v1/patients", &app.admin_key)
-        .json(&json!({"given_name": "Jo", "family_name": "Doe", "date_of_birth": "1980-05-17"}))
-        .send()
-        .await
-        .id();
-    let coverage = app
-        .post("/v1/coverages", &app.admin_key)
-        .json(
-            &json!({"patient_id": patient, "payer_id": payer, "member_id": "W123456789",
-            "valid_from": "2026-01-01", "valid_to": "2026-12-31"}),
-        )
-        .send()
-        .await
-        .id();
+    let world = app.world_paid_by("Medicare-like", "medicare-like").await;
     Billing {
-        clinic,
-        therapist,
-        patient,
-        payer,
-        coverage,
-        front_desk: app.key(Role::FrontDesk, None).await,
+        clinic: world.clinic,
+        therapist: world.therapist,
+        patient: world.patient,
+        payer: world.payer,
+        coverage: world.coverage,
+        front_desk: world.front_desk,
         billing: app.key(Role::Billing, None).await,
     }
 }

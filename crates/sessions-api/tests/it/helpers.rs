@@ -334,11 +334,16 @@ impl TestApp {
 
     /// Builds the usual reference data.
     pub async fn world(&self) -> World {
+        self.world_paid_by("Acme Health", "acme-health").await
+    }
+
+    /// Builds the usual reference data, with the payer registered by `rules_key`.
+    pub async fn world_paid_by(&self, name: &str, rules_key: &str) -> World {
         let clinic = self.clinic("America/New_York").await;
         let therapist = self.therapist().await;
         let payer = self
             .post("/v1/payers", &self.admin_key)
-            .json(&json!({"name": "Acme Health", "rules_key": "acme-health"}))
+            .json(&json!({"name": name, "rules_key": rules_key}))
             .send()
             .await
             .id();
