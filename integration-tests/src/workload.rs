@@ -37,6 +37,34 @@ pub const PAYERS: [&str; 4] = [
     "summit-workers-comp",
 ];
 
+/// A proposed second version of Lakeshore Mutual's rules, as a `[[versions]]` table: from
+/// 2025-08-01 it stops covering 97140 and pays 97124 at $40.00 instead of $31.00. Tests of
+/// re-pricing and of what-if replay share it, so that both describe the same change.
+pub const LAKESHORE_V2_VERSION: &str = r#"
+[[versions]]
+version = 2
+effective_from = 2025-08-01
+unit_method = "ama_per_code"
+accepted_codes = ["97110", "97112", "97124", "97530"]
+distinct_procedure_modifiers = "x_modifiers"
+enforce_ncci_edits = true
+one_massage_or_manual_code_per_visit = false
+timely_filing_days = 90
+
+[versions.fee_schedule]
+"97110" = 3200
+"97112" = 3350
+"97124" = 4000
+"97530" = 3600
+"#;
+
+/// [`LAKESHORE_V2_VERSION`] as a published rules document (the payer's header and the version).
+pub fn lakeshore_v2_published() -> String {
+    format!(
+        "payer = \"lakeshore-mutual\"\nname = \"Lakeshore Mutual (commercial)\"\n{LAKESHORE_V2_VERSION}"
+    )
+}
+
 /// The repository's rules directory.
 pub fn rules_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules"))

@@ -9,30 +9,7 @@ use claimledger_payer_rules::publish::{payer_id, rules_aggregate, rules_changed_
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, drain, spawn_app};
-use crate::workload::now;
-
-/// Lakeshore Mutual's second version: from 2025-08-01 it stops covering 97140 and pays 97124 at
-/// $40.00 instead of $31.00.
-const LAKESHORE_V2: &str = r#"
-payer = "lakeshore-mutual"
-name = "Lakeshore Mutual (commercial)"
-
-[[versions]]
-version = 2
-effective_from = 2025-08-01
-unit_method = "ama_per_code"
-accepted_codes = ["97110", "97112", "97124", "97530"]
-distinct_procedure_modifiers = "x_modifiers"
-enforce_ncci_edits = true
-one_massage_or_manual_code_per_visit = false
-timely_filing_days = 90
-
-[versions.fee_schedule]
-"97110" = 3200
-"97112" = 3350
-"97124" = 4000
-"97530" = 3600
-"#;
+use crate::workload::{lakeshore_v2_published, now};
 
 fn effective_from() -> NaiveDate {
     NaiveDate::from_ymd_opt(2025, 8, 1).expect("a date")
@@ -88,7 +65,8 @@ async fn claims(app: &TestApp) -> anyhow::Result<BTreeMap<Uuid, StoredClaim>> {
 }
 
 async fn publish_lakeshore_v2(app: &TestApp) -> anyhow::Result<()> {
-    let (payer, version) = parse_published_version("lakeshore-mutual v2", LAKESHORE_V2)?;
+    let (payer, version) =
+        parse_published_version("lakeshore-mutual v2", &lakeshore_v2_published())?;
     let aggregate = rules_aggregate(app.workload.chain, &payer);
     let expected = app.log.version(&aggregate).await?;
     let commit = rules_changed_commit(app.workload.chain, &payer, &version, now());
