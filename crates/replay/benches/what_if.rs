@@ -28,7 +28,7 @@ use futures::StreamExt as _;
 use integration_tests::TestEnv;
 use uuid::Uuid;
 
-use crate::workload::{VISIT_DAYS, VisitDays, Workload, now, rules_dir};
+use crate::workload::{LAKESHORE_V2_VERSION, VISIT_DAYS, VisitDays, Workload, now, rules_dir};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -37,26 +37,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const TARGET_MIB: f64 = 512.0;
 /// Visits in a 500-clinic chain-year, for the extrapolated time.
 const CHAIN_YEAR_VISITS: f64 = 3_100_000.0;
-
-/// Lakeshore Mutual's proposed second version (the agreement test's): from 2025-08-01 it stops
-/// covering 97140 and pays 97124 at $40.00.
-const LAKESHORE_V2: &str = r#"
-[[versions]]
-version = 2
-effective_from = 2025-08-01
-unit_method = "ama_per_code"
-accepted_codes = ["97110", "97112", "97124", "97530"]
-distinct_procedure_modifiers = "x_modifiers"
-enforce_ncci_edits = true
-one_massage_or_manual_code_per_visit = false
-timely_filing_days = 90
-
-[versions.fee_schedule]
-"97110" = 3200
-"97112" = 3350
-"97124" = 4000
-"97530" = 3600
-"#;
 
 fn env_number(name: &str, default: u64) -> anyhow::Result<u64> {
     match std::env::var(name) {
@@ -171,7 +151,7 @@ fn proposed_dir() -> anyhow::Result<PathBuf> {
     copy_dir(&rules_dir(), &dir)?;
     let file = dir.join("lakeshore-mutual.toml");
     let mut text = std::fs::read_to_string(&file)?;
-    text.push_str(LAKESHORE_V2);
+    text.push_str(LAKESHORE_V2_VERSION);
     std::fs::write(&file, text)?;
     Ok(dir)
 }

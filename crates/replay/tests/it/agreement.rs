@@ -21,25 +21,8 @@ use uuid::Uuid;
 
 use crate::workload::{Workload, now, rules_dir};
 
-/// Lakeshore Mutual's proposed second version: from 2025-08-01 it stops covering 97140 and pays
-/// 97124 at $40.00 instead of $31.00.
-pub(crate) const LAKESHORE_V2: &str = r#"
-[[versions]]
-version = 2
-effective_from = 2025-08-01
-unit_method = "ama_per_code"
-accepted_codes = ["97110", "97112", "97124", "97530"]
-distinct_procedure_modifiers = "x_modifiers"
-enforce_ncci_edits = true
-one_massage_or_manual_code_per_visit = false
-timely_filing_days = 90
-
-[versions.fee_schedule]
-"97110" = 3200
-"97112" = 3350
-"97124" = 4000
-"97530" = 3600
-"#;
+/// Lakeshore Mutual's proposed second version (the harness's fixture).
+pub(crate) const LAKESHORE_V2: &str = crate::workload::LAKESHORE_V2_VERSION;
 
 /// One test's world: its log and database, a projected workload, and a proposed rules directory.
 struct World {
