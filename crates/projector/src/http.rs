@@ -96,9 +96,7 @@ struct Readiness {
 }
 
 async fn ready(State(probes): State<Probes>) -> Response {
-    let database_query = sqlx::query_scalar::<_, i32>("SELECT 1")
-        .persistent(false)
-        .fetch_one(&probes.pool);
+    let database_query = crate::store::ping(&probes.pool);
     let (database, head) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, database_query),
         tokio::time::timeout(CHECK_TIMEOUT, probes.log.last_sequence()),

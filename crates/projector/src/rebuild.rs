@@ -19,15 +19,11 @@ use claimledger_log::{EventLog, ReplayFilter, ReplayItem};
 use futures::StreamExt;
 use sqlx::{Connection, PgPool};
 
-use crate::checksum::READ_MODEL_TABLES;
 use crate::config::{LIVE_SCHEMA, ProjectorConfig, REBUILD_SCHEMA};
 use crate::error::ProjectorError;
 use crate::pipeline::{Applier, ApplyOutcome};
 use crate::reference_tables::read_reference;
 use crate::store::{self, Target};
-
-/// The advisory lock key rebuilds hold (an arbitrary constant: "CLRB").
-const REBUILD_LOCK_KEY: i64 = 0x434c_5242;
 
 /// Where a rebuild is, for a progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,24 +65,11 @@ pub async fn rebuild(
         .await
         .map_err(ProjectorError::db("connecting"))?
         .detach();
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(REBUILD_LOCK_KEY)
-        .persistent(false)
-        .fetch_one(&mut lock_connection)
-        .await
-        .map_err(ProjectorError::db("taking the rebuild lock"))?;
-    if !locked {
+    if !store::try_rebuild_lock(&mut lock_connection).await? {
         return Err(ProjectorError::RebuildRunning);
     }
     let result = rebuild_locked(log, pool, config, chain, reference, progress, started).await;
-    // Unlocked explicitly: closing the connection releases the lock only when its backend has
-    // exited, which the server does after the client has gone, so a rebuild started right after
-    // this one could still find it held.
-    let _ = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
-        .bind(REBUILD_LOCK_KEY)
-        .persistent(false)
-        .fetch_one(&mut lock_connection)
-        .await;
+    store::release_rebuild_lock(&mut lock_connection).await;
     lock_connection.close().await.ok();
     result
 }
@@ -100,17 +83,7 @@ async fn rebuild_locked(
     progress: &mut (dyn FnMut(RebuildProgress) + Send),
     started: Instant,
 ) -> Result<RebuildReport, ProjectorError> {
-    for statement in [
-        format!("DROP SCHEMA IF EXISTS {REBUILD_SCHEMA} CASCADE"),
-        format!("DELETE FROM public.projector_checkpoints WHERE projection = '{REBUILD_SCHEMA}'"),
-        format!("SELECT claimledger_create_read_models('{REBUILD_SCHEMA}')"),
-    ] {
-        sqlx::query(&statement)
-            .persistent(false)
-            .execute(pool)
-            .await
-            .map_err(ProjectorError::db("creating the rebuild schema"))?;
-    }
+    store::create_rebuild_schema(pool).await?;
     let live = Target {
         schema: LIVE_SCHEMA.to_owned(),
         chain: None,
@@ -166,53 +139,17 @@ async fn rebuild_locked(
     let rebuilt_checkpoint = applier.checkpoint().await?;
     let checkpoint = match chain {
         None => {
-            for statement in [
-                format!("ALTER SCHEMA {LIVE_SCHEMA} RENAME TO {LIVE_SCHEMA}_retired"),
-                format!("ALTER SCHEMA {REBUILD_SCHEMA} RENAME TO {LIVE_SCHEMA}"),
-                format!("DROP SCHEMA {LIVE_SCHEMA}_retired CASCADE"),
-            ] {
-                sqlx::query(&statement)
-                    .persistent(false)
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(ProjectorError::db("swapping the schemas"))?;
-            }
+            store::swap_in_rebuild(&mut transaction).await?;
             let checkpoint = rebuilt_checkpoint.max(live_checkpoint);
             store::set_checkpoint(&mut transaction, &live, checkpoint).await?;
             checkpoint
         }
         Some(chain) => {
-            for (table, _) in READ_MODEL_TABLES {
-                sqlx::query(&format!(
-                    "DELETE FROM {LIVE_SCHEMA}.{table} WHERE chain_id = $1"
-                ))
-                .bind(chain.as_uuid())
-                .persistent(false)
-                .execute(&mut *transaction)
-                .await
-                .map_err(ProjectorError::db("removing the chain's live rows"))?;
-                sqlx::query(&format!(
-                    "INSERT INTO {LIVE_SCHEMA}.{table} SELECT * FROM {REBUILD_SCHEMA}.{table}"
-                ))
-                .persistent(false)
-                .execute(&mut *transaction)
-                .await
-                .map_err(ProjectorError::db("copying the chain's rebuilt rows"))?;
-            }
-            sqlx::query(&format!("DROP SCHEMA {REBUILD_SCHEMA} CASCADE"))
-                .persistent(false)
-                .execute(&mut *transaction)
-                .await
-                .map_err(ProjectorError::db("dropping the rebuild schema"))?;
+            store::swap_in_chain(&mut transaction, chain.as_uuid()).await?;
             live_checkpoint
         }
     };
-    sqlx::query("DELETE FROM public.projector_checkpoints WHERE projection = $1")
-        .bind(REBUILD_SCHEMA)
-        .persistent(false)
-        .execute(&mut *transaction)
-        .await
-        .map_err(ProjectorError::db("removing the rebuild checkpoint"))?;
+    store::forget_rebuild_checkpoint(&mut transaction).await?;
     transaction
         .commit()
         .await

@@ -31,6 +31,7 @@ mod parked;
 mod reference;
 mod rollups;
 mod rules;
+mod schemas;
 mod sessions;
 mod tables;
 mod totals;
@@ -44,6 +45,11 @@ pub(crate) use directory::load_directory;
 pub(crate) use drafts::load_drafts;
 pub(crate) use parked::write_parked;
 pub(crate) use rules::load_rules;
+pub use schemas::READ_MODEL_TABLES;
+pub(crate) use schemas::{
+    create_rebuild_schema, forget_rebuild_checkpoint, ping, release_rebuild_lock, swap_in_chain,
+    swap_in_rebuild, table_digest, try_rebuild_lock,
+};
 pub(crate) use sessions::load_sessions;
 use sessions::{delete_session_rows, encode_session, upsert_sessions};
 use tables::{CLAIM_IDS, CLAIM_LINES, CLAIMS, SESSIONS};
