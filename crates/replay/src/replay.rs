@@ -13,10 +13,12 @@ use claimledger_derive::keys::SessionKey;
 use claimledger_derive::whatif::{DateRange, RulesTimeline, Step, WhatIfFold, WhatIfInputs};
 use claimledger_events::{AggregateKind, Commit, Event, UtcMicros};
 use claimledger_log::{
-    AggregateAddress, EventLog, LogError, RecordedCommit, ReplayFilter, ReplayItem,
+    AggregateAddress, EventLog, LogError, RecordedCommit, Replay, ReplayFilter, ReplayItem,
 };
 use claimledger_payer_rules::{LoadError, RuleBook, load_dir};
 use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::proposal::{ProposalError, ProposedVersion, proposed_commits};
@@ -178,11 +180,11 @@ pub async fn replay_with_progress(
     let filter = scope
         .chain
         .map_or(ReplayFilter::All, |chain| ReplayFilter::Chain(chain.into()));
-    let mut replay = log.replay(1, filter).await?;
+    let mut read_ahead = ReadAhead::start(log.replay(1, filter).await?);
     let mut positions: u64 = 0;
     loop {
         let waited = Instant::now();
-        let next = replay.next().await;
+        let next = read_ahead.next().await;
         reading += waited.elapsed();
         let Some(item) = next else {
             break;
@@ -248,6 +250,59 @@ pub async fn replay_with_progress(
             total_ms: Timings::millis(total),
         },
     })
+}
+
+/// The most positions one handover from the reading task carries: what has arrived, never
+/// waiting to fill.
+const READ_CHUNK: usize = 256;
+
+/// Chunks read and waiting for the fold: about 16,000 positions, a few megabytes.
+const READ_AHEAD_CHUNKS: usize = 64;
+
+/// The log read in a task of its own, ahead of the fold: reading and decoding then overlap
+/// deriving on the machine's other core, where one loop would do them in turn. Bounded by
+/// [`READ_AHEAD_CHUNKS`]; the task stops when the replay is dropped.
+struct ReadAhead {
+    receiver: mpsc::Receiver<Vec<Result<ReplayItem, LogError>>>,
+    chunk: std::vec::IntoIter<Result<ReplayItem, LogError>>,
+    task: JoinHandle<()>,
+}
+
+impl ReadAhead {
+    fn start(replay: Replay) -> Self {
+        let (sender, receiver) = mpsc::channel(READ_AHEAD_CHUNKS);
+        let task = tokio::spawn(async move {
+            // An error ends the replay, so it is always the last of its chunk.
+            let mut chunks = replay.ready_chunks(READ_CHUNK);
+            while let Some(chunk) = chunks.next().await {
+                let failed = chunk.last().is_some_and(Result::is_err);
+                if sender.send(chunk).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        ReadAhead {
+            receiver,
+            chunk: Vec::new().into_iter(),
+            task,
+        }
+    }
+
+    /// The next position, `None` at the end of the replay.
+    async fn next(&mut self) -> Option<Result<ReplayItem, LogError>> {
+        loop {
+            if let Some(item) = self.chunk.next() {
+                return Some(item);
+            }
+            self.chunk = self.receiver.recv().await?.into_iter();
+        }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// The proposal, added to the fold's "after" side chain by chain: for the chain asked for, or for
