@@ -79,9 +79,14 @@ pub fn derive_claim_row(
         clinic_npi: profile.npi,
         tax_id: profile.tax_id,
         rendering_npi,
-        // The booking's referral is not carried onto the claim: payers that require one get a
-        // scrubber finding on every claim, valid referral or not.
-        referral: None,
+        // The referral the visit was booked under, as recorded; the scrubber judges it (missing,
+        // not yet issued, expired, or naming none of the claim's diagnoses). One the directory
+        // does not hold, or whose dates are unusable, is judged as missing.
+        referral: booking
+            .referral
+            .and_then(|referral| directory.referral(referral.0))
+            .and_then(|referral| referral.as_ref().ok())
+            .cloned(),
         primary_code: None,
     };
     // `date_of_service` above already returned for sessions that are not completed.

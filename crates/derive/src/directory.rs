@@ -12,11 +12,13 @@
 
 use std::str::FromStr;
 
+use chrono::NaiveDate;
 use chrono_tz::Tz;
-use claimledger_billing::claim::PlaceOfService;
+use claimledger_billing::claim::{PlaceOfService, Referral};
 use claimledger_billing::{Npi, TaxId};
 use claimledger_events::Event;
 use claimledger_events::ReplayItem;
+use claimledger_sessions::schema::from_epoch_day;
 use uuid::Uuid;
 
 use crate::hashing::{HashMap, HashSet};
@@ -37,11 +39,12 @@ pub struct ClinicProfile {
 /// A clinic or therapist row that exists but cannot be used, kept as the reason.
 pub type Unusable = String;
 
-/// Cached clinic and therapist data, loaded on first use.
+/// Cached clinic, therapist and referral data, loaded on first use.
 #[derive(Debug, Default, Clone)]
 pub struct Directory {
     clinics: HashMap<Uuid, Result<ClinicProfile, Unusable>>,
     therapists: HashMap<Uuid, Result<Npi, Unusable>>,
+    referrals: HashMap<Uuid, Result<Referral, Unusable>>,
 }
 
 impl Directory {
@@ -53,6 +56,39 @@ impl Directory {
     /// The therapist's NPI: `None` when unknown, `Some(Err)` when the row is unusable.
     pub fn therapist(&self, therapist: Uuid) -> Option<&Result<Npi, Unusable>> {
         self.therapists.get(&therapist)
+    }
+
+    /// The referral as the billing core judges it: `None` when unknown, `Some(Err)` when its
+    /// dates are unusable.
+    pub fn referral(&self, referral: Uuid) -> Option<&Result<Referral, Unusable>> {
+        self.referrals.get(&referral)
+    }
+
+    /// Of `referrals`, those not cached yet: the store loads them with [`Self::insert_referral`].
+    pub fn missing_referrals(&self, referrals: &HashSet<Uuid>) -> Vec<Uuid> {
+        referrals
+            .iter()
+            .filter(|id| !self.referrals.contains_key(id))
+            .copied()
+            .collect()
+    }
+
+    /// Caches a referral from its stored row's columns.
+    pub fn insert_referral(
+        &mut self,
+        referral: Uuid,
+        issued: NaiveDate,
+        expires: NaiveDate,
+        diagnoses: Vec<String>,
+    ) {
+        self.referrals.insert(
+            referral,
+            Ok(Referral {
+                issued,
+                expires,
+                diagnoses,
+            }),
+        );
     }
 
     /// Of `clinics`, those not cached yet: the store loads their rows with [`Self::insert_clinic`].
@@ -124,6 +160,24 @@ impl Directory {
                     }
                     Event::TherapistRegistered(therapist) => {
                         self.therapists.insert(id, therapist_npi(&therapist.npi));
+                    }
+                    Event::ReferralRecorded(referral) => {
+                        let dates = from_epoch_day(referral.issued_on)
+                            .and_then(|issued| Ok((issued, from_epoch_day(referral.expires_on)?)));
+                        self.referrals.insert(
+                            id,
+                            dates
+                                .map(|(issued, expires)| Referral {
+                                    issued,
+                                    expires,
+                                    diagnoses: referral
+                                        .diagnoses
+                                        .iter()
+                                        .map(|code| code.as_str().to_owned())
+                                        .collect(),
+                                })
+                                .map_err(|error| format!("referrals.issued_on: {error}")),
+                        );
                     }
                     _ => {}
                 }

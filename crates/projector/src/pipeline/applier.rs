@@ -476,7 +476,12 @@ impl Applier {
         ),
         ProjectorError,
     > {
-        let (mut to_load, mut clinics, mut therapists) = batch_references(items);
+        let BatchReferences {
+            mut to_load,
+            mut clinics,
+            mut therapists,
+            mut referrals,
+        } = batch_references(items);
         let drafts = store::load_drafts(connection, &self.target.schema, items).await?;
         reprice::add_references(&drafts, &mut to_load, &mut clinics);
         let mut stored: HashMap<SessionKey, StoredSession> = HashMap::default();
@@ -495,6 +500,12 @@ impl Applier {
                 .values()
                 .filter_map(|session| session.footprint.therapist),
         );
+        // A stored session's referral was named when it was scheduled, in an earlier batch.
+        for session in stored.values() {
+            if let Ok(history) = &session.events {
+                referrals.extend(history.events.iter().filter_map(scheduled_referral));
+            }
+        }
         store::load_directory(
             &mut self.directory,
             &self.pool,
@@ -502,6 +513,7 @@ impl Applier {
             items,
             &clinics,
             &therapists,
+            &referrals,
         )
         .await?;
         Ok((stored, drafts))
@@ -581,15 +593,32 @@ pub(super) fn needs_committed_state(items: &[ReplayItem]) -> bool {
     reprice::has_rules_changes(items)
 }
 
-/// The sessions whose stored state the batch needs, and the clinics and therapists its claims may
+/// What a batch's claims may name, for the directory, and the sessions it continues.
+struct BatchReferences {
+    to_load: Vec<SessionKey>,
+    clinics: HashSet<Uuid>,
+    therapists: HashSet<Uuid>,
+    referrals: HashSet<Uuid>,
+}
+
+/// The referral a `SessionScheduled` record names, if any.
+fn scheduled_referral(record: &claimledger_events::EventRecord) -> Option<Uuid> {
+    match &record.event {
+        Event::SessionScheduled(scheduled) => scheduled.referral.map(|referral| referral.as_uuid()),
+        _ => None,
+    }
+}
+
+/// The sessions whose stored state the batch needs, and the clinics, therapists and referrals its claims may
 /// need. A session whose first commit in the batch schedules it is new: scheduling is only ever
 /// decided for a session with no events (the session domain refuses it otherwise), so it has no
 /// stored row to read.
-fn batch_references(items: &[ReplayItem]) -> (Vec<SessionKey>, HashSet<Uuid>, HashSet<Uuid>) {
+fn batch_references(items: &[ReplayItem]) -> BatchReferences {
     let mut seen: HashSet<SessionKey> = HashSet::default();
     let mut to_load = Vec::new();
     let mut clinics = HashSet::default();
     let mut therapists = HashSet::default();
+    let mut referrals = HashSet::default();
     for item in items {
         let ReplayItem::Commit(recorded) = item else {
             continue;
@@ -616,7 +645,13 @@ fn batch_references(items: &[ReplayItem]) -> (Vec<SessionKey>, HashSet<Uuid>, Ha
             if let Event::SessionScheduled(scheduled) = &record.event {
                 therapists.insert(scheduled.therapist.as_uuid());
             }
+            referrals.extend(scheduled_referral(record));
         }
     }
-    (to_load, clinics, therapists)
+    BatchReferences {
+        to_load,
+        clinics,
+        therapists,
+        referrals,
+    }
 }

@@ -61,6 +61,8 @@ pub(crate) struct Billing {
     pub(crate) patient: Uuid,
     pub(crate) payer: Uuid,
     pub(crate) coverage: Uuid,
+    /// A referral for the patient, March to May 2026, 2 visits, for M54.50.
+    pub(crate) referral: Uuid,
     pub(crate) front_desk: String,
     pub(crate) billing: String,
 }
@@ -77,6 +79,7 @@ pub(crate) async fn billing_world(app: &TestApp) -> Billing {
         patient: world.patient,
         payer: world.payer,
         coverage: world.coverage,
+        referral: world.referral,
         front_desk: world.front_desk,
         billing: app.key(Role::Billing, None).await,
     }
@@ -90,6 +93,17 @@ pub(crate) async fn visit(
     days: i64,
     services: &[(&str, &str, u16)],
 ) -> Uuid {
+    visit_under(app, world, days, services, None).await
+}
+
+/// Like [`visit`], booked under `referral`.
+pub(crate) async fn visit_under(
+    app: &TestApp,
+    world: &Billing,
+    days: i64,
+    services: &[(&str, &str, u16)],
+    referral: Option<Uuid>,
+) -> Uuid {
     let start: DateTime<Utc> = morning() + chrono::Duration::days(days);
     let key = &world.front_desk;
     let reply = app
@@ -97,7 +111,7 @@ pub(crate) async fn visit(
         .json(&json!({
             "clinic_id": world.clinic, "therapist_id": world.therapist, "patient_id": world.patient,
             "payment": {"kind": "payer", "payer_id": world.payer, "coverage_id": world.coverage},
-            "scheduled_start": start, "planned_minutes": 60
+            "referral_id": referral, "scheduled_start": start, "planned_minutes": 60
         }))
         .send()
         .await;
@@ -909,4 +923,68 @@ async fn an_instance_works_a_claim_that_another_instance_moved_on_since() {
     .await;
     assert!(status.is_client_error(), "{refused:?}");
     assert_eq!(refused["field"], "status", "{refused:?}");
+}
+
+/// The fields of a derived claim's scrubber findings, as the read model holds them.
+async fn finding_fields(app: &TestApp, claim: Uuid) -> Vec<String> {
+    let findings: Value = sqlx::query_scalar(
+        "SELECT c.findings FROM read_models.claims c JOIN read_models.claim_ids i \
+         ON i.chain_id = c.chain_id AND i.session_id = c.session_id AND i.payer_id = c.payer_id \
+         WHERE i.claim_id = $1",
+    )
+    .bind(claim)
+    .fetch_one(&app.pool)
+    .await
+    .expect("the claim is derived");
+    findings
+        .as_array()
+        .expect("findings are a list")
+        .iter()
+        .map(|finding| finding["field"].as_str().expect("a field").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_is_judged_with_the_referral_its_visit_was_booked_under() {
+    let app = spawn_app().await;
+    let world = billing_world(&app).await;
+    let mut projector =
+        Projector::build(app.log.clone(), app.pool.clone(), projector_config()).expect("builds");
+    // medicare-like requires a referral; the world's covers March to May 2026 for M54.50.
+    let referred = visit_under(
+        &app,
+        &world,
+        0,
+        &[("swedish_massage", "97124", 30)],
+        Some(world.referral),
+    )
+    .await;
+    let unreferred = visit(&app, &world, 1, &[("swedish_massage", "97124", 30)]).await;
+    drain(&mut projector).await;
+
+    let referred = finding_fields(&app, referred).await;
+    assert!(
+        referred
+            .iter()
+            .all(|field| !field.starts_with("visit.referral")),
+        "a valid referral raises no referral finding: {referred:?}"
+    );
+    let unreferred = finding_fields(&app, unreferred).await;
+    assert!(
+        unreferred.iter().any(|field| field == "visit.referral"),
+        "a visit without a referral is flagged for a payer that requires one: {unreferred:?}"
+    );
+
+    // A rebuild derives the same claims from the log alone (the referral from the log's own
+    // `ReferralRecorded`, not from the API's tables).
+    let before = read_model_checksums(&app.pool, LIVE_SCHEMA, None)
+        .await
+        .expect("digests");
+    rebuild(&app.log, &app.pool, &projector_config(), None, &mut |_| {})
+        .await
+        .expect("the rebuild runs");
+    let after = read_model_checksums(&app.pool, LIVE_SCHEMA, None)
+        .await
+        .expect("digests");
+    assert_eq!(before, after, "the rebuilt read models equal the live ones");
 }
