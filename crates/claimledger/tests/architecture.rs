@@ -425,8 +425,8 @@ fn code_lines(folder: &Path) -> Vec<(String, usize, String)> {
 }
 
 /// The sessions API's handlers parse, call the application layer and render: none reads the log
-/// or runs SQL itself (a store type may be named, a store function not called), and the
-/// application layer knows nothing of HTTP.
+/// or runs SQL itself (a store type may be named, a store function not called), the application
+/// layer knows nothing of HTTP, and every SQL statement is in the storage layer.
 #[test]
 fn the_sessions_api_handlers_leave_the_log_and_sql_to_the_application_layer() {
     let src = crate_dir("claimledger-sessions-api").join("src");
@@ -447,6 +447,16 @@ fn the_sessions_api_handlers_leave_the_log_and_sql_to_the_application_layer() {
             if found {
                 broken.push(format!("{file}:{number}: {what}"));
             }
+        }
+    }
+    // The storage layer: the statements of the commands (`store`), of the reference projection
+    // and of the idempotency records; nothing else runs SQL.
+    for (file, number, code) in code_lines(&src) {
+        let storage = ["/src/store.rs", "/src/projection.rs", "/src/idempotency.rs"]
+            .iter()
+            .any(|module| file.ends_with(module));
+        if code.contains("sqlx::query") && !storage {
+            broken.push(format!("{file}:{number}: SQL outside the storage layer"));
         }
     }
     for (file, number, code) in code_lines(&src.join("app")) {
