@@ -223,12 +223,37 @@ impl ClusterLog {
         }
     }
 
+    /// Every position of the stream, read through a new connection. A node restarted a moment ago
+    /// may not answer JetStream requests yet (the stream lookup times out), which is a failure a
+    /// reader retries, as the services' own start-up does: the read is tried again, with a new
+    /// connection, for up to a minute.
+    async fn read_back(&self) -> anyhow::Result<Vec<ReplayItem>> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let attempt = async {
+                let client = async_nats::connect(self.cluster.urls.clone()).await?;
+                let log = EventLog::open_existing(client, self.config.clone()).await?;
+                drain(log.replay(0, ReplayFilter::All).await?).await
+            };
+            match attempt.await {
+                Ok(items) => return Ok(items),
+                Err(error) if Instant::now() < deadline => {
+                    report(format_args!(
+                        "cluster: reading the stream back failed ({error:#}); trying again"
+                    ));
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => {
+                    return Err(error.context("the stream could not be read back for 60 s"));
+                }
+            }
+        }
+    }
+
     /// Reads the whole stream back through a new connection and checks it against the ledger.
     async fn verify(&self, test: &str, ledger: &Ledger) -> anyhow::Result<()> {
-        let client = async_nats::connect(self.cluster.urls.clone()).await?;
-        let log = EventLog::open_existing(client, self.config.clone()).await?;
         let mut on_log: HashMap<CommandId, Vec<u64>> = HashMap::new();
-        for item in drain(log.replay(0, ReplayFilter::All).await?).await? {
+        for item in self.read_back().await? {
             match item {
                 ReplayItem::Commit(recorded) => on_log
                     .entry(recorded.commit.command_id)
