@@ -7,6 +7,7 @@
 //! binary. Without either, `TestEnv::start` fails and says what is missing. Streams get
 //! `CLAIMLEDGER_LOG_REPLICAS` replicas (default 1), as the services' streams do.
 
+pub mod bench_log;
 pub mod claim_workload;
 pub mod cluster;
 pub mod commits;

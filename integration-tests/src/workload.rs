@@ -58,6 +58,32 @@ timely_filing_days = 90
 "97530" = 3600
 "#;
 
+/// A copy of the repository's rules directory with `versions` (`[[versions]]` tables) appended to
+/// Lakeshore Mutual's file: a proposal for `claimledger replay`, or rules to publish.
+pub fn rules_dir_with_lakeshore(versions: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("claimledger-rules-{}", Uuid::new_v4()));
+    copy_dir(&rules_dir(), &dir)?;
+    let file = dir.join("lakeshore-mutual.toml");
+    let mut text = std::fs::read_to_string(&file)?;
+    text.push_str(versions);
+    std::fs::write(&file, text)?;
+    Ok(dir)
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
 /// [`LAKESHORE_V2_VERSION`] as a published rules document (the payer's header and the version).
 pub fn lakeshore_v2_published() -> String {
     format!(

@@ -32,30 +32,25 @@
 //! millions of them. Everything else uses the local NATS and PostgreSQL like the integration
 //! tests, with a database of its own, dropped at the end.
 
-use integration_tests::workload;
+use integration_tests::{bench_log, workload};
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use claimledger_log::{EventLog, LogConfig, ReplayFilter, ReplayItem};
+use claimledger_log::{EventLog, ReplayFilter, ReplayItem};
 use claimledger_projector::checksum::READ_MODEL_TABLES;
 use claimledger_projector::metrics::PhaseTimes;
 use claimledger_projector::{LIVE_SCHEMA, Outcome, Projector, ProjectorConfig};
 use futures::StreamExt as _;
 use integration_tests::TestEnv;
 use sqlx::postgres::PgPoolCopyExt as _;
-use uuid::Uuid;
 
-use crate::workload::{VISIT_DAYS, VisitDays, Workload, rules_dir};
+use crate::workload::{VISIT_DAYS, VisitDays, rules_dir};
 
 // The allocator of the `claimledger` binary that runs the projector in production.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// The bench log's duplicate window: long enough for the generator's own retries, short enough
-/// that the server keeps only a few seconds of message ids.
-const BENCH_DUPLICATE_WINDOW: Duration = Duration::from_secs(5);
 
 fn env_number(name: &str, default: u64) -> anyhow::Result<u64> {
     match std::env::var(name) {
@@ -170,19 +165,6 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run())
 }
 
-/// The bench's chain, with fixed ids so that a reused log matches the directory rows seeded into
-/// each run's fresh database.
-fn bench_workload(days: VisitDays) -> Workload {
-    Workload {
-        chain: Uuid::from_u128(0x0b3c_0000_0000_4000_8000_0000_0000_0001).into(),
-        clinic: Uuid::from_u128(0x0b3c_0000_0000_4000_8000_0000_0000_0002).into(),
-        therapists: (3..6)
-            .map(|n| Uuid::from_u128(0x0b3c_0000_0000_4000_8000_0000_0000_0000 + n).into())
-            .collect(),
-        days,
-    }
-}
-
 /// How the bench spreads `visits` visits over the days, from `BENCH_DAYS`.
 fn bench_days(visits: u64) -> anyhow::Result<VisitDays> {
     match std::env::var("BENCH_DAYS").as_deref() {
@@ -194,88 +176,6 @@ fn bench_days(visits: u64) -> anyhow::Result<VisitDays> {
             anyhow::bail!("BENCH_DAYS must be \"dated\" or \"round-robin\", got {other:?}")
         }
     }
-}
-
-/// The bench log's settings for `visits` visits spread over the days as `days` says; each shape
-/// has a stream of its own, so that a reused log is always the one asked for.
-fn bench_log_config(visits: u64, days: VisitDays) -> LogConfig {
-    let (stream, subject) = match days {
-        VisitDays::RoundRobin => ("BENCH_REPLAY", "bench.replay"),
-        VisitDays::Dated { .. } => ("BENCH_REPLAY_DATED", "bench.replaydated"),
-    };
-    let mut config = LogConfig::new(format!("{stream}_{visits}"), format!("{subject}{visits}"));
-    config.duplicate_window = BENCH_DUPLICATE_WINDOW;
-    config
-}
-
-/// Deletes the bench log and its parked stream, if they exist.
-async fn delete_log(nats: &async_nats::Client, config: &LogConfig) {
-    let jetstream = async_nats::jetstream::new(nats.clone());
-    for stream in [config.stream_name.clone(), config.parked_stream_name()] {
-        // A missing stream is what we want; any other failure shows up when the log is reopened.
-        let _ = jetstream.delete_stream(&stream).await;
-    }
-}
-
-/// Commits of the payer-rules aggregates (`<prefix>.<chain>._.…`) on the bench log.
-async fn rules_commits(
-    nats: &async_nats::Client,
-    config: &LogConfig,
-    workload: &Workload,
-) -> anyhow::Result<u64> {
-    let jetstream = async_nats::jetstream::new(nats.clone());
-    let stream = jetstream.get_stream(&config.stream_name).await?;
-    let filter = format!("{}.{}._.>", config.subject_prefix, workload.chain.as_uuid());
-    let mut subjects = stream.info_with_subjects(filter).await?;
-    let mut commits = 0;
-    while let Some(subject) = subjects.next().await {
-        commits += subject?.1 as u64;
-    }
-    Ok(commits)
-}
-
-/// Opens the bench log for `visits` visits, building it unless `reuse` finds it complete.
-async fn bench_log(
-    env: &TestEnv,
-    workload: &Workload,
-    visits: u64,
-    reuse: bool,
-    out: &mut impl std::io::Write,
-) -> anyhow::Result<EventLog> {
-    let config = bench_log_config(visits, workload.days);
-    let visit_commits: u64 = (0..visits)
-        .map(|index| workload.visit_commits(index).len() as u64)
-        .sum();
-    if reuse {
-        let log = EventLog::connect(env.nats.clone(), config.clone()).await?;
-        let last = log.last_sequence().await?;
-        let rules = rules_commits(&env.nats, &config, workload).await?;
-        if rules > 0 && last == rules + visit_commits {
-            writeln!(
-                out,
-                "reusing {} ({visits} visits, {last} commits)",
-                config.stream_name
-            )?;
-            return Ok(log);
-        }
-        writeln!(
-            out,
-            "{} holds {last} commits, not the expected {rules} + {visit_commits}; rebuilding it",
-            config.stream_name
-        )?;
-    }
-    delete_log(&env.nats, &config).await;
-    let log = EventLog::connect(env.nats.clone(), config).await?;
-    workload.publish_rules(&log).await?;
-    workload.record_directory(&log).await?;
-    let started = Instant::now();
-    workload.append_visits(&log, 0..visits, 512).await?;
-    writeln!(
-        out,
-        "generated {visits} visits ({visit_commits} commits) in {:.1} s",
-        started.elapsed().as_secs_f64()
-    )?;
-    Ok(log)
 }
 
 /// Reads and decodes the whole log without applying it: events seen and seconds taken.
@@ -438,9 +338,9 @@ async fn run() -> anyhow::Result<()> {
     let days = bench_days(visits)?;
     let first_env = TestEnv::start().await?;
     let nats = first_env.nats.clone();
-    let workload = bench_workload(days);
+    let workload = bench_log::workload(days);
     workload.seed_directory(&first_env.db).await?;
-    let log = bench_log(&first_env, &workload, visits, reuse, &mut out).await?;
+    let log = bench_log::open(&first_env, &workload, visits, reuse, &mut out).await?;
     let commits = log.last_sequence().await?;
     anyhow::ensure!(
         log.reads_directly(),
@@ -537,7 +437,7 @@ async fn run() -> anyhow::Result<()> {
         "projector peak memory (VmHWM), highest round: {peak_mib:.0} MiB (target <= 256)"
     )?;
     if !reuse {
-        delete_log(&nats, log.config()).await;
+        bench_log::delete(&nats, log.config()).await;
     }
     Ok(())
 }

@@ -13,22 +13,22 @@
 //!   The log is the projector bench's (same stream, chain and ids, visits in date order), so a log
 //!   either bench generated serves both.
 
-use integration_tests::workload;
+use integration_tests::{bench_log, workload};
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use claimledger_log::{EventLog, LogConfig, ReplayFilter, ReplayItem};
+use claimledger_log::{EventLog, ReplayFilter, ReplayItem};
 use claimledger_replay::replay::{DEFAULT_MAX_OPEN_SESSIONS, ReplayRequest, replay};
 use claimledger_replay::report::Scope;
 use futures::StreamExt as _;
 use integration_tests::TestEnv;
-use uuid::Uuid;
 
-use crate::workload::{LAKESHORE_V2_VERSION, VISIT_DAYS, VisitDays, Workload, now, rules_dir};
+use crate::workload::{
+    LAKESHORE_V2_VERSION, VISIT_DAYS, VisitDays, now, rules_dir, rules_dir_with_lakeshore,
+};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -62,114 +62,6 @@ fn status_mib(field: &str) -> anyhow::Result<f64> {
     Ok(kib / 1024.0)
 }
 
-/// The projector bench's chain and log settings, so the two benches share a generated log.
-fn bench_workload(visits: u64) -> Workload {
-    Workload {
-        chain: Uuid::from_u128(0x0b3c_0000_0000_4000_8000_0000_0000_0001).into(),
-        clinic: Uuid::from_u128(0x0b3c_0000_0000_4000_8000_0000_0000_0002).into(),
-        therapists: (3..6)
-            .map(|n| Uuid::from_u128(0x0b3c_0000_0000_4000_8000_0000_0000_0000 + n).into())
-            .collect(),
-        days: VisitDays::Dated {
-            visits_per_day: visits.div_ceil(VISIT_DAYS),
-        },
-    }
-}
-
-fn bench_log_config(visits: u64) -> LogConfig {
-    let mut config = LogConfig::new(
-        format!("BENCH_REPLAY_DATED_{visits}"),
-        format!("bench.replaydated{visits}"),
-    );
-    // Short: the window's message ids are kept in the server's memory while the log is built.
-    config.duplicate_window = Duration::from_secs(5);
-    config
-}
-
-async fn delete_log(nats: &async_nats::Client, config: &LogConfig) {
-    let jetstream = async_nats::jetstream::new(nats.clone());
-    for stream in [config.stream_name.clone(), config.parked_stream_name()] {
-        // A missing stream is what we want; any other failure shows when the log is reopened.
-        let _ = jetstream.delete_stream(&stream).await;
-    }
-}
-
-/// Opens the bench log, building it unless `reuse` finds it complete.
-async fn bench_log(
-    env: &TestEnv,
-    workload: &Workload,
-    visits: u64,
-    reuse: bool,
-    out: &mut impl std::io::Write,
-) -> anyhow::Result<EventLog> {
-    let config = bench_log_config(visits);
-    let visit_commits: u64 = (0..visits)
-        .map(|index| workload.visit_commits(index).len() as u64)
-        .sum();
-    if reuse {
-        let log = EventLog::connect(env.nats.clone(), config.clone()).await?;
-        let last = log.last_sequence().await?;
-        let mut chain_wide = 0;
-        let mut reader = log
-            .replay(1, ReplayFilter::ChainWide(Some(workload.chain)))
-            .await?;
-        while let Some(item) = reader.next().await {
-            item?;
-            chain_wide += 1;
-        }
-        if chain_wide > 0 && last == chain_wide + visit_commits {
-            writeln!(
-                out,
-                "reusing {} ({visits} visits, {last} commits)",
-                config.stream_name
-            )?;
-            return Ok(log);
-        }
-        writeln!(
-            out,
-            "{} holds {last} commits; rebuilding it",
-            config.stream_name
-        )?;
-    }
-    delete_log(&env.nats, &config).await;
-    let log = EventLog::connect(env.nats.clone(), config).await?;
-    workload.publish_rules(&log).await?;
-    workload.record_directory(&log).await?;
-    let started = Instant::now();
-    workload.append_visits(&log, 0..visits, 512).await?;
-    writeln!(
-        out,
-        "generated {visits} visits ({visit_commits} commits) in {:.1} s",
-        started.elapsed().as_secs_f64()
-    )?;
-    Ok(log)
-}
-
-/// The repository's rules with Lakeshore's second version appended.
-fn proposed_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("claimledger-what-if-{}", Uuid::new_v4()));
-    copy_dir(&rules_dir(), &dir)?;
-    let file = dir.join("lakeshore-mutual.toml");
-    let mut text = std::fs::read_to_string(&file)?;
-    text.push_str(LAKESHORE_V2_VERSION);
-    std::fs::write(&file, text)?;
-    Ok(dir)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
-}
-
 /// The raw baseline: the whole log read and decoded, nothing derived. Events and seconds.
 async fn read_baseline(log: &EventLog) -> anyhow::Result<(u64, f64)> {
     let started = Instant::now();
@@ -195,10 +87,12 @@ async fn run() -> anyhow::Result<()> {
     let reuse = env_number("BENCH_REUSE", 0)? == 1;
     let mut out = std::io::stdout().lock();
     let env = TestEnv::start().await?;
-    let workload = bench_workload(visits);
-    let log = bench_log(&env, &workload, visits, reuse, &mut out).await?;
+    let workload = bench_log::workload(VisitDays::Dated {
+        visits_per_day: visits.div_ceil(VISIT_DAYS),
+    });
+    let log = bench_log::open(&env, &workload, visits, reuse, &mut out).await?;
     let commits = log.last_sequence().await?;
-    let proposed = proposed_dir()?;
+    let proposed = rules_dir_with_lakeshore(LAKESHORE_V2_VERSION)?;
 
     let (events, baseline_seconds) = read_baseline(&log).await?;
     writeln!(
@@ -253,7 +147,7 @@ async fn run() -> anyhow::Result<()> {
         seconds * CHAIN_YEAR_VISITS / visits as f64
     )?;
     if !reuse {
-        delete_log(&env.nats, log.config()).await;
+        bench_log::delete(&env.nats, log.config()).await;
     }
     env.cleanup().await
 }

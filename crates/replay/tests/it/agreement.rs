@@ -4,7 +4,7 @@
 //! written.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -163,27 +163,7 @@ fn replayed_coding(lines: &[claimledger_replay::report::PricedLine]) -> Coding {
 /// A copy of the repository's rules directory with `lakeshore_v2` appended to Lakeshore Mutual's
 /// file.
 pub(crate) fn proposed_dir(lakeshore_v2: &str) -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("claimledger-replay-{}", Uuid::new_v4()));
-    copy_dir(&rules_dir(), &dir)?;
-    let file = dir.join("lakeshore-mutual.toml");
-    let mut text = std::fs::read_to_string(&file)?;
-    text.push_str(lakeshore_v2);
-    std::fs::write(&file, text)?;
-    Ok(dir)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
+    crate::workload::rules_dir_with_lakeshore(lakeshore_v2)
 }
 
 /// Steps the projector until idle (bounded: fails after 120 seconds).
