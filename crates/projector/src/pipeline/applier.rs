@@ -500,10 +500,11 @@ impl Applier {
                 .values()
                 .filter_map(|session| session.footprint.therapist),
         );
-        // A stored session's referral was named when it was scheduled, in an earlier batch.
+        // A stored session's referral was named when it was scheduled, in an earlier batch: by
+        // its history's first event, since only a session with no events can be scheduled.
         for session in stored.values() {
             if let Ok(history) = &session.events {
-                referrals.extend(history.events.iter().filter_map(scheduled_referral));
+                referrals.extend(history.events.first().and_then(scheduled_referral));
             }
         }
         store::load_directory(
